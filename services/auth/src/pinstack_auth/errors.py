@@ -1,0 +1,13 @@
+from pinstack_kit.errors import NotFound, Unauthorized
+
+
+class InvalidRefreshToken(Unauthorized):
+    message = "invalid refresh token"
+
+
+class RefreshTokenReused(InvalidRefreshToken):
+    commit = True  # the family revocation must stick although the request fails
+
+
+class UserNotFound(NotFound):
+    message = "user not found"

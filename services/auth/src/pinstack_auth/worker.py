@@ -1,0 +1,17 @@
+"""Background process of the auth service: consumes user events (account deletion)."""
+
+from pinstack_auth.config import Settings
+from pinstack_auth.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_auth.sessions.consumers import on_user_event
+from pinstack_kit.consumer import consumer_for
+from pinstack_kit.worker import run_worker
+
+if __name__ == "__main__":
+    settings = Settings()
+    run_worker(
+        settings,
+        lambda _, sessions: [
+            consumer_for(settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=on_user_event)
+        ],
+        relay=False,
+    )

@@ -1,0 +1,56 @@
+"""Contract routes 1-5: register, login, refresh, logout, update-password."""
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from pinstack_gateway.auth.schemas import (
+    LoginRequest,
+    RefreshTokenRequest,
+    RegisterRequest,
+    TokenPair,
+    UpdatePasswordRequest,
+)
+from pinstack_gateway.body import json_body
+from pinstack_gateway.deps import AuthDep, CurrentUser
+from pinstack_gateway.fields import MessageData, documented
+from pinstack_gateway.proxy import forward
+
+RegisterBody = json_body(RegisterRequest)
+LoginBody = json_body(LoginRequest)
+RefreshTokenBody = json_body(RefreshTokenRequest)
+UpdatePasswordBody = json_body(UpdatePasswordRequest)
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post("/register", summary="Create an account and sign in", **documented(201, TokenPair, 400, 409, 503))
+async def register(body: RegisterBody, auth: AuthDep) -> Response:
+    return await forward(auth, "POST", "/register", json=body.model_dump(exclude_none=True))
+
+
+@router.post("/login", summary="Sign in with username or email", **documented(200, TokenPair, 400, 401, 404))
+async def login(body: LoginBody, auth: AuthDep) -> Response:
+    return await forward(auth, "POST", "/login", json=body.model_dump())
+
+
+@router.post("/refresh", summary="Rotate a refresh token for a new pair", **documented(200, TokenPair, 400, 401, 404))
+async def refresh(body: RefreshTokenBody, auth: AuthDep) -> Response:
+    return await forward(auth, "POST", "/refresh", json=body.model_dump())
+
+
+@router.post("/logout", summary="Revoke a refresh token", **documented(200, None, 400, 401))
+async def logout(body: RefreshTokenBody, auth: AuthDep) -> Response:
+    return await forward(auth, "POST", "/logout", json=body.model_dump())
+
+
+@router.post(
+    "/update-password",
+    summary="Change the caller's password; ends every session",
+    **documented(200, MessageData, 400, 401, 404),
+)
+async def update_password(
+    user_id: CurrentUser,
+    body: UpdatePasswordBody,
+    auth: AuthDep,
+) -> Response:
+    return await forward(auth, "POST", "/update-password", json={"user_id": user_id, **body.model_dump()})

@@ -1,0 +1,102 @@
+"""Request bodies decoded the way the upstream Go gateway decodes them (contract §1.1).
+
+- empty body, invalid JSON, a non-object, or a value of the wrong type → 400 `invalid input`;
+- keys match field names case-insensitively, unknown keys are ignored, only the first JSON value
+  is read, `null` leaves a field at its zero value;
+- then the model's rules run → 400 `validation failed`.
+Bodies larger than `max_body_bytes` are refused with 413 before they are parsed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar, get_args, get_origin
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+
+from pinstack_kit.errors import BadRequest, InvalidInput, PayloadTooLarge, validation_message
+
+M = TypeVar("M", bound=BaseModel)
+
+_DECODER = json.JSONDecoder(parse_constant=lambda name: _reject(name))
+
+
+def _reject(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_first_value(raw: bytes) -> Any:
+    text = raw.decode("utf-8", "replace").lstrip(" \t\r\n")
+    if not text:
+        raise InvalidInput()
+    try:
+        value, _ = _DECODER.raw_decode(text)  # trailing bytes are ignored, as Go's Decoder does
+    except ValueError as exc:
+        raise InvalidInput() from exc
+    return value
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def normalize(value: Any, model: type[BaseModel]) -> Any:
+    """Map keys onto field names case-insensitively and drop nulls (zero values), recursively."""
+    if not isinstance(value, dict):
+        return value
+    fields = {name.lower(): (name, info) for name, info in model.model_fields.items()}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        match = fields.get(key.lower())
+        if match is None or item is None:
+            continue
+        name, info = match
+        nested = _model_of(info.annotation)
+        if nested is not None and isinstance(item, list) and get_origin(info.annotation) is not None:
+            item = [normalize(element, nested) if element is not None else {} for element in item]
+        elif nested is not None:
+            item = normalize(item, nested)
+        out[name] = item
+    return out
+
+
+def decode(raw: bytes, model: type[M]) -> M:
+    value = parse_first_value(raw)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise InvalidInput()
+    try:
+        return model.model_validate(normalize(value, model))
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc.errors())) from exc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def json_body(model: type[M]) -> Any:
+    """`body: JsonBody[Model]`-style annotation: decoded with Go semantics, documented in OpenAPI."""
+
+    async def dependency(request: Request) -> M:
+        return decode(await read_body(request, request.app.state.settings.max_body_bytes), model)
+
+    dependency.body_model = model  # type: ignore[attr-defined]  # read by openapi.document_bodies
+    return Annotated[model, Depends(dependency)]

@@ -1,0 +1,83 @@
+"""The API gateway: the public, wire-compatible `/api/v1` (contract §1) in front of the services."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pinstack_gateway.auth.endpoints import router as auth_router
+from pinstack_gateway.config import Settings
+from pinstack_gateway.openapi import build_openapi
+from pinstack_gateway.users.endpoints import router as users_router
+from pinstack_kit.app import build_app
+from pinstack_kit.envelope import JSON, dumps
+from pinstack_kit.http_client import ServiceClient
+from pinstack_kit.jwt import JWKSVerifier
+
+# Each slice's router carries the full `/api/v1/...` prefix itself, so the route template a
+# request matched (metrics label, OpenAPI path) is the public path.
+ROUTERS = [auth_router, users_router]
+
+
+class TrailingSlash:
+    """`/api/v1/users/` is `/api/v1/users` (the upstream router accepted both), without a redirect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def clients(app: FastAPI) -> AsyncIterator[None]:
+        timeout = settings.upstream_timeout_seconds
+        app.state.users = ServiceClient("users", settings.users_url, timeout=timeout)
+        app.state.auth = ServiceClient("auth", settings.auth_url, timeout=timeout)
+        app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
+        app.state.readiness_checks["jwks"] = app.state.verifier.ready
+        try:
+            yield
+        finally:
+            await app.state.users.aclose()
+            await app.state.auth.aclose()
+            await app.state.verifier.aclose()
+
+    app = build_app(
+        settings,
+        title="Pinstack API",
+        version="1.0.0",
+        description="Wire-compatible Pinstack REST API. Every response is a JSON envelope: "
+        '`{"status": <code>, "data": ...}` on success, `{"status": <code>, "message": "..."}` on error.',
+        routers=ROUTERS,
+        use_database=False,
+        use_redis=False,
+        extra_lifespan=clients,
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/swagger/doc.json", include_in_schema=False)
+    async def swagger_doc() -> Response:
+        return Response(dumps(app.openapi()), media_type=JSON)
+
+    @app.get("/swagger/index.html", include_in_schema=False)
+    async def swagger_ui() -> Response:
+        return RedirectResponse("/docs")
+
+    app.add_middleware(TrailingSlash)
+    return app

@@ -1,0 +1,114 @@
+"""Contract routes 6-13: read, search, create, update, delete users and set avatars."""
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from pinstack_gateway.body import json_body
+from pinstack_gateway.deps import CurrentUser, UsersDep
+from pinstack_gateway.fields import documented
+from pinstack_gateway.proxy import forward
+from pinstack_gateway.users.schemas import (
+    CreateUserRequest,
+    UpdateAvatarRequest,
+    UpdateUserRequest,
+    User,
+    UsersPage,
+)
+from pinstack_kit.envelope import ok
+from pinstack_kit.errors import BadRequest, Forbidden, InvalidInput
+from pinstack_kit.validation import SIMPLE_EMAIL, parse_int
+
+CreateUserBody = json_body(CreateUserRequest)
+UpdateUserBody = json_body(UpdateUserRequest)
+UpdateAvatarBody = json_body(UpdateAvatarRequest)
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+MAX_QUERY_LENGTH = 100
+
+
+def user_id_param(raw: str) -> int:
+    """Path ids: not an int64 → `invalid input`; below 1 → `validation failed`."""
+    value = parse_int(raw)
+    if value is None:
+        raise InvalidInput()
+    if value < 1:
+        raise BadRequest()
+    return value
+
+
+def lenient_int(raw: str | None, default: int, low: int, high: int) -> int:
+    value = parse_int(raw) if raw is not None else None
+    return value if value is not None and low <= value <= high else default
+
+
+@router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
+async def search_users(request: Request, users: UsersDep) -> Response:
+    params = request.query_params
+    query = params.get("query", "")
+    if not query or len(query) > MAX_QUERY_LENGTH:
+        raise BadRequest("invalid search query")
+    page = lenient_int(params.get("page"), 1, 1, 1_000_000)
+    limit = lenient_int(params.get("limit"), 10, 1, 100)
+    return await forward(users, "GET", "/users/search", params={"query": query, "page": page, "limit": limit})
+
+
+@router.get("/username/{username}", summary="User by username", **documented(200, User, 404))
+async def get_by_username(username: str, users: UsersDep) -> Response:
+    return await forward(users, "GET", f"/users/by-username/{quote(username, safe='')}")
+
+
+@router.get("/email/{email}", summary="User by email", **documented(200, User, 400, 404))
+async def get_by_email(email: str, users: UsersDep) -> Response:
+    if not SIMPLE_EMAIL.fullmatch(email):
+        raise BadRequest()
+    return await forward(users, "GET", f"/users/by-email/{quote(email, safe='')}")
+
+
+@router.get("/{user_id}", summary="User by id", **documented(200, User, 400, 404))
+async def get_user(user_id: str, users: UsersDep) -> Response:
+    return await forward(users, "GET", f"/users/{user_id_param(user_id)}")
+
+
+@router.post("", summary="Create a user", **documented(201, User, 400, 401, 409))
+async def create_user(
+    _: CurrentUser,
+    body: CreateUserBody,
+    users: UsersDep,
+) -> Response:
+    return await forward(users, "POST", "/users", json=body.model_dump(exclude_none=True))
+
+
+@router.put("", summary="Update the caller's profile", **documented(200, User, 400, 401, 403, 404, 409))
+async def update_user(
+    caller: CurrentUser,
+    body: UpdateUserBody,
+    users: UsersDep,
+) -> Response:
+    if body.id != caller:
+        raise Forbidden()
+    # Empty username/email mean "unchanged"; full_name and bio are written whenever present.
+    changes = {k: v for k, v in body.model_dump(exclude={"id"}).items() if v is not None}
+    for key in ("username", "email"):
+        if changes.get(key) == "":
+            del changes[key]
+    return await forward(users, "PATCH", f"/users/{caller}", json=changes)
+
+
+@router.delete("/{user_id}", summary="Delete the caller's account", **documented(204, None, 400, 401, 403, 404))
+async def delete_user(caller: CurrentUser, user_id: str, users: UsersDep) -> Response:
+    if user_id_param(user_id) != caller:
+        raise Forbidden()
+    return await forward(users, "DELETE", f"/users/{caller}")
+
+
+@router.put("/avatar", summary="Set the caller's avatar URL", **documented(200, None, 400, 401, 404))
+async def update_avatar(
+    caller: CurrentUser,
+    body: UpdateAvatarBody,
+    users: UsersDep,
+) -> Response:
+    await forward(users, "PUT", f"/users/{caller}/avatar", json=body.model_dump())
+    return ok()

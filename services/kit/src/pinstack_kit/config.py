@@ -1,0 +1,50 @@
+"""Settings base: every service reads its configuration from the environment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    """Connection settings shared by all services; defaults match the local stack (`make up`)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    service_name: str = "pinstack"
+    log_level: str = "INFO"
+
+    database_url: str = ""
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
+    db_statement_timeout_ms: int = Field(5000, ge=100)
+
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    redis_key_prefix: str = ""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_topic_prefix: str = ""
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment != "production"
+
+    @property
+    def key_prefix(self) -> str:
+        """Redis keys of a service live under `<service>:` (the operator's ACL user is scoped to it)."""
+        return self.redis_key_prefix or f"{self.service_name}:"
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"
+
+    @model_validator(mode="after")
+    def _database_url_driver(self) -> BaseServiceSettings:
+        # Accept plain postgresql:// URLs (what operators and humans write) and pin the driver.
+        url = self.database_url
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                object.__setattr__(self, "database_url", "postgresql+psycopg://" + url[len(plain) :])
+        return self

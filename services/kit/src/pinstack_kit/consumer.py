@@ -1,0 +1,170 @@
+"""Kafka consumer runner: idempotent handling, offsets committed after the database commit,
+poison messages to a dead-letter topic.
+
+Each record is handled in its own transaction together with an insert into `processed_events`
+keyed by the record's `event_id` header (or topic/partition/offset when absent): a redelivered
+record finds its key and is skipped, so handlers apply every event exactly once. Offsets are
+committed only after the transactions of the records they cover have committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pinstack_kit.config import BaseServiceSettings
+from pinstack_kit.outbox import ProducerFactory, create_producer
+
+log = logging.getLogger("pinstack.consumer")
+
+Handler = Callable[[AsyncSession, ConsumerRecord], Awaitable[None]]
+
+CONSUMED = Counter("kafka_consumed_total", "Records consumed", ["group", "topic", "outcome"])
+CONSUMER_LAG = Gauge("kafka_consumer_lag", "Records behind the end of the partition", ["group", "topic"])
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace") if value is not None else None
+    return None
+
+
+def event_key(record: ConsumerRecord) -> str:
+    event_id = header(record, "event_id")
+    if event_id:
+        return f"{record.topic}:{event_id}"
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: list[str],
+        handler: Handler,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        producer_factory: ProducerFactory,
+        dead_letter_topic: str,
+        max_attempts: int = 3,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.topics = topics
+        self.handler = handler
+        self.sessionmaker = sessionmaker
+        self.producer_factory = producer_factory
+        self.dead_letter_topic = dead_letter_topic
+        self.max_attempts = max_attempts
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            consumer = AIOKafkaConsumer(
+                *self.topics,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                metadata_max_age_ms=5000,  # notice topics created after start quickly
+            )
+            try:
+                await consumer.start()
+                backoff = 0.5
+                await self._consume(consumer)
+            except (KafkaError, OSError) as exc:
+                log.warning("consumer %s: kafka unavailable (%s), retrying in %.1fs", self.group_id, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                try:
+                    await consumer.stop()  # commits nothing by itself: offsets were committed per batch
+                except Exception:
+                    log.debug("consumer stop failed", exc_info=True)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping:
+            batches = await consumer.getmany(timeout_ms=500, max_records=200)
+            for tp, records in batches.items():
+                for record in records:
+                    await self._handle(record)
+                await consumer.commit({tp: records[-1].offset + 1})
+                end = consumer.highwater(tp)
+                if end is not None:
+                    CONSUMER_LAG.labels(self.group_id, tp.topic).set(max(0, end - records[-1].offset - 1))
+
+    async def _handle(self, record: ConsumerRecord) -> None:
+        key = event_key(record)
+        attempt, outage = 0, 0
+        while attempt < self.max_attempts:
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    fresh = await session.execute(
+                        text(
+                            "INSERT INTO processed_events (consumer, event_key) VALUES (:c, :k) ON CONFLICT DO NOTHING"
+                        ),
+                        {"c": self.group_id, "k": key},
+                    )
+                    if fresh.rowcount == 0:  # type: ignore[attr-defined]
+                        CONSUMED.labels(self.group_id, record.topic, "duplicate").inc()
+                        return
+                    await self.handler(session, record)
+                CONSUMED.labels(self.group_id, record.topic, "ok").inc()
+                return
+            except (OperationalError, InterfaceError, OSError) as exc:
+                # The database is down, not the message bad: wait for it, never dead-letter.
+                if self._stopping:
+                    raise
+                outage += 1
+                log.warning("consumer %s: database unavailable (%s), retrying", self.group_id, exc)
+                await asyncio.sleep(min(0.5 * outage, 5.0))
+            except Exception:
+                attempt += 1
+                log.exception("consumer %s: %s failed (attempt %d)", self.group_id, key, attempt)
+                await asyncio.sleep(0.2 * attempt)
+        await self._dead_letter(record)
+
+    async def _dead_letter(self, record: ConsumerRecord) -> None:
+        """Park a poison record so the partition keeps moving; it is never silently dropped."""
+        CONSUMED.labels(self.group_id, record.topic, "dead_letter").inc()
+        producer = self.producer_factory()
+        await producer.start()
+        try:
+            headers = [*(record.headers or ()), ("source_topic", record.topic.encode())]
+            await producer.send_and_wait(self.dead_letter_topic, value=record.value, key=record.key, headers=headers)
+        finally:
+            await producer.stop()
+
+
+def consumer_for(
+    settings: BaseServiceSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    group: str,
+    topics: list[str],
+    handler: Handler,
+) -> ConsumerRunner:
+    """A runner wired the usual way: the service's Kafka, prefixed topics, `<group>.dlt`."""
+    return ConsumerRunner(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        topics=[settings.topic(t) for t in topics],
+        handler=handler,
+        sessionmaker=sessions,
+        producer_factory=lambda: create_producer(settings.kafka_bootstrap_servers, f"{group}-dlt"),
+        dead_letter_topic=settings.topic(f"{group}.dlt"),
+    )

@@ -1,0 +1,76 @@
+"""Async engine and the per-request session that commits at the edge.
+
+Services and repositories only `flush`; the request dependency (or the per-message consumer
+runner) commits once the handler returned, and rolls back when it raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+import logging
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from pinstack_kit.config import BaseServiceSettings
+from pinstack_kit.errors import AppError, ServiceUnavailable
+
+log = logging.getLogger("pinstack.db")
+
+
+def create_engine(settings: BaseServiceSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,  # a restarted Postgres costs one failed checkout, not a failed request
+        pool_recycle=1800,
+        connect_args={
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            "connect_timeout": 5,
+            "application_name": settings.service_name,
+        },
+    )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with factory() as session:
+        try:
+            yield session
+            await session.commit()
+            for callback in session.info.pop("after_commit", ()):
+                await callback()
+        except AppError as exc:
+            await (session.commit() if exc.commit else session.rollback())
+            raise
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("database unavailable: %s", exc)
+            await session.rollback()
+            raise ServiceUnavailable("database unavailable") from exc
+        except DBAPIError as exc:
+            await session.rollback()
+            if exc.connection_invalidated:
+                raise ServiceUnavailable("database unavailable") from exc
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` once the request's transaction committed (e.g. cache invalidation, so a
+    concurrent reader cannot refill the cache with the pre-commit row)."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+# scope="function": the commit happens when the endpoint returns, before the response is sent,
+# so a client never sees success for a write that did not commit.
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

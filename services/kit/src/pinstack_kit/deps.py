@@ -1,0 +1,17 @@
+"""Request dependencies every service shares."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from pinstack_kit.db import SessionDep
+
+
+def _redis(request: Request) -> Redis:
+    return request.app.state.redis  # type: ignore[no-any-return]
+
+
+RedisDep = Annotated[Redis, Depends(_redis)]
+
+__all__ = ["RedisDep", "SessionDep"]

@@ -1,0 +1,153 @@
+"""Calls between services: pooled connections, timeouts, a bounded retry for idempotent calls
+and a circuit breaker, so a dead backend costs a fast 503 instead of a hang or a bare 500.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
+
+from pinstack_kit.errors import AppError, ServiceTimeout, ServiceUnavailable
+from pinstack_kit.observability import request_id_var
+
+UPSTREAM_REQUESTS = Counter("upstream_requests_total", "Calls to other services", ["upstream", "method", "outcome"])
+UPSTREAM_LATENCY = Histogram(
+    "upstream_request_duration_seconds",
+    "Latency of calls to other services",
+    ["upstream"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+BREAKER_OPEN = Gauge("circuit_breaker_open", "1 while the circuit to an upstream is open", ["upstream"])
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; after `cooldown` s lets one probe through."""
+
+    def __init__(self, name: str, threshold: int = 5, cooldown: float = 5.0) -> None:
+        self.name = name
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    def allow(self) -> bool:
+        if self.opened_at is None:
+            return True
+        if time.monotonic() - self.opened_at >= self.cooldown:
+            self.opened_at = time.monotonic()  # half-open: one probe per cooldown window
+            return True
+        return False
+
+    def success(self) -> None:
+        if self.opened_at is not None:
+            BREAKER_OPEN.labels(self.name).set(0)
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold and self.opened_at is None:
+            self.opened_at = time.monotonic()
+            BREAKER_OPEN.labels(self.name).set(1)
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 1.0,
+        retries: int = 1,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.retries = retries
+        self.breaker = CircuitBreaker(name)
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One call; transport failures become 503/504 `AppError`s, HTTP errors are returned."""
+        if not self.breaker.allow():
+            UPSTREAM_REQUESTS.labels(self.name, method, "circuit_open").inc()
+            raise ServiceUnavailable()
+        send_headers = {"x-request-id": request_id_var.get(), "content-type": "application/json"}
+        if headers:
+            send_headers.update(headers)
+        content = orjson.dumps(json) if json is not None else None
+        attempts = 1 + (self.retries if method in _IDEMPOTENT else 0)
+        for attempt in range(attempts):
+            start = time.perf_counter()
+            try:
+                response = await self._client.request(
+                    method, path, content=content, params=params, headers=send_headers
+                )
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.PoolTimeout) as exc:
+                outcome, error = "unavailable", ServiceUnavailable()
+                last_exc: Exception = exc
+            except httpx.TimeoutException as exc:
+                outcome, error = "timeout", ServiceTimeout()
+                last_exc = exc
+            else:
+                UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - start)
+                if response.status_code >= 500:
+                    self.breaker.failure()
+                else:
+                    self.breaker.success()
+                UPSTREAM_REQUESTS.labels(self.name, method, str(response.status_code)).inc()
+                return response
+            self.breaker.failure()
+            UPSTREAM_REQUESTS.labels(self.name, method, outcome).inc()
+            if attempt + 1 == attempts or not self.breaker.allow():
+                raise error from last_exc
+        raise AssertionError("unreachable")
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Like `request`, but an error answer is raised as the `AppError` it carries."""
+        response = await self.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+
+def error_from_response(response: httpx.Response) -> AppError:
+    """4xx keep the service's contract message; 5xx become `external service error`."""
+    if response.status_code >= 500:
+        if response.status_code == 503:
+            return ServiceUnavailable()
+        if response.status_code == 504:
+            return ServiceTimeout()
+        return AppError("external service error", status=500)
+    return AppError(_message(response) or "external service error", status=response.status_code)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""

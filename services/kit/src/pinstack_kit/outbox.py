@@ -1,0 +1,189 @@
+"""Transactional outbox and its relay to Kafka.
+
+A change and its event commit together (`enqueue` in the request's session). The relay publishes
+unsent rows with an idempotent producer (acks=all) and marks them sent in the same database
+transaction that locked them (`FOR UPDATE SKIP LOCKED`), so several relays never publish the same
+row twice and a crash before the mark only causes a redelivery, which consumers deduplicate.
+The relay sleeps on Postgres `LISTEN outbox` and polls only as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import orjson
+import psycopg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from pinstack_kit.events import Event
+from pinstack_kit.migrate import plain_dsn
+
+log = logging.getLogger("pinstack.outbox")
+
+OUTBOX_PUBLISHED = Counter("outbox_published_total", "Outbox rows published to Kafka", ["topic"])
+OUTBOX_ERRORS = Counter("outbox_relay_errors_total", "Failed relay rounds", ["reason"])
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+_INSERT = text("INSERT INTO outbox (topic, key, value, headers) VALUES (:topic, :key, :value, CAST(:headers AS jsonb))")
+
+
+async def enqueue(
+    session: AsyncSession,
+    topic: str,
+    key: str,
+    value: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    await session.execute(
+        _INSERT, {"topic": topic, "key": key, "value": value, "headers": orjson.dumps(dict(headers or {})).decode()}
+    )
+
+
+async def enqueue_event(session: AsyncSession, topic: str, event: Event) -> None:
+    await enqueue(session, topic, event.aggregate_id, event.model_dump_json().encode(), event.headers())
+
+
+def create_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,  # implies acks=all
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=10000,
+        retry_backoff_ms=200,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer_factory: ProducerFactory,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        retention_hours: int = 24,
+    ) -> None:
+        self.engine = engine
+        self.producer_factory = producer_factory
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention_hours = retention_hours
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        producer: AIOKafkaProducer | None = None
+        backoff = 0.5
+        rounds = 0
+        try:
+            while not self._stopping:
+                try:
+                    if producer is None:
+                        producer = self.producer_factory()
+                        await producer.start()
+                    while await self.publish_batch(producer) == self.batch_size:
+                        pass  # drain a backlog at full speed
+                    rounds += 1
+                    if rounds % 600 == 0:
+                        await self.purge_sent()
+                    backoff = 0.5
+                except (KafkaError, OSError) as exc:
+                    OUTBOX_ERRORS.labels("kafka").inc()
+                    log.warning("relay: kafka unavailable (%s), retrying in %.1fs", exc, backoff)
+                    if producer is not None:
+                        await _quietly_stop(producer)
+                        producer = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                except Exception:
+                    OUTBOX_ERRORS.labels("database").inc()
+                    log.exception("relay: round failed, retrying in %.1fs", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                except TimeoutError:
+                    pass
+        finally:
+            listener.cancel()
+            if producer is not None:
+                await producer.stop()  # flushes what is in flight
+
+    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
+        async with self.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL"
+                        " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"n": self.batch_size},
+                )
+            ).all()
+            if not rows:
+                OUTBOX_BACKLOG.set(0)
+                return 0
+            futures = [
+                await producer.send(
+                    row.topic,
+                    value=bytes(row.value),
+                    key=row.key.encode(),
+                    headers=[(k, str(v).encode()) for k, v in row.headers.items()],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": [r.id for r in rows]}
+            )
+            backlog = await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(row.topic).inc()
+        OUTBOX_BACKLOG.set(max(0, int(backlog or 0) - len(rows)))
+        return len(rows)
+
+    async def purge_sent(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM outbox WHERE sent_at < now() - make_interval(hours => :h)"),
+                {"h": self.retention_hours},
+            )
+
+    async def _listen(self) -> None:
+        """Set the wake event on every NOTIFY; reconnect forever (Postgres may restart)."""
+        dsn = plain_dsn(self.engine.url.render_as_string(hide_password=False))
+        while not self._stopping:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute("LISTEN outbox")
+                    self._wake.set()  # catch up on anything committed while we were not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("relay: LISTEN connection lost (%s); polling until it is back", exc)
+                await asyncio.sleep(1.0)
+
+
+async def _quietly_stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await producer.stop()
+    except Exception:  # the broker is already gone; nothing left to flush
+        log.debug("producer stop failed", exc_info=True)

@@ -1,0 +1,166 @@
+"""pytest plugin (entry point `pinstack`): real PostgreSQL, Redis and Kafka for every test worker.
+
+- `pg_database(name, migrations)` creates a fresh database per test worker and migrates it;
+- `redis_prefix` is a key namespace unique to the test;
+- `kafka_topic(name)` returns a topic name unique to the test worker;
+- `spawn_service(...)` runs a real uvicorn server for black-box tests.
+Servers come from `make infra` (scripts/stack.py); the addresses are read from the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+
+from pinstack_kit.migrate import migrate
+
+PG_ADMIN_DSN = os.environ.get("PINSTACK_PG_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0")
+KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def database_url(name: str) -> str:
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+def create_database(name: str, migrations: Path) -> str:
+    """Drop and recreate `name`, apply the kit's and the service's migrations; returns its URL."""
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: run `make infra` first ({exc})", 3)
+    url = database_url(name)
+    asyncio.run(migrate(url, migrations))
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Callable[[str, Path], str]:
+    """Factory: a migrated database private to this test worker (and this run)."""
+    made: dict[str, str] = {}
+
+    def make(service: str, migrations: Path) -> str:
+        if service not in made:
+            made[service] = create_database(f"test_{service}_{worker_id()}", migrations)
+        return made[service]
+
+    return make
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"test:{worker_id()}:{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture(scope="session")
+def kafka_topic() -> Callable[[str], str]:
+    run = uuid.uuid4().hex[:8]
+
+    def name(base: str) -> str:
+        return f"test.{worker_id()}.{run}.{base}"
+
+    return name
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI, base_url: str = "http://test") -> AsyncIterator[httpx.AsyncClient]:
+    """In-process client that runs the app's lifespan (engine, Redis) like uvicorn would."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def spawn_service(
+    app_factory: str, env: dict[str, str], *, port: int | None = None, log_dir: Path | None = None
+) -> Iterator[str]:
+    """Run `uvicorn --factory app_factory` as a real server; yields its base URL."""
+    port = port or free_port()
+    log_path = (
+        log_dir or Path(os.environ.get("PINSTACK_TEST_LOGS", "/tmp"))
+    ) / f"{app_factory.split('.')[0]}-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                app_factory,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, log_path)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], log_path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url} exited with {proc.returncode}; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy in {timeout}s; see {log_path}")
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """The one bounded wait for eventual consistency: retries `check` until it returns truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

@@ -1,0 +1,130 @@
+"""User profiles: cache-aside reads, writes that invalidate after commit and emit events."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.db import after_commit
+from pinstack_kit.envelope import dumps, rfc3339
+from pinstack_kit.observability import CACHE_REQUESTS
+from pinstack_kit.outbox import enqueue_event
+from pinstack_kit.redis import REDIS_DOWN
+from pinstack_users.config import Settings
+from pinstack_users.credentials.hashing import hash_password
+from pinstack_users.errors import UserNotFound
+from pinstack_users.events import USER_CREATED, USER_DELETED, USER_EVENTS, USER_UPDATED, user_event
+from pinstack_users.users import repository
+
+log = logging.getLogger(__name__)
+
+
+def to_wire(row: Row[Any]) -> dict[str, Any]:
+    """The contract's user object: optional fields omitted when null, times in RFC 3339 seconds."""
+    user: dict[str, Any] = {"id": row.id, "username": row.username, "email": row.email}
+    for field in ("full_name", "bio", "avatar_url"):
+        value = getattr(row, field)
+        if value is not None:
+            user[field] = value
+    user["created_at"] = rfc3339(row.created_at)
+    user["updated_at"] = rfc3339(row.updated_at)
+    return user
+
+
+class UserCache:
+    """Finished wire JSON under `users:id:{id}`, `users:username:{name}`, `users:email:{email}`."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.prefix = settings.key_prefix
+        self.ttl = settings.cache_ttl_seconds
+
+    def key(self, kind: str, value: object) -> str:
+        return f"{self.prefix}{kind}:{str(value).lower()}"
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            cached: bytes | None = await self.redis.get(key)
+        except REDIS_DOWN:
+            CACHE_REQUESTS.labels("user", "error").inc()
+            return None
+        CACHE_REQUESTS.labels("user", "hit" if cached is not None else "miss").inc()
+        return cached
+
+    async def put(self, key: str, payload: bytes) -> None:
+        try:
+            await self.redis.set(key, payload, ex=self.ttl)
+        except REDIS_DOWN:
+            log.warning("cache write skipped: redis unavailable")
+
+    async def forget(self, *identities: Row[Any]) -> None:
+        keys = {
+            key
+            for row in identities
+            for key in (self.key("id", row.id), self.key("username", row.username), self.key("email", row.email))
+        }
+        try:
+            await self.redis.delete(*keys)
+        except REDIS_DOWN:
+            log.warning("cache invalidation failed: redis unavailable; entries expire in %ss", self.ttl)
+
+
+class UserService:
+    def __init__(self, session: AsyncSession, redis: Redis, settings: Settings) -> None:
+        self.session = session
+        self.cache = UserCache(redis, settings)
+        self.topic = settings.topic(USER_EVENTS)
+
+    async def _read(self, kind: str, value: object, load: Any) -> bytes:
+        key = self.cache.key(kind, value)
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        row = await load(self.session, value)
+        if row is None:
+            raise UserNotFound()
+        payload = dumps(to_wire(row))
+        await self.cache.put(key, payload)
+        return payload
+
+    async def get(self, user_id: int) -> bytes:
+        return await self._read("id", user_id, repository.get_by_id)
+
+    async def get_by_username(self, username: str) -> bytes:
+        return await self._read("username", username, repository.get_by_username)
+
+    async def get_by_email(self, email: str) -> bytes:
+        return await self._read("email", email, repository.get_by_email)
+
+    async def search(self, term: str, page: int, limit: int) -> dict[str, Any]:
+        rows, total = await repository.search(self.session, term, (page - 1) * limit, limit)
+        return {"users": [to_wire(r) for r in rows], "total": total}
+
+    async def create(self, values: dict[str, Any]) -> dict[str, Any]:
+        password = values.pop("password")
+        values["password_hash"] = await hash_password(password)
+        row = await repository.insert_user(self.session, values)
+        user = to_wire(row)
+        await enqueue_event(self.session, self.topic, user_event(USER_CREATED, user))
+        return user
+
+    async def update(self, user_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        result = await repository.update_user(self.session, user_id, values)
+        if result is None:
+            raise UserNotFound()
+        old, new = result
+        user = to_wire(new)
+        await enqueue_event(self.session, self.topic, user_event(USER_UPDATED, user))
+        after_commit(self.session, lambda: self.cache.forget(old, new))
+        return user
+
+    async def delete(self, user_id: int) -> None:
+        row = await repository.delete_user(self.session, user_id)
+        if row is None:
+            raise UserNotFound()
+        await enqueue_event(self.session, self.topic, user_event(USER_DELETED, {"id": row.id}))
+        after_commit(self.session, lambda: self.cache.forget(row))

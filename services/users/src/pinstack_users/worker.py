@@ -1,0 +1,7 @@
+"""Background process of the users service: relays its outbox (user events) to Kafka."""
+
+from pinstack_kit.worker import run_worker
+from pinstack_users.config import Settings
+
+if __name__ == "__main__":
+    run_worker(Settings())
