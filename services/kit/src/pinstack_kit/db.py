@@ -6,10 +6,9 @@ runner) commits once the handler returned, and rolls back when it raised.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
-
-import logging
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError

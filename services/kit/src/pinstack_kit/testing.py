@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def create_database(name: str, migrations: Path) -> str:
     except psycopg.OperationalError as exc:
         pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: run `make infra` first ({exc})", 3)
     url = database_url(name)
-    asyncio.run(migrate(url, migrations))
+    # A thread of its own: fixtures may call this while an event loop is already running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, migrate(url, migrations)).result()
     return url
 
 

@@ -1,0 +1,107 @@
+"""Register, login, rotation, reuse detection, logout and password change on real servers."""
+
+import time
+import uuid
+from types import SimpleNamespace
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+
+from pinstack_auth.sessions.consumers import on_user_event
+from pinstack_kit.db import sessionmaker
+from pinstack_kit.jwt import decode, keys_from_jwks
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a good password"
+
+
+async def register(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
+    name = f"a{uuid.uuid4().hex[:12]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    response = await client.post("/register", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["data"], name
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/refresh", json={"refresh_token": token})
+
+
+class TestTokens:
+    async def test_pair_verifies_against_the_published_jwks_with_distinct_types(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        pair, _ = await register(client)
+        keys = keys_from_jwks((await client.get("/.well-known/jwks.json")).json())
+        access = decode(pair["access_token"], keys, token_type="access", issuer="pinstack")
+        refresh_claims = decode(pair["refresh_token"], keys, token_type="refresh", issuer="pinstack")
+        assert access["user_id"] == refresh_claims["user_id"] > 0
+        assert access["exp"] < refresh_claims["exp"]
+
+
+class TestRefresh:
+    async def test_rotation_invalidates_the_old_token(self, client: httpx.AsyncClient) -> None:
+        pair, _ = await register(client)
+        rotated = await refresh(client, pair["refresh_token"])
+        assert rotated.status_code == 200
+        assert rotated.json()["data"]["refresh_token"] != pair["refresh_token"]
+
+    async def test_reuse_of_a_rotated_token_revokes_the_whole_family(self, client: httpx.AsyncClient) -> None:
+        pair, _ = await register(client)
+        newer = (await refresh(client, pair["refresh_token"])).json()["data"]
+        reused = await refresh(client, pair["refresh_token"])
+        assert reused.json() == {"status": 401, "message": "invalid refresh token"}
+        # the legitimate holder's newer token died with the family
+        assert (await refresh(client, newer["refresh_token"])).json()["message"] == "invalid refresh token"
+
+    async def test_expired_token_is_unauthenticated(self, client: httpx.AsyncClient, auth_app: FastAPI) -> None:
+        pair, _ = await register(client)
+        keys = auth_app.state.keys
+        claims = decode(pair["refresh_token"], keys.verification_keys(), token_type="refresh", issuer="pinstack")
+        expired = keys._sign({**claims, "exp": int(time.time()) - 60})
+        assert (await refresh(client, expired)).json() == {"status": 401, "message": "unauthenticated"}
+
+    async def test_garbage_is_an_invalid_refresh_token(self, client: httpx.AsyncClient) -> None:
+        pair, _ = await register(client)
+        for token in ("garbage", pair["access_token"], pair["refresh_token"][:-4] + "AAAA"):
+            assert (await refresh(client, token)).json() == {"status": 401, "message": "invalid refresh token"}
+
+
+class TestLogoutAndPassword:
+    async def test_logout_revokes_and_a_second_logout_fails(self, client: httpx.AsyncClient) -> None:
+        pair, _ = await register(client)
+        body = {"refresh_token": pair["refresh_token"]}
+        assert (await client.post("/logout", json=body)).json() == {"status": 200}
+        assert (await client.post("/logout", json=body)).json()["message"] == "invalid refresh token"
+        assert (await refresh(client, pair["refresh_token"])).status_code == 401
+
+    async def test_password_change_ends_every_session(self, client: httpx.AsyncClient) -> None:
+        pair, name = await register(client)
+        second = (await client.post("/login", json={"login": name, "password": PASSWORD})).json()["data"]
+        user_id = decode_user(pair)
+        changed = await client.post(
+            "/update-password", json={"user_id": user_id, "old_password": PASSWORD, "new_password": "another one!"}
+        )
+        assert changed.json() == {"status": 200, "data": {"message": "Password updated successfully"}}
+        for token in (pair["refresh_token"], second["refresh_token"]):
+            assert (await refresh(client, token)).status_code == 401
+        assert (await client.post("/login", json={"login": name, "password": "another one!"})).status_code == 200
+
+
+class TestUserDeleted:
+    async def test_deleting_the_user_ends_its_sessions(self, client: httpx.AsyncClient, auth_app: FastAPI) -> None:
+        pair, _ = await register(client)
+        event = {"type": "user_deleted", "data": {"id": decode_user(pair)}}
+        record = SimpleNamespace(value=orjson.dumps(event), headers=[("event_type", b"user_deleted")])
+        async with sessionmaker(auth_app.state.engine)() as session, session.begin():
+            await on_user_event(session, record)  # type: ignore[arg-type]
+        assert (await refresh(client, pair["refresh_token"])).json() == {"status": 404, "message": "user not found"}
+
+
+def decode_user(pair: dict[str, str]) -> int:
+    import jwt
+
+    return int(jwt.decode(pair["access_token"], options={"verify_signature": False})["user_id"])

@@ -1,0 +1,104 @@
+"""The outbox relay against the real PostgreSQL and Kafka."""
+
+import asyncio
+import contextlib
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pinstack_kit.db import sessionmaker
+from pinstack_kit.events import Event
+from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue_event
+from pinstack_kit.testing import KAFKA, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def read_topic(topic: str, expected: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    records = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for items in batch.values():
+                records.extend(items)
+        # a short grace period to catch duplicates arriving after the expected count
+        batch = await consumer.getmany(timeout_ms=500)
+        for items in batch.values():
+            records.extend(items)
+    finally:
+        await consumer.stop()
+    return records
+
+
+@contextlib.asynccontextmanager
+async def running(*relays: OutboxRelay):  # type: ignore[no-untyped-def]
+    tasks = [asyncio.create_task(relay.run()) for relay in relays]
+    try:
+        yield
+    finally:
+        for relay in relays:
+            relay.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
+
+
+def relay(engine: AsyncEngine) -> OutboxRelay:
+    return OutboxRelay(engine, lambda: create_producer(KAFKA, "test-relay"), batch_size=50)
+
+
+class TestOutboxRelay:
+    async def test_publishes_committed_events_with_key_and_headers(self, engine: AsyncEngine, kafka_topic) -> None:  # type: ignore[no-untyped-def]
+        topic = kafka_topic("outbox-basic")
+        events = [Event(type="thing_created", aggregate_id=str(i), data={"n": i}) for i in range(5)]
+        async with sessionmaker(engine)() as session, session.begin():
+            for event in events:
+                await enqueue_event(session, topic, event)
+        async with running(relay(engine)):
+            records = await read_topic(topic, 5)
+        assert sorted(r.key for r in records) == sorted(e.aggregate_id.encode() for e in events)
+        headers = dict(records[0].headers)
+        assert headers["event_type"] == b"thing_created"
+        assert {dict(r.headers)["event_id"].decode() for r in records} == {e.event_id for e in events}
+
+    async def test_rolled_back_events_are_never_published(self, engine: AsyncEngine, kafka_topic) -> None:  # type: ignore[no-untyped-def]
+        topic = kafka_topic("outbox-rollback")
+        async with sessionmaker(engine)() as session:
+            await enqueue_event(session, topic, Event(type="ghost", aggregate_id="1", data={}))
+            await session.rollback()
+        async with sessionmaker(engine)() as session, session.begin():
+            await enqueue_event(session, topic, Event(type="real", aggregate_id="2", data={}))
+        async with running(relay(engine)):
+            records = await read_topic(topic, 1)
+        assert [dict(r.headers)["event_type"] for r in records] == [b"real"]
+
+    async def test_two_relays_publish_each_row_exactly_once(self, engine: AsyncEngine, kafka_topic) -> None:  # type: ignore[no-untyped-def]
+        topic = kafka_topic("outbox-competing")
+        async with running(relay(engine), relay(engine)):
+            for batch in range(10):
+                async with sessionmaker(engine)() as session, session.begin():
+                    for i in range(20):
+                        await enqueue_event(session, topic, Event(type="t", aggregate_id=f"{batch}-{i}", data={}))
+            records = await read_topic(topic, 200)
+        assert len(records) == 200
+        assert len({dict(r.headers)["event_id"] for r in records}) == 200
+
+    async def test_wakes_on_notify_without_waiting_for_the_poll(self, engine: AsyncEngine, kafka_topic) -> None:  # type: ignore[no-untyped-def]
+        topic = kafka_topic("outbox-notify")
+        slow_poll = OutboxRelay(engine, lambda: create_producer(KAFKA, "test-relay"), poll_interval=30.0)
+        async with running(slow_poll):
+            await asyncio.sleep(1.0)  # let it connect, drain and go to sleep on LISTEN
+            async with sessionmaker(engine)() as session, session.begin():
+                await enqueue_event(session, topic, Event(type="fast", aggregate_id="1", data={}))
+
+            async def sent() -> bool:
+                async with engine.connect() as conn:
+                    unsent = await conn.scalar(
+                        text("SELECT count(*) FROM outbox WHERE topic = :t AND sent_at IS NULL"), {"t": topic}
+                    )
+                return unsent == 0
+
+            await eventually(sent, timeout=5.0)
