@@ -1,5 +1,5 @@
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -10,10 +10,7 @@ from fastapi import FastAPI
 
 from pinstack_auth.config import Settings
 from pinstack_auth.main import create_app
-from pinstack_kit.http_client import ServiceClient
-from pinstack_kit.testing import REDIS_URL, app_client
-from pinstack_users.config import Settings as UsersSettings
-from pinstack_users.main import create_app as create_users_app
+from pinstack_kit.testing import REDIS_URL, spawn_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,21 +32,23 @@ def settings(pg_database, private_key_pem: str) -> Settings:  # type: ignore[no-
     )
 
 
+@pytest.fixture(scope="session")
+def users_url(pg_database) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real users server: auth reaches it over HTTP as in production."""
+    env = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": pg_database("users", ROOT / "users" / "migrations"),
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
+    }
+    with spawn_service("pinstack_users.main:create_app", env) as url:
+        yield url
+
+
 @pytest.fixture
-async def auth_app(settings: Settings, pg_database, redis_prefix: str) -> AsyncIterator[FastAPI]:  # type: ignore[no-untyped-def]
-    """The auth app in-process, calling a real users app (in-process too) over ASGI."""
-    users_settings = UsersSettings(
-        environment="test",
-        database_url=pg_database("users", ROOT / "users" / "migrations"),
-        redis_url=REDIS_URL,
-        redis_key_prefix=redis_prefix,
-    )
-    users_app, app = create_users_app(users_settings), create_app(settings)
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(users_app.router.lifespan_context(users_app))
-        await stack.enter_async_context(app.router.lifespan_context(app))
-        await app.state.users.aclose()
-        app.state.users = ServiceClient("users", "http://users", transport=httpx.ASGITransport(app=users_app))
+async def auth_app(settings: Settings, users_url: str) -> AsyncIterator[FastAPI]:
+    app = create_app(settings.model_copy(update={"users_url": users_url}))
+    async with app.router.lifespan_context(app):
         yield app
 
 
@@ -57,6 +56,3 @@ async def auth_app(settings: Settings, pg_database, redis_prefix: str) -> AsyncI
 async def client(auth_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=auth_app), base_url="http://auth") as client:
         yield client
-
-
-__all__ = ["app_client"]

@@ -8,11 +8,11 @@ from pinstack_kit.http_client import ServiceClient
 
 
 def _keys(request: Request) -> SigningKeys:
-    return request.app.state.keys  # type: ignore[no-any-return]
+    return request.app.state.keys
 
 
 def _users(request: Request) -> ServiceClient:
-    return request.app.state.users  # type: ignore[no-any-return]
+    return request.app.state.users
 
 
 KeysDep = Annotated[SigningKeys, Depends(_keys)]

@@ -9,7 +9,7 @@ from pinstack_kit.db import SessionDep
 
 
 def _redis(request: Request) -> Redis:
-    return request.app.state.redis  # type: ignore[no-any-return]
+    return request.app.state.redis
 
 
 RedisDep = Annotated[Redis, Depends(_redis)]

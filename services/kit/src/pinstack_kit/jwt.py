@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 import jwt
 from jwt import PyJWKSet
 
@@ -68,25 +68,27 @@ def decode(token: str, keys: dict[str, Any], *, token_type: str, issuer: str) ->
 class JWKSVerifier:
     """Keeps the JWKS in memory; refetches (at most every `min_refresh` s) on an unknown `kid`."""
 
-    def __init__(self, url: str, *, issuer: str, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, url: str, *, issuer: str) -> None:
         self.url = url
         self.issuer = issuer
         self.keys: dict[str, Any] = {}
         self.min_refresh = 30.0
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
-        self._client = client or httpx.AsyncClient(timeout=2.0)
+        self._session: aiohttp.ClientSession | None = None
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def refresh(self) -> None:
         async with self._lock:
             if self.keys and time.monotonic() - self._fetched_at < self.min_refresh:
                 return
-            response = await self._client.get(self.url)
-            response.raise_for_status()
-            self.keys = keys_from_jwks(response.json())
+            if self._session is None:
+                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0))
+            async with self._session.get(self.url, raise_for_status=True) as response:
+                self.keys = keys_from_jwks(await response.json(content_type=None))
             self._fetched_at = time.monotonic()
 
     async def ready(self) -> None:
@@ -101,7 +103,7 @@ class JWKSVerifier:
         if kid not in self.keys:
             try:
                 await self.refresh()
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 if not self.keys:
                     raise KeysUnavailable() from exc
         return decode(token, self.keys, token_type=token_type, issuer=self.issuer)

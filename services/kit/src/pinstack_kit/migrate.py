@@ -52,7 +52,7 @@ async def migrate(database_url: str, folder: Path) -> list[str]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             rows = await (await conn.execute("SELECT version, checksum FROM schema_migrations")).fetchall()
-            done = dict(rows)
+            done: dict[str, str] = dict(rows)
             for version, path in migration_files(folder):
                 sql = path.read_text()
                 checksum = hashlib.sha256(sql.encode()).hexdigest()

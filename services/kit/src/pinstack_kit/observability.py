@@ -64,7 +64,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
+    for noisy in ("aiokafka", "kafka", "aiohttp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     SERVICE_INFO.labels(service).set(1)
 

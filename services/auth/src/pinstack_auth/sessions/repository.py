@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +22,7 @@ async def add(session: AsyncSession, jti: uuid.UUID, family_id: uuid.UUID, user_
     )
 
 
-async def lock(session: AsyncSession, jti: uuid.UUID) -> Row[Any] | None:
+async def lock(session: AsyncSession, jti: uuid.UUID) -> Row | None:
     stmt = select(c.jti, c.family_id, c.user_id, c.expires_at, c.rotated_at, c.revoked_at, c.revoked_reason)
     return (await session.execute(stmt.where(c.jti == jti).with_for_update())).first()
 

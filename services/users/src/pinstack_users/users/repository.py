@@ -26,7 +26,7 @@ def _unique_violation(exc: IntegrityError) -> Exception:
     return exc
 
 
-async def insert_user(session: AsyncSession, values: dict[str, Any]) -> Row[Any]:
+async def insert_user(session: AsyncSession, values: dict[str, Any]) -> Row:
     try:
         async with session.begin_nested():
             result = await session.execute(insert(users).values(**values).returning(*PUBLIC))
@@ -35,23 +35,23 @@ async def insert_user(session: AsyncSession, values: dict[str, Any]) -> Row[Any]
     return result.one()
 
 
-async def get_by_id(session: AsyncSession, user_id: int) -> Row[Any] | None:
+async def get_by_id(session: AsyncSession, user_id: int) -> Row | None:
     return (await session.execute(select(*PUBLIC).where(c.id == user_id))).first()
 
 
-async def get_by_username(session: AsyncSession, username: str) -> Row[Any] | None:
+async def get_by_username(session: AsyncSession, username: str) -> Row | None:
     stmt = select(*PUBLIC).where(func.lower(c.username) == username.lower())
     return (await session.execute(stmt)).first()
 
 
-async def get_by_email(session: AsyncSession, email: str) -> Row[Any] | None:
+async def get_by_email(session: AsyncSession, email: str) -> Row | None:
     stmt = select(*PUBLIC).where(func.lower(c.email) == email.lower())
     return (await session.execute(stmt)).first()
 
 
 async def get_credentials(
     session: AsyncSession, *, user_id: int | None = None, login: str | None = None, by_email: bool = False
-) -> Row[Any] | None:
+) -> Row | None:
     stmt = select(c.id, c.password_hash)
     if user_id is not None:
         stmt = stmt.where(c.id == user_id)
@@ -66,7 +66,7 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def search(session: AsyncSession, term: str, offset: int, limit: int) -> tuple[list[Row[Any]], int]:
+async def search(session: AsyncSession, term: str, offset: int, limit: int) -> tuple[list[Row], int]:
     pattern = f"%{_escape_like(term)}%"
     where = or_(
         c.username.ilike(pattern, escape="\\"),
@@ -84,7 +84,7 @@ async def search(session: AsyncSession, term: str, offset: int, limit: int) -> t
     return [], int(total or 0)
 
 
-async def update_user(session: AsyncSession, user_id: int, values: dict[str, Any]) -> tuple[Row[Any], Row[Any]] | None:
+async def update_user(session: AsyncSession, user_id: int, values: dict[str, Any]) -> tuple[Row, Row] | None:
     """Apply `values`; returns (old identity, new row) so every cache key of both can be dropped."""
     old = (await session.execute(select(c.id, c.username, c.email).where(c.id == user_id).with_for_update())).first()
     if old is None:
@@ -98,7 +98,7 @@ async def update_user(session: AsyncSession, user_id: int, values: dict[str, Any
     return old, new
 
 
-async def delete_user(session: AsyncSession, user_id: int) -> Row[Any] | None:
+async def delete_user(session: AsyncSession, user_id: int) -> Row | None:
     return (await session.execute(users.delete().where(c.id == user_id).returning(*PUBLIC))).first()
 
 

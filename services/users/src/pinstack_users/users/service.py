@@ -23,7 +23,7 @@ from pinstack_users.users import repository
 log = logging.getLogger(__name__)
 
 
-def to_wire(row: Row[Any]) -> dict[str, Any]:
+def to_wire(row: Row) -> dict[str, Any]:
     """The contract's user object: optional fields omitted when null, times in RFC 3339 seconds."""
     user: dict[str, Any] = {"id": row.id, "username": row.username, "email": row.email}
     for field in ("full_name", "bio", "avatar_url"):
@@ -48,12 +48,12 @@ class UserCache:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            cached: bytes | None = await self.redis.get(key)
+            cached = await self.redis.get(key)
         except REDIS_DOWN:
             CACHE_REQUESTS.labels("user", "error").inc()
             return None
         CACHE_REQUESTS.labels("user", "hit" if cached is not None else "miss").inc()
-        return cached
+        return cached if isinstance(cached, bytes) else None
 
     async def put(self, key: str, payload: bytes) -> None:
         try:
@@ -61,7 +61,7 @@ class UserCache:
         except REDIS_DOWN:
             log.warning("cache write skipped: redis unavailable")
 
-    async def forget(self, *identities: Row[Any]) -> None:
+    async def forget(self, *identities: Row) -> None:
         keys = {
             key
             for row in identities

@@ -1,0 +1,182 @@
+"""`make bench`: load on 127.0.0.1 through the gateway with wrk, printing requests/s and p50/p99.
+
+Scenarios run one after another against the stack started by `make up`; each gets the same
+duration and connection count. The ceiling is a trivial FastAPI endpoint on the same machine.
+Results are printed as a table and written to .bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
+API = f"{GATEWAY}/api/v1"
+PASSWORD = "bench-password-1"
+
+
+@dataclass
+class Result:
+    scenario: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def lua_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def wrk(scenario: str, url: str, script: str, seconds: int, connections: int) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", handle.name, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    os.unlink(handle.name)
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return Result(scenario, rps, latency("50"), latency("99"), requests, errors)
+
+
+def seed_users(count: int) -> list[tuple[int, str]]:
+    """Registers `count` users through the gateway; returns (id, username) pairs."""
+    users = []
+    with httpx.Client(timeout=30) as client:
+        for _ in range(count):
+            name = f"bench{uuid.uuid4().hex[:10]}"
+            body = {"username": name, "email": f"{name}@bench.example", "password": PASSWORD, "full_name": "Bench"}
+            response = client.post(f"{API}/auth/register", json=body)
+            response.raise_for_status()
+            found = client.get(f"{API}/users/username/{name}").json()["data"]
+            users.append((found["id"], name))
+    return users
+
+
+def get_users_script(ids: list[int]) -> str:
+    return (
+        f"local ids = {{{','.join(map(str, ids))}}}\n"
+        'request = function() return wrk.format("GET", "/api/v1/users/" .. ids[math.random(#ids)]) end\n'
+    )
+
+
+def login_script(names: list[str]) -> str:
+    quoted = ",".join(f'"{lua_escape(n)}"' for n in names)
+    return (
+        f"local names = {{{quoted}}}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n"
+        "  local n = names[math.random(#names)]\n"
+        f'  return wrk.format("POST", "/api/v1/auth/login", nil, \'{{"login":"\' .. n .. \'","password":"{PASSWORD}"}}\')\n'
+        "end\n"
+    )
+
+
+def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
+    port = 18999
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.ceiling:create_app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{url}/ping", timeout=0.5)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the ceiling app did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
+    parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
+    parser.add_argument("--users", type=int, default=50)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: run `make bootstrap` (it installs Debian's wrk)", file=sys.stderr)
+        return 2
+    try:
+        httpx.get(f"{GATEWAY}/readyz", timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"the gateway at {GATEWAY} is not ready ({exc}): run `make up` first", file=sys.stderr)
+        return 2
+
+    users = seed_users(args.users)
+    results = []
+    ceiling, ceiling_url = start_ceiling()
+    try:
+        results.append(wrk("ceiling: trivial FastAPI GET", f"{ceiling_url}/ping", "", args.seconds, args.connections))
+    finally:
+        ceiling.terminate()
+        ceiling.wait(10)
+    results.append(
+        wrk("GET /users/{id}", GATEWAY, get_users_script([i for i, _ in users]), args.seconds, args.connections)
+    )
+    results.append(
+        wrk("POST /auth/login", GATEWAY, login_script([n for _, n in users]), args.seconds, args.connections)
+    )
+
+    print(f"\n{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    for r in results:
+        print(
+            f"{r.scenario:34} {r.requests_per_second:9.1f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.requests:9d} {r.errors:7d}"
+        )
+    out = ROOT / ".bench" / "results.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"seconds": args.seconds, "connections": args.connections, "results": [asdict(r) for r in results]},
+            indent=2,
+        )
+    )
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
