@@ -1,0 +1,1381 @@
+#!/usr/bin/env python3
+"""Pinstack local stack: PostgreSQL, Redis, Kafka, Prometheus and the services on 127.0.0.1.
+
+    stack.py up [--infra-only]   start what is not running (reuses what runs)
+    stack.py down                stop everything this tool started (by recorded PID)
+    stack.py status              table of components, PIDs, ports and URLs
+    stack.py logs [NAME] [-f]    tail the logs (all, or one component)
+    stack.py env                 `export ...` lines for tests and shells
+    stack.py psql [SVC]          psql into the service's database (or `postgres`)
+    stack.py clean               down, then delete the state folder
+
+Standard library only; runs with the system python3. Needs `scripts/bootstrap.sh` first.
+State (data, logs, pid files, secrets) lives in $PINSTACK_STATE_DIR (default <repo>/.stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from string import Template
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+PG_BIN = Path(os.environ.get("PINSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DEFAULT_KAFKA_VERSION = "3.9.1"
+HOST = "127.0.0.1"
+
+# name, env var for the port, default port (start order is START_GROUPS)
+SERVICES: list[tuple[str, str, int]] = [
+    ("users", "PINSTACK_USERS_PORT", 8101),
+    ("auth", "PINSTACK_AUTH_PORT", 8102),
+    ("posts", "PINSTACK_POSTS_PORT", 8103),
+    ("relations", "PINSTACK_RELATIONS_PORT", 8104),
+    ("notifications", "PINSTACK_NOTIFICATIONS_PORT", 8105),
+    ("feed", "PINSTACK_FEED_PORT", 8106),
+    ("activity", "PINSTACK_ACTIVITY_PORT", 8107),
+    ("gateway", "PINSTACK_GATEWAY_PORT", 8080),
+]
+START_GROUPS = [["users"], ["auth"], ["posts", "relations", "notifications", "feed", "activity"], ["gateway"]]
+NO_DATABASE = {"gateway"}
+HEALTH_TIMEOUT = 30.0
+KAFKA_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+class StackError(Exception):
+    """A failure with a message that tells the user what to do."""
+
+
+def say(component: str, message: str) -> None:
+    print(f"[stack] {component:<20} {message}", flush=True)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def env_port(var: str, default: int) -> int:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise StackError(f"{var}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise StackError(f"{var}={port} is out of range 1..65535")
+    return port
+
+
+class Config:
+    def __init__(self) -> None:
+        self.state = Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve()
+        self.data = self.state / "data"
+        self.logs = self.state / "logs"
+        self.run = self.state / "run"
+        self.secrets = self.state / "secrets"
+        self.conf = self.state / "conf"
+        self.pg_port = env_port("PINSTACK_PG_PORT", 55432)
+        self.redis_port = env_port("PINSTACK_REDIS_PORT", 56379)
+        self.kafka_port = env_port("PINSTACK_KAFKA_PORT", 59092)
+        self.kafka_controller_port = env_port("PINSTACK_KAFKA_CONTROLLER_PORT", 59093)
+        self.prom_port = env_port("PINSTACK_PROM_PORT", 59090)
+        self.service_ports = {name: env_port(var, default) for name, var, default in SERVICES}
+        self.kafka_version = os.environ.get("KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self.kafka_jars = cache / "pinstack" / "kafka" / self.kafka_version / "jars"
+        self.venv = REPO / ".venv"
+        self.jwt_key = self.secrets / "jwt-ed25519.pem"
+
+    # addresses
+    @property
+    def pg_dsn(self) -> str:
+        return f"postgresql://postgres@{HOST}:{self.pg_port}/postgres"
+
+    def database_url(self, name: str) -> str:
+        return f"postgresql://postgres@{HOST}:{self.pg_port}/pinstack_{name}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def prom_url(self) -> str:
+        return f"http://{HOST}:{self.prom_port}"
+
+    def service_url(self, name: str) -> str:
+        return f"http://{HOST}:{self.service_ports[name]}"
+
+    def pidfile(self, name: str) -> Path:
+        return self.run / f"{name}.pid"
+
+    def logfile(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def make_dirs(self) -> None:
+        for d in (self.data, self.logs, self.run, self.conf):
+            d.mkdir(parents=True, exist_ok=True)
+        self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+# ----------------------------------------------------------------------------- process helpers
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None, needle: str | None = None) -> bool:
+    """True if `pid` runs (zombies count as dead) and, if given, its command line contains needle."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+        if needle is not None:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            return needle in cmdline
+        return True
+    except (OSError, IndexError):
+        return False
+
+
+def port_open(port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_in_use(port: int) -> bool:
+    """True if we could not bind HOST:port the way a server does (SO_REUSEADDR).
+
+    Catches listening servers and also client connections that got `port` as their ephemeral
+    local port (default ports like 59092 are inside Linux's ephemeral range 32768-60999); a mere
+    connect test misses those, and the server then fails with "Address already in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def reserve_ports(ports: list[int]) -> None:
+    """Keep the kernel from handing our ports out as ephemeral client ports (root only, best effort).
+
+    Adds them to net.ipv4.ip_local_reserved_ports (until reboot), merged with what is there.
+    """
+    if os.geteuid() != 0:
+        return
+    path = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        current = path.read_text().strip()
+    except (OSError, ValueError):
+        return
+    reserved: set[int] = set()
+    for part in filter(None, current.split(",")):
+        a, _, b = part.partition("-")
+        with contextlib.suppress(ValueError):
+            reserved.update(range(int(a), int(b or a) + 1))
+    wanted = sorted({p for p in ports if low <= p <= high and p not in reserved})
+    if not wanted:
+        return
+    try:
+        path.write_text(",".join(filter(None, [current, *map(str, wanted)])) + "\n")
+    except OSError:
+        return
+    say(
+        "ports",
+        f"reserved {', '.join(map(str, wanted))} (net.ipv4.ip_local_reserved_ports): "
+        "no client connection gets them as ephemeral port any more",
+    )
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, alive: Callable[[], bool] | None = None, interval: float = 0.2
+) -> bool:
+    """Poll `check` until true or timeout; stop early (False) once `alive` says the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if alive is not None and not alive():
+            return check()
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def fail_with_log(what: str, log: Path, hint: str = "") -> StackError:
+    print(f"----- last lines of {log} -----", file=sys.stderr)
+    print(tail(log), file=sys.stderr)
+    print("-----", file=sys.stderr)
+    return StackError(f"{what} (full log: {log}){'; ' + hint if hint else ''}")
+
+
+def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    """Start `cmd` detached (own session, stdio to `log`); returns its PID."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd or REPO,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+# processes started by this run of stack.py: their liveness comes from waitpid, not from /proc
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def started_alive(pid: int, needle: str) -> bool:
+    proc = _children.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    return pid_alive(pid, needle)
+
+
+def exit_note(pid: int) -> str:
+    """' (exit code N)' / ' (killed by SIGX)' for a child of this run that ended, else ''."""
+    proc = _children.get(pid)
+    if proc is None or proc.returncode is None:
+        return ""
+    if proc.returncode < 0:
+        return f" (killed by {signal.Signals(-proc.returncode).name})"
+    return f" (exit code {proc.returncode})"
+
+
+def terminate(procs: list[tuple[str, int, str]], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM each (name, pid, needle) that is still ours, wait up to `timeout`, then SIGKILL."""
+    live = [(n, p, nd) for n, p, nd in procs if pid_alive(p, nd)]
+    for name, pid, _ in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        say(name, f"stopping pid {pid} (SIGTERM)")
+    deadline = time.monotonic() + timeout
+    while live and time.monotonic() < deadline:
+        live = [(n, p, nd) for n, p, nd in live if pid_alive(p, nd)]
+        if live:
+            time.sleep(0.2)
+    for name, pid, needle in live:
+        say(name, f"pid {pid} still running after {timeout:.0f}s: SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(functools.partial(lambda p, nd: not pid_alive(p, nd), pid, needle), 5)
+
+
+@contextlib.contextmanager
+def state_lock(cfg: Config) -> Iterator[None]:
+    """One `up`/`down` at a time per state folder."""
+    cfg.run.mkdir(parents=True, exist_ok=True)
+    with (cfg.run / "stack.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("[stack] another stack.py up/down is running; waiting for it ...", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def port_taken_error(port: int, var: str, what: str) -> StackError:
+    return StackError(
+        f"port {port} is taken by another process (not one this tool started), so {what} cannot "
+        f"listen there: stop that process or set {var} to a free port "
+        f"(`ss -tanp | grep :{port}` shows who holds it)"
+    )
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+def as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def pg_user_ids() -> tuple[int, int]:
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    import pwd
+
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        raise StackError("there is no `postgres` user: install PostgreSQL with scripts/bootstrap.sh") from None
+    return pw.pw_uid, pw.pw_gid
+
+
+def postgres_can_reach(path: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    r = subprocess.run(as_postgres(["test", "-x", str(path)]), capture_output=True)
+    return r.returncode == 0
+
+
+def pg_base(cfg: Config) -> Path:
+    """Folder (owned by `postgres`) holding data/ and socket/.
+
+    Normally <state>/data/pg. The server runs as user `postgres`, which must be able to traverse
+    every parent folder; if it cannot (for example a repo under /root), the data goes to
+    /var/tmp/pinstack-pg-<hash of the state path>, and <state>/data/pg.location records where.
+    PINSTACK_PG_DATA overrides both.
+    """
+    if os.environ.get("PINSTACK_PG_DATA"):
+        return Path(os.environ["PINSTACK_PG_DATA"]).resolve()
+    location = cfg.data / "pg.location"
+    if location.exists():
+        return Path(location.read_text().strip())
+    if postgres_can_reach(cfg.data):
+        return cfg.data / "pg"
+    digest = hashlib.sha256(str(cfg.state).encode()).hexdigest()[:10]
+    base = Path("/var/tmp") / f"pinstack-pg-{digest}"
+    say("postgres", f"user postgres cannot reach {cfg.data}; keeping PostgreSQL data in {base}")
+    location.write_text(f"{base}\n")
+    return base
+
+
+def pg_paths(cfg: Config) -> tuple[Path, Path, Path]:
+    base = pg_base(cfg)
+    pgdata = base / "data"
+    socket_dir = base / "socket"
+    if len(str(socket_dir / f".s.PGSQL.{cfg.pg_port}.lock")) > 100:  # unix socket paths max ~107 bytes
+        socket_dir = Path("/tmp")
+    return base, pgdata, socket_dir
+
+
+def pg_prepare_dirs(cfg: Config, base: Path, pgdata: Path, socket_dir: Path, log: Path) -> None:
+    uid, gid = pg_user_ids()
+    base.mkdir(parents=True, exist_ok=True)
+    for d, mode in ((base, 0o755), (pgdata, 0o700), (socket_dir, 0o755)):
+        if d == Path("/tmp"):
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        os.chown(d, uid, gid)
+        os.chmod(d, mode)
+    if not postgres_can_reach(pgdata):
+        raise StackError(
+            f"user postgres cannot reach {pgdata}: make its parent folders traversable (chmod o+x) "
+            "or set PINSTACK_PG_DATA to a folder it can reach"
+        )
+    log.touch(exist_ok=True)
+    os.chown(log, uid, gid)
+
+
+def pg_running_pid(pgdata: Path) -> int | None:
+    """PID of the postmaster of `pgdata`, if it runs."""
+    pid = read_pid(pgdata / "postmaster.pid")
+    return pid if pid_alive(pid, "postgres") else None
+
+
+def pg_start(cfg: Config) -> None:
+    t0 = time.monotonic()
+    base, pgdata, socket_dir = pg_paths(cfg)
+    log = cfg.logfile("postgres")
+    if not log.exists() and base != cfg.data / "pg":
+        # data outside the state folder: keep the log next to it, linked from logs/
+        real_log = base / "postgres.log"
+        base.mkdir(parents=True, exist_ok=True)
+        real_log.touch(exist_ok=True)
+        log.symlink_to(real_log)
+    if log.is_symlink():
+        log = log.resolve()
+    pidfile = cfg.pidfile("postgres")
+
+    pid = pg_running_pid(pgdata)
+    if pid:
+        if port_open(cfg.pg_port):
+            pidfile.write_text(f"{pid}\n")
+            say("postgres", f"already running (pid {pid}) on {HOST}:{cfg.pg_port}")
+            return
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        other = lines[3] if len(lines) > 3 else "?"
+        raise StackError(
+            f"PostgreSQL of {pgdata} runs (pid {pid}) on port {other}, not {cfg.pg_port}: "
+            f"run `stack.py down` first, or set PINSTACK_PG_PORT={other}"
+        )
+    if port_in_use(cfg.pg_port):
+        raise port_taken_error(cfg.pg_port, "PINSTACK_PG_PORT", "PostgreSQL")
+
+    pg_prepare_dirs(cfg, base, pgdata, socket_dir, log)
+    if not (pgdata / "PG_VERSION").exists():
+        r = subprocess.run(
+            as_postgres(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if r.returncode != 0:
+            raise StackError(f"initdb failed:\n{r.stdout}{r.stderr}\nremove {pgdata} and retry")
+        say("postgres", f"initdb {pgdata} ({time.monotonic() - t0:.1f}s)")
+
+    opts = (
+        f"-p {cfg.pg_port} -k {shlex.quote(str(socket_dir))} -c listen_addresses={HOST} -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    )
+    r = subprocess.run(
+        as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "60", "-o", opts, "start"]),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if r.returncode != 0 or not wait_until(lambda: port_open(cfg.pg_port), 10):
+        print(r.stdout + r.stderr, file=sys.stderr)
+        raise fail_with_log(f"PostgreSQL did not start on port {cfg.pg_port}", log)
+    pid = pg_running_pid(pgdata)
+    pidfile.write_text(f"{pid}\n")
+    say("postgres", f"started (pid {pid}) on {HOST}:{cfg.pg_port} in {time.monotonic() - t0:.1f}s; data {pgdata}")
+
+
+def pg_stop(cfg: Config) -> None:
+    pidfile = cfg.pidfile("postgres")
+    location = cfg.data / "pg.location"
+    if not (pidfile.exists() or location.exists() or (cfg.data / "pg").exists()):
+        return
+    _, pgdata, _ = pg_paths(cfg)
+    pid = pg_running_pid(pgdata)
+    if pid:
+        say("postgres", f"stopping pid {pid} (pg_ctl stop -m fast)")
+        r = subprocess.run(
+            as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", "30", "stop"]),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if r.returncode != 0:
+            print(r.stdout + r.stderr, file=sys.stderr)
+            raise StackError(f"pg_ctl stop failed for {pgdata}; see {cfg.logfile('postgres')}")
+    pidfile.unlink(missing_ok=True)
+
+
+def psql_cmd(cfg: Config, dbname: str = "postgres") -> list[str]:
+    psql = PG_BIN / "psql"
+    return [str(psql) if psql.exists() else "psql", "-h", HOST, "-p", str(cfg.pg_port), "-U", "postgres", "-d", dbname]
+
+
+def ensure_database(cfg: Config, name: str) -> None:
+    db = f"pinstack_{name}"
+    base = [*psql_cmd(cfg), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-tA", "-c"]
+    # db is built from a fixed service name, never from user input
+    r = subprocess.run(
+        [*base, f"SELECT 1 FROM pg_database WHERE datname = '{db}'"],  # noqa: S608
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if r.returncode != 0:
+        raise StackError(f"cannot query PostgreSQL on port {cfg.pg_port}: {r.stderr.strip()}")
+    if r.stdout.strip() == "1":
+        return
+    r = subprocess.run([*base, f'CREATE DATABASE "{db}"'], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0 and "already exists" not in r.stderr:
+        raise StackError(f"CREATE DATABASE {db} failed: {r.stderr.strip()}")
+    say(name, f"created database {db}")
+
+
+# ----------------------------------------------------------------------------- Redis
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def redis_start(cfg: Config) -> None:
+    t0 = time.monotonic()
+    pidfile = cfg.pidfile("redis")
+    pid = read_pid(pidfile)
+    if pid_alive(pid, "redis-server"):
+        if wait_until(lambda: redis_ping(cfg.redis_port), 5):
+            say("redis", f"already running (pid {pid}) on {HOST}:{cfg.redis_port}")
+            return
+        raise StackError(
+            f"redis pid {pid} runs but does not answer on port {cfg.redis_port}: run `stack.py down` and retry"
+        )
+    pidfile.unlink(missing_ok=True)
+    if port_in_use(cfg.redis_port):
+        raise port_taken_error(cfg.redis_port, "PINSTACK_REDIS_PORT", "Redis")
+    data = cfg.data / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    log = cfg.logfile("redis")
+    r = subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(cfg.redis_port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--logfile",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if r.returncode != 0:
+        raise StackError(f"redis-server failed to start: {r.stdout}{r.stderr}")
+    if not wait_until(lambda: redis_ping(cfg.redis_port), 10):
+        raise fail_with_log(f"Redis did not answer PING on port {cfg.redis_port}", log)
+    wait_until(lambda: read_pid(pidfile) is not None, 2)
+    say("redis", f"started (pid {read_pid(pidfile)}) on {HOST}:{cfg.redis_port} in {time.monotonic() - t0:.1f}s")
+
+
+def redis_stop(cfg: Config) -> None:
+    pidfile = cfg.pidfile("redis")
+    pid = read_pid(pidfile)
+    if pid_alive(pid, "redis-server"):
+        assert pid is not None
+        terminate([("redis", pid, "redis-server")])
+    pidfile.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- Kafka
+
+
+def kafka_metadata_ok(port: int) -> bool:
+    """Send a Metadata v4 request (no topics); true once a broker and a controller are listed."""
+    client_id = b"pinstack-stack"
+    header = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id
+    body = struct.pack(">ib", 0, 0)  # topics: empty array, allow_auto_topic_creation: false
+    request = header + body
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as sock:
+            sock.settimeout(3)
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            raw = b""
+            while len(raw) < 4:
+                chunk = sock.recv(4 - len(raw))
+                if not chunk:
+                    return False
+                raw += chunk
+            (size,) = struct.unpack(">i", raw)
+            data = b""
+            while len(data) < size:
+                chunk = sock.recv(size - len(data))
+                if not chunk:
+                    return False
+                data += chunk
+        # correlation_id, throttle_time_ms, brokers[...]
+        corr, _throttle, nbrokers = struct.unpack_from(">iii", data, 0)
+        if corr != 7 or nbrokers < 1:
+            return False
+        off = 12
+        for _ in range(nbrokers):
+            off += 4  # node_id
+            (hlen,) = struct.unpack_from(">h", data, off)
+            off += 2 + hlen + 4  # host, port
+            (rlen,) = struct.unpack_from(">h", data, off)
+            off += 2 + max(rlen, 0)  # rack
+        (clen,) = struct.unpack_from(">h", data, off)
+        off += 2 + max(clen, 0)  # cluster_id
+        (controller,) = struct.unpack_from(">i", data, off)
+        return controller >= 0
+    except (OSError, struct.error):
+        return False
+
+
+def kafka_java_cmd(cfg: Config, *args: str, heap: tuple[str, str] = ("-Xmx512m", "-Xms256m")) -> list[str]:
+    java = shutil.which("java")
+    if not java:
+        raise StackError("java not found: run scripts/bootstrap.sh (make bootstrap)")
+    return [
+        java,
+        *heap,
+        "-Djava.awt.headless=true",
+        "-XX:+ExitOnOutOfMemoryError",
+        f"-Dlog4j.configuration=file:{SCRIPTS / 'kafka' / 'log4j.properties'}",
+        f"-Dkafka.logs.dir={cfg.logs}",
+        "-cp",
+        f"{cfg.kafka_jars}/*",
+        *args,
+    ]
+
+
+def kafka_config(cfg: Config) -> Path:
+    text = Template((SCRIPTS / "kafka" / "server.properties.in").read_text()).substitute(
+        port=cfg.kafka_port,
+        controller_port=cfg.kafka_controller_port,
+        log_dirs=cfg.data / "kafka",
+    )
+    path = cfg.conf / "kafka" / "server.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def kafka_spawn(cfg: Config) -> int | None:
+    """Start the broker if needed (non-blocking); returns the PID to wait for, None if already ready."""
+    pidfile = cfg.pidfile("kafka")
+    pid = read_pid(pidfile)
+    if pid_alive(pid, "kafka.Kafka"):
+        if kafka_metadata_ok(cfg.kafka_port):
+            say("kafka", f"already running (pid {pid}) on {cfg.kafka_bootstrap}")
+            return None
+        return pid  # still starting: wait for it
+    pidfile.unlink(missing_ok=True)
+    if not (cfg.kafka_jars / ".pinstack-complete").exists():
+        raise StackError(
+            f"the Kafka {cfg.kafka_version} jars are missing ({cfg.kafka_jars}): "
+            "run scripts/bootstrap.sh (make bootstrap)"
+        )
+    for port, var in (
+        (cfg.kafka_port, "PINSTACK_KAFKA_PORT"),
+        (cfg.kafka_controller_port, "PINSTACK_KAFKA_CONTROLLER_PORT"),
+    ):
+        if port_in_use(port):
+            raise port_taken_error(port, var, "Kafka")
+    conf = kafka_config(cfg)
+    log_dir = cfg.data / "kafka"
+    if not (log_dir / "meta.properties").exists():
+        t0 = time.monotonic()
+        id_file = cfg.data / "kafka-cluster-id"
+        if not id_file.exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            id_file.write_text(cluster_id + "\n")
+        cluster_id = id_file.read_text().strip()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        fmt_log = cfg.logfile("kafka-format")
+        with fmt_log.open("w") as out:
+            r = subprocess.run(
+                kafka_java_cmd(
+                    cfg,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(conf),
+                    heap=("-Xmx256m", "-Xms64m"),
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        if r.returncode != 0:
+            raise fail_with_log("formatting the Kafka storage failed", fmt_log, f"remove {log_dir} and retry")
+        say("kafka", f"formatted KRaft storage (cluster id {cluster_id}) in {time.monotonic() - t0:.1f}s")
+    pid = spawn(kafka_java_cmd(cfg, "kafka.Kafka", str(conf)), cfg.logfile("kafka"))
+    pidfile.write_text(f"{pid}\n")
+    say("kafka", f"starting (pid {pid}), log {cfg.logfile('kafka')}")
+    return pid
+
+
+def kafka_wait(cfg: Config, pid: int, t0: float) -> None:
+    ok = wait_until(
+        lambda: port_open(cfg.kafka_port) and kafka_metadata_ok(cfg.kafka_port),
+        KAFKA_TIMEOUT,
+        alive=lambda: started_alive(pid, "kafka.Kafka"),
+        interval=0.25,
+    )
+    if not ok:
+        dead = not started_alive(pid, "kafka.Kafka")
+        raise fail_with_log(
+            f"Kafka {'exited' + exit_note(pid) if dead else f'was not ready within {KAFKA_TIMEOUT:.0f}s'} "
+            f"(pid {pid}, port {cfg.kafka_port})",
+            cfg.logfile("kafka"),
+            "fix the cause, then run `stack.py down` and `stack.py up` again",
+        )
+    say("kafka", f"ready (pid {pid}) on {cfg.kafka_bootstrap} after {time.monotonic() - t0:.1f}s")
+
+
+def kafka_stop(cfg: Config) -> None:
+    pidfile = cfg.pidfile("kafka")
+    pid = read_pid(pidfile)
+    if pid_alive(pid, "kafka.Kafka"):
+        assert pid is not None
+        terminate([("kafka", pid, "kafka.Kafka")], timeout=STOP_TIMEOUT)
+    pidfile.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- Prometheus
+
+
+def prometheus_config(cfg: Config, services: list[str]) -> str:
+    lines = [
+        "# generated by scripts/stack.py: every running Pinstack service, scraped every 5s",
+        "global:",
+        "  scrape_interval: 5s",
+        "  evaluation_interval: 5s",
+        "scrape_configs:",
+        "  - job_name: prometheus",
+        "    static_configs:",
+        f"      - targets: ['{HOST}:{cfg.prom_port}']",
+    ]
+    for name in services:
+        lines += [
+            f"  - job_name: {name}",
+            "    metrics_path: /metrics",
+            "    static_configs:",
+            f"      - targets: ['{HOST}:{cfg.service_ports[name]}']",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def running_services(cfg: Config) -> list[str]:
+    return [name for name, _, _ in SERVICES if pid_alive(read_pid(cfg.pidfile(name)), f"pinstack_{name}.main")]
+
+
+def prometheus_write_config(cfg: Config, services: list[str]) -> bool:
+    """Write prometheus.yml; returns True if it changed."""
+    path = cfg.conf / "prometheus.yml"
+    text = prometheus_config(cfg, services)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def prometheus_start(cfg: Config) -> None:
+    t0 = time.monotonic()
+    pidfile = cfg.pidfile("prometheus")
+    changed = prometheus_write_config(cfg, running_services(cfg))
+    pid = read_pid(pidfile)
+    ready_url = f"{cfg.prom_url}/-/ready"
+    if pid_alive(pid, "prometheus"):
+        assert pid is not None
+        if changed:
+            os.kill(pid, signal.SIGHUP)
+        if wait_until(lambda: http_status(ready_url) == 200, 30):
+            say("prometheus", f"already running (pid {pid}) on {cfg.prom_url}")
+            return
+        raise StackError(f"prometheus pid {pid} is not ready at {ready_url}: run `stack.py down` and retry")
+    pidfile.unlink(missing_ok=True)
+    if port_in_use(cfg.prom_port):
+        raise port_taken_error(cfg.prom_port, "PINSTACK_PROM_PORT", "Prometheus")
+    binary = shutil.which("prometheus")
+    if not binary:
+        raise StackError("prometheus not found: run scripts/bootstrap.sh (make bootstrap)")
+    data = cfg.data / "prometheus"
+    data.mkdir(parents=True, exist_ok=True)
+    log = cfg.logfile("prometheus")
+    pid = spawn(
+        [
+            binary,
+            f"--config.file={cfg.conf / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address={HOST}:{cfg.prom_port}",
+            "--storage.tsdb.retention.time=7d",
+            "--web.enable-lifecycle",
+        ],
+        log,
+    )
+    pidfile.write_text(f"{pid}\n")
+    if not wait_until(lambda: http_status(ready_url) == 200, 30, alive=lambda: started_alive(pid, "prometheus")):
+        state = "exited" + exit_note(pid) if not started_alive(pid, "prometheus") else "was not ready in 30s"
+        raise fail_with_log(f"Prometheus {state} (pid {pid}, {ready_url})", log)
+    say("prometheus", f"started (pid {pid}) on {cfg.prom_url} in {time.monotonic() - t0:.1f}s")
+
+
+def prometheus_reload(cfg: Config) -> None:
+    pid = read_pid(cfg.pidfile("prometheus"))
+    if prometheus_write_config(cfg, running_services(cfg)) and pid_alive(pid, "prometheus"):
+        assert pid is not None
+        os.kill(pid, signal.SIGHUP)
+        say("prometheus", "reloaded scrape config (SIGHUP)")
+
+
+def prometheus_stop(cfg: Config) -> None:
+    pidfile = cfg.pidfile("prometheus")
+    pid = read_pid(pidfile)
+    if pid_alive(pid, "prometheus"):
+        assert pid is not None
+        terminate([("prometheus", pid, "prometheus")])
+    pidfile.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- services
+
+
+def service_dir(name: str) -> Path:
+    return REPO / "services" / name
+
+
+def service_exists(name: str) -> bool:
+    return (service_dir(name) / "src" / f"pinstack_{name}" / "main.py").exists()
+
+
+def has_worker(name: str) -> bool:
+    return (service_dir(name) / "src" / f"pinstack_{name}" / "worker.py").exists()
+
+
+def ensure_jwt_key(cfg: Config) -> None:
+    if cfg.jwt_key.exists():
+        return
+    cfg.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = cfg.jwt_key.with_suffix(".tmp")
+    r = subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(tmp)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    if r.returncode != 0:
+        raise StackError(f"openssl genpkey failed: {r.stderr.strip()} (is openssl installed?)")
+    os.chmod(tmp, 0o600)
+    tmp.rename(cfg.jwt_key)
+    say("secrets", f"generated {cfg.jwt_key}")
+
+
+def service_env(cfg: Config, name: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "ENVIRONMENT": "development",
+            "SERVICE_NAME": name,
+            "LOG_LEVEL": "INFO",
+            "REDIS_URL": cfg.redis_url,
+            "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka_bootstrap,
+            "JWKS_URL": f"{cfg.service_url('auth')}/.well-known/jwks.json",
+            "JWT_PRIVATE_KEY_FILE": str(cfg.jwt_key),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    for other, _, _ in SERVICES:
+        if other != "gateway":
+            env[f"{other.upper()}_URL"] = cfg.service_url(other)
+    if name in NO_DATABASE:
+        env.pop("DATABASE_URL", None)
+    else:
+        env["DATABASE_URL"] = cfg.database_url(name)
+    return env
+
+
+def service_healthy(cfg: Config, name: str) -> bool:
+    return http_status(f"{cfg.service_url(name)}/healthz") == 200
+
+
+def run_migrations(cfg: Config, name: str, env: dict[str, str]) -> None:
+    folder = service_dir(name) / "migrations"
+    if not folder.is_dir() or not any(folder.glob("*.sql")):
+        return
+    log = cfg.logfile(f"{name}-migrate")
+    t0 = time.monotonic()
+    with log.open("a") as out:
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} migrating {folder}\n")
+        out.flush()
+        r = subprocess.run(
+            [str(cfg.venv / "bin" / "python"), "-m", "pinstack_kit.migrate", str(folder.relative_to(REPO))],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    if r.returncode != 0:
+        raise fail_with_log(f"migrations of {name} failed (exit {r.returncode})", log)
+    say(name, f"migrations done ({time.monotonic() - t0:.1f}s)")
+
+
+def service_start(cfg: Config, name: str) -> int | None:
+    """Start the API if needed; returns the PID to wait for, or None if it already runs healthy."""
+    pidfile = cfg.pidfile(name)
+    needle = f"pinstack_{name}.main"
+    port = cfg.service_ports[name]
+    pid = read_pid(pidfile)
+    if pid_alive(pid, needle):
+        assert pid is not None
+        if wait_until(lambda: service_healthy(cfg, name), 3):
+            say(name, f"already running (pid {pid}) on {cfg.service_url(name)}")
+            return None
+        say(name, f"pid {pid} runs but /healthz does not answer 200: restarting it")
+        terminate([(name, pid, needle)])
+    pidfile.unlink(missing_ok=True)
+    if port_in_use(port):
+        var = next(v for n, v, _ in SERVICES if n == name)
+        raise port_taken_error(port, var, f"the {name} service")
+    env = service_env(cfg, name)
+    if name not in NO_DATABASE:
+        ensure_database(cfg, name)
+    run_migrations(cfg, name, env)
+    cmd = [
+        str(cfg.venv / "bin" / "uvicorn"),
+        "--factory",
+        f"pinstack_{name}.main:create_app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+    ]
+    pid = spawn(cmd, cfg.logfile(name), env=env)
+    pidfile.write_text(f"{pid}\n")
+    say(name, f"starting (pid {pid}) on {cfg.service_url(name)}")
+    return pid
+
+
+def service_wait(cfg: Config, name: str, pid: int, t0: float) -> None:
+    needle = f"pinstack_{name}.main"
+    ok = wait_until(lambda: service_healthy(cfg, name), HEALTH_TIMEOUT, alive=lambda: started_alive(pid, needle))
+    if not ok:
+        dead = not started_alive(pid, needle)
+        raise fail_with_log(
+            f"{name} {'exited' + exit_note(pid) if dead else f'did not answer GET /healthz 200 in {HEALTH_TIMEOUT:.0f}s'}",
+            cfg.logfile(name),
+            "fix it, then run `stack.py up` again (it restarts only what is down)",
+        )
+    say(name, f"healthy on {cfg.service_url(name)} ({time.monotonic() - t0:.1f}s)")
+
+
+def worker_start(cfg: Config, name: str) -> int | None:
+    wname = f"{name}-worker"
+    pidfile = cfg.pidfile(wname)
+    needle = f"pinstack_{name}.worker"
+    pid = read_pid(pidfile)
+    if pid_alive(pid, needle):
+        say(wname, f"already running (pid {pid})")
+        return None
+    pidfile.unlink(missing_ok=True)
+    pid = spawn(
+        [str(cfg.venv / "bin" / "python"), "-m", f"pinstack_{name}.worker"],
+        cfg.logfile(wname),
+        env=service_env(cfg, name),
+    )
+    pidfile.write_text(f"{pid}\n")
+    say(wname, f"started (pid {pid})")
+    return pid
+
+
+def services_up(cfg: Config) -> None:
+    present = [name for name, _, _ in SERVICES if service_exists(name)]
+    missing = [name for name, _, _ in SERVICES if name not in present]
+    if missing:
+        say("services", f"not written yet, skipped: {', '.join(missing)}")
+    if not present:
+        return
+    for tool in ("uvicorn", "python"):
+        if not (cfg.venv / "bin" / tool).exists():
+            raise StackError(f"{cfg.venv}/bin/{tool} is missing: run scripts/bootstrap.sh (make bootstrap)")
+    ensure_jwt_key(cfg)
+    workers: list[tuple[str, int]] = []
+    for group in START_GROUPS:
+        t0 = time.monotonic()
+        started = [(name, service_start(cfg, name)) for name in group if name in present]
+        for name, pid in started:
+            if pid is not None:
+                service_wait(cfg, name, pid, t0)
+        for name, _ in started:
+            if has_worker(name):
+                wpid = worker_start(cfg, name)
+                if wpid is not None:
+                    workers.append((name, wpid))
+    # a worker that dies at once (bad import, no Kafka) should fail `up`, not go unnoticed
+    if workers:
+        time.sleep(1.5)
+    for name, wpid in workers:
+        if not started_alive(wpid, f"pinstack_{name}.worker"):
+            raise fail_with_log(
+                f"{name}-worker exited right after start{exit_note(wpid)}", cfg.logfile(f"{name}-worker")
+            )
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def preflight(cfg: Config) -> None:
+    """Fail before starting anything if a port of a component that is not running is taken."""
+    pg_pid = None
+    if (cfg.data / "pg").exists() or (cfg.data / "pg.location").exists():
+        pg_pid = pg_running_pid(pg_paths(cfg)[1])
+    checks = [
+        (pg_pid is not None, [(cfg.pg_port, "PINSTACK_PG_PORT")], "PostgreSQL"),
+        (pid_alive(read_pid(cfg.pidfile("redis")), "redis-server"), [(cfg.redis_port, "PINSTACK_REDIS_PORT")], "Redis"),
+        (
+            pid_alive(read_pid(cfg.pidfile("kafka")), "kafka.Kafka"),
+            [(cfg.kafka_port, "PINSTACK_KAFKA_PORT"), (cfg.kafka_controller_port, "PINSTACK_KAFKA_CONTROLLER_PORT")],
+            "Kafka",
+        ),
+        (
+            pid_alive(read_pid(cfg.pidfile("prometheus")), "prometheus"),
+            [(cfg.prom_port, "PINSTACK_PROM_PORT")],
+            "Prometheus",
+        ),
+    ]
+    problems = [
+        str(port_taken_error(port, var, what))
+        for running, ports, what in checks
+        if not running
+        for port, var in ports
+        if port_in_use(port)
+    ]
+    if problems:
+        raise StackError("\n  ".join(["nothing was started:", *problems]))
+
+
+def cmd_up(cfg: Config, infra_only: bool) -> None:
+    t_start = time.monotonic()
+    cfg.make_dirs()
+    with state_lock(cfg):
+        reserve_ports(
+            [
+                cfg.pg_port,
+                cfg.redis_port,
+                cfg.kafka_port,
+                cfg.kafka_controller_port,
+                cfg.prom_port,
+                *cfg.service_ports.values(),
+            ]
+        )
+        preflight(cfg)
+        t_kafka = time.monotonic()
+        kafka_pid = kafka_spawn(cfg)  # the JVM is the slowest: start it first, wait for it last
+        pg_start(cfg)
+        redis_start(cfg)
+        prometheus_start(cfg)
+        if kafka_pid is not None:
+            kafka_wait(cfg, kafka_pid, t_kafka)
+        if not infra_only:
+            services_up(cfg)
+            prometheus_reload(cfg)
+    print(f"[stack] up in {time.monotonic() - t_start:.1f}s", flush=True)
+    print_urls(cfg, infra_only)
+
+
+def print_urls(cfg: Config, infra_only: bool) -> None:
+    print()
+    if not infra_only:
+        gw = cfg.service_url("gateway")
+        state = "" if service_exists("gateway") else "   (gateway not written yet)"
+        print(f"  gateway      {gw}{state}")
+        print(f"  API docs     {gw}/docs")
+    print(f"  Prometheus   {cfg.prom_url}")
+    print(f"  PostgreSQL   {cfg.pg_dsn}   (stack.py psql [SVC])")
+    print(f"  Redis        {cfg.redis_url}")
+    print(f"  Kafka        {cfg.kafka_bootstrap}")
+    print(f"  logs         {cfg.logs}   (stack.py logs [NAME] -f)")
+    print()
+
+
+def cmd_down(cfg: Config) -> None:
+    if not cfg.state.exists():
+        say("stack", f"nothing to stop ({cfg.state} does not exist)")
+        return
+    with state_lock(cfg):
+        order = [name for group in reversed(START_GROUPS) for name in group]
+        procs: list[tuple[str, int, str]] = []
+        pidfiles: list[Path] = []
+        for name in order:
+            for comp, needle in ((f"{name}-worker", f"pinstack_{name}.worker"), (name, f"pinstack_{name}.main")):
+                pidfile = cfg.pidfile(comp)
+                if pidfile.exists():
+                    pidfiles.append(pidfile)
+                    pid = read_pid(pidfile)
+                    if pid_alive(pid, needle):
+                        assert pid is not None
+                        procs.append((comp, pid, needle))
+        terminate(procs)  # all services at once: they are independent
+        for pidfile in pidfiles:
+            pidfile.unlink(missing_ok=True)
+        prometheus_stop(cfg)
+        kafka_stop(cfg)
+        redis_stop(cfg)
+        pg_stop(cfg)
+    say("stack", "down")
+
+
+def component_rows(cfg: Config) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(name: str, pid: int | None, needle: str, port: int | None, ready: Callable[[], bool], url: str) -> None:
+        alive = pid_alive(pid, needle)
+        if alive and (port is None or ready()):
+            state = "up"
+        elif alive:
+            state = "starting"
+        elif port is not None and port_in_use(port):
+            state = "port busy (not ours)"
+        else:
+            state = "down"
+        rows.append((name, str(pid) if alive else "-", str(port) if port else "-", state, url))
+
+    pg_pid = None
+    if (cfg.data / "pg").exists() or (cfg.data / "pg.location").exists():
+        pg_pid = pg_running_pid(pg_paths(cfg)[1])
+    row("postgres", pg_pid, "postgres", cfg.pg_port, lambda: port_open(cfg.pg_port), cfg.pg_dsn)
+    row(
+        "redis",
+        read_pid(cfg.pidfile("redis")),
+        "redis-server",
+        cfg.redis_port,
+        lambda: redis_ping(cfg.redis_port),
+        cfg.redis_url,
+    )
+    row(
+        "kafka",
+        read_pid(cfg.pidfile("kafka")),
+        "kafka.Kafka",
+        cfg.kafka_port,
+        lambda: kafka_metadata_ok(cfg.kafka_port),
+        cfg.kafka_bootstrap,
+    )
+    row(
+        "prometheus",
+        read_pid(cfg.pidfile("prometheus")),
+        "prometheus",
+        cfg.prom_port,
+        lambda: http_status(f"{cfg.prom_url}/-/ready") == 200,
+        cfg.prom_url,
+    )
+    for name, _, _ in SERVICES:
+        if not service_exists(name) and not cfg.pidfile(name).exists():
+            continue
+        row(
+            name,
+            read_pid(cfg.pidfile(name)),
+            f"pinstack_{name}.main",
+            cfg.service_ports[name],
+            functools.partial(service_healthy, cfg, name),
+            cfg.service_url(name),
+        )
+        if has_worker(name) or cfg.pidfile(f"{name}-worker").exists():
+            row(
+                f"{name}-worker",
+                read_pid(cfg.pidfile(f"{name}-worker")),
+                f"pinstack_{name}.worker",
+                None,
+                lambda: True,
+                "-",
+            )
+    return rows
+
+
+def cmd_status(cfg: Config) -> int:
+    rows = component_rows(cfg)
+    head = ("COMPONENT", "PID", "PORT", "STATE", "URL")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    print(f"\nstate folder: {cfg.state}")
+    return 0
+
+
+def cmd_logs(cfg: Config, name: str | None, follow: bool, lines: int) -> int:
+    files = sorted(cfg.logs.glob("*.log")) if cfg.logs.exists() else []
+    if name:
+        files = [f for f in files if f.stem == name or f.stem.startswith(name + "-")]
+    if not files:
+        known = ", ".join(sorted(f.stem for f in cfg.logs.glob("*.log"))) if cfg.logs.exists() else ""
+        raise StackError(
+            f"no log{' for ' + repr(name) if name else ''} in {cfg.logs}"
+            + (f" (have: {known})" if known else " (run `stack.py up` first)")
+        )
+    prefix_width = max(len(f.stem) for f in files)
+
+    def emit(f: Path, text: str) -> None:
+        for line in text.splitlines():
+            print(f"{f.stem:<{prefix_width}} | {line}" if len(files) > 1 else line, flush=True)
+
+    positions: dict[Path, int] = {}
+    for f in files:
+        emit(f, tail(f, lines))
+        positions[f] = f.stat().st_size
+    if not follow:
+        return 0
+    try:
+        while True:
+            for f in files:
+                try:
+                    size = f.stat().st_size
+                except OSError:
+                    continue
+                if size < positions[f]:  # truncated or recreated
+                    positions[f] = 0
+                if size > positions[f]:
+                    with f.open("rb") as fh:
+                        fh.seek(positions[f])
+                        chunk = fh.read()
+                    # only whole lines; keep a partial last line for the next round
+                    cut = chunk.rfind(b"\n") + 1
+                    if cut:
+                        emit(f, chunk[:cut].decode(errors="replace"))
+                        positions[f] += cut
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_env(cfg: Config) -> int:
+    for key, value in (
+        ("PINSTACK_PG_DSN", cfg.pg_dsn),
+        ("REDIS_URL", cfg.redis_url),
+        ("KAFKA_BOOTSTRAP_SERVERS", cfg.kafka_bootstrap),
+        ("PINSTACK_PROM_URL", cfg.prom_url),
+    ):
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def cmd_psql(cfg: Config, svc: str | None, extra: list[str]) -> int:
+    db = f"pinstack_{svc}" if svc else "postgres"
+    cmd = psql_cmd(cfg, db) + extra
+    os.execvp(cmd[0], cmd)  # noqa: S606 - replaces this process with psql
+    return 0  # not reached
+
+
+def cmd_clean(cfg: Config) -> int:
+    cmd_down(cfg)
+    location = cfg.data / "pg.location"
+    if location.exists():
+        external = Path(location.read_text().strip())
+        if external.name.startswith("pinstack-pg-"):
+            shutil.rmtree(external, ignore_errors=True)
+            say("clean", f"removed {external}")
+    if cfg.state.exists():
+        shutil.rmtree(cfg.state)
+        say("clean", f"removed {cfg.state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stack.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Ports: PINSTACK_PG_PORT=55432 PINSTACK_REDIS_PORT=56379 "
+        "PINSTACK_KAFKA_PORT=59092 PINSTACK_KAFKA_CONTROLLER_PORT=59093 "
+        "PINSTACK_PROM_PORT=59090 PINSTACK_<SERVICE>_PORT (users 8101 .. "
+        "activity 8107, gateway 8080).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the stack (reuses what already runs)")
+    up.add_argument("--infra-only", action="store_true", help="only PostgreSQL, Redis, Kafka and Prometheus")
+    sub.add_parser("down", help="stop everything this tool started")
+    sub.add_parser("status", help="show components, PIDs, ports, states and URLs")
+    logs = sub.add_parser("logs", help="tail the logs")
+    logs.add_argument("name", nargs="?", help="component (postgres, kafka, users, users-worker, ...)")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    sub.add_parser("env", help="print `export` lines for the infra addresses")
+    psql = sub.add_parser("psql", help="open psql on a service database (default: postgres)")
+    psql.add_argument("svc", nargs="?")
+    psql.add_argument("extra", nargs=argparse.REMAINDER, help="more psql arguments")
+    sub.add_parser("clean", help="down, then delete the state folder (all local data)")
+    args = parser.parse_args(argv)
+    if args.command in ("status", "logs", "env"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack.py status | head` ends quietly
+
+    try:
+        cfg = Config()
+        if args.command == "up":
+            cmd_up(cfg, args.infra_only)
+            return 0
+        if args.command == "down":
+            cmd_down(cfg)
+            return 0
+        if args.command == "status":
+            return cmd_status(cfg)
+        if args.command == "logs":
+            return cmd_logs(cfg, args.name, args.follow, args.lines)
+        if args.command == "env":
+            return cmd_env(cfg)
+        if args.command == "psql":
+            return cmd_psql(cfg, args.svc, args.extra)
+        if args.command == "clean":
+            return cmd_clean(cfg)
+    except StackError as exc:
+        print(f"[stack] ERROR: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("[stack] interrupted; what was started keeps running (`stack.py down` stops it)", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
