@@ -21,6 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pinstack_kit.config import BaseServiceSettings
+from pinstack_kit.db import run_after_commit
 from pinstack_kit.outbox import ProducerFactory, create_producer
 
 log = logging.getLogger("pinstack.consumer")
@@ -112,17 +113,20 @@ class ConsumerRunner:
         attempt, outage = 0, 0
         while attempt < self.max_attempts:
             try:
-                async with self.sessionmaker() as session, session.begin():
-                    fresh = await session.execute(
-                        text(
-                            "INSERT INTO processed_events (consumer, event_key) VALUES (:c, :k) ON CONFLICT DO NOTHING"
-                        ),
-                        {"c": self.group_id, "k": key},
-                    )
-                    if fresh.rowcount == 0:  # type: ignore[attr-defined]
-                        CONSUMED.labels(self.group_id, record.topic, "duplicate").inc()
-                        return
-                    await self.handler(session, record)
+                async with self.sessionmaker() as session:
+                    async with session.begin():
+                        fresh = await session.execute(
+                            text(
+                                "INSERT INTO processed_events (consumer, event_key) VALUES (:c, :k)"
+                                " ON CONFLICT DO NOTHING"
+                            ),
+                            {"c": self.group_id, "k": key},
+                        )
+                        if fresh.rowcount == 0:  # type: ignore[attr-defined]
+                            CONSUMED.labels(self.group_id, record.topic, "duplicate").inc()
+                            return
+                        await self.handler(session, record)
+                    await run_after_commit(session)
                 CONSUMED.labels(self.group_id, record.topic, "ok").inc()
                 return
             except (OperationalError, InterfaceError, OSError) as exc:
@@ -158,10 +162,13 @@ def consumer_for(
     topics: list[str],
     handler: Handler,
 ) -> ConsumerRunner:
-    """A runner wired the usual way: the service's Kafka, prefixed topics, `<group>.dlt`."""
+    """A runner wired the usual way: the service's Kafka, prefixed topics, `<group>.dlt`.
+
+    The group is prefixed like the topics: environments sharing a cluster never share a group.
+    """
     return ConsumerRunner(
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=group,
+        group_id=settings.topic(group),
         topics=[settings.topic(t) for t in topics],
         handler=handler,
         sessionmaker=sessions,

@@ -45,8 +45,7 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
             await session.commit()
-            for callback in session.info.pop("after_commit", ()):
-                await callback()
+            await run_after_commit(session)
         except AppError as exc:
             await (session.commit() if exc.commit else session.rollback())
             raise
@@ -68,6 +67,11 @@ def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]])
     """Run `callback` once the request's transaction committed (e.g. cache invalidation, so a
     concurrent reader cannot refill the cache with the pre-commit row)."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop("after_commit", ()):
+        await callback()
 
 
 # scope="function": the commit happens when the endpoint returns, before the response is sent,

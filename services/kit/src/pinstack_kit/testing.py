@@ -59,16 +59,21 @@ def create_database(name: str, migrations: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Callable[[str, Path], str]:
-    """Factory: a migrated database private to this test worker (and this run)."""
+def pg_database() -> Iterator[Callable[[str, Path], str]]:
+    """Factory: a migrated database private to this test worker and this run (two runs at once
+    must not drop each other's databases), dropped when the run ends."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
     made: dict[str, str] = {}
 
     def make(service: str, migrations: Path) -> str:
         if service not in made:
-            made[service] = create_database(f"test_{service}_{worker_id()}", migrations)
+            made[service] = create_database(f"test_{service}_{worker_id()}_{run}", migrations)
         return made[service]
 
-    return make
+    yield make
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
+        for url in made.values():
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,0 +1,8 @@
+from pinstack_kit.config import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    service_name: str = "posts"
+    database_url: str = "postgresql://postgres@127.0.0.1:55432/pinstack_posts"
+    users_url: str = "http://127.0.0.1:8101"
+    cache_ttl_seconds: int = 300

@@ -1,0 +1,176 @@
+"""All SQL of the posts slice. Reads are Core statements with a bounded count per request: a page
+of posts is one join with the author projection plus one `= ANY(:ids)` query each for media and
+tags, whatever the page size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Row, any_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_posts.models import Author, Post, PostMedia, PostTag, Tag
+
+posts = Post.__table__  # type: ignore[attr-defined]
+media = PostMedia.__table__  # type: ignore[attr-defined]
+tags = Tag.__table__  # type: ignore[attr-defined]
+links = PostTag.__table__  # type: ignore[attr-defined]
+authors = Author.__table__  # type: ignore[attr-defined]
+p, m, t, pt, a = posts.c, media.c, tags.c, links.c, authors.c
+
+POST = (p.id, p.author_id, p.title, p.content, p.created_at, p.updated_at)
+WITH_AUTHOR = (
+    *POST,
+    a.username.label("author_username"),
+    a.full_name.label("author_full_name"),
+    a.avatar_url.label("author_avatar_url"),
+)
+MEDIA = (m.id, m.post_id, m.url, m.type, m.position)
+NEWEST_FIRST = (p.created_at.desc(), p.id.desc())
+
+
+def _ids(values: Sequence[int]) -> Any:
+    return any_(bindparam("ids", list(values), type_=ARRAY(BigInteger)))
+
+
+@dataclass(frozen=True)
+class Filters:
+    author_id: int | None = None
+    tag: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def where(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.author_id is not None:
+            conditions.append(p.author_id == self.author_id)
+        if self.since is not None:
+            conditions.append(p.created_at >= self.since)
+        if self.until is not None:
+            conditions.append(p.created_at < self.until)
+        if self.tag is not None:
+            tagged = (
+                select(pt.post_id)
+                .join(tags, t.id == pt.tag_id)
+                .where(pt.post_id == p.id, func.lower(t.name) == func.lower(self.tag))
+            )
+            conditions.append(exists(tagged))
+        return conditions
+
+
+# ------------------------------------------------------------------------------------- reads
+
+
+async def get_post(session: AsyncSession, post_id: int) -> Row | None:
+    stmt = select(*WITH_AUTHOR).select_from(posts.outerjoin(authors, a.id == p.author_id)).where(p.id == post_id)
+    return (await session.execute(stmt)).first()
+
+
+async def page(session: AsyncSession, filters: Filters, offset: int, limit: int) -> list[Row]:
+    stmt = (
+        select(*WITH_AUTHOR)
+        .select_from(posts.outerjoin(authors, a.id == p.author_id))
+        .where(*filters.where())
+        .order_by(*NEWEST_FIRST)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def count(session: AsyncSession, filters: Filters) -> int:
+    stmt = select(func.count()).select_from(posts).where(*filters.where())
+    return int(await session.scalar(stmt) or 0)
+
+
+async def media_of(session: AsyncSession, post_ids: Sequence[int]) -> list[Row]:
+    stmt = select(*MEDIA).where(m.post_id == _ids(post_ids)).order_by(m.post_id, m.position, m.id)
+    return list((await session.execute(stmt)).all())
+
+
+async def tags_of(session: AsyncSession, post_ids: Sequence[int]) -> list[Row]:
+    """(post_id, name) in the order the author gave the tags."""
+    stmt = (
+        select(pt.post_id, t.name)
+        .join(tags, t.id == pt.tag_id)
+        .where(pt.post_id == _ids(post_ids))
+        .order_by(pt.post_id, pt.position)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def author_of(session: AsyncSession, post_id: int) -> int | None:
+    return await session.scalar(select(p.author_id).where(p.id == post_id))
+
+
+async def ids_by_author(session: AsyncSession, author_id: int) -> list[int]:
+    return list((await session.scalars(select(p.id).where(p.author_id == author_id))).all())
+
+
+# ------------------------------------------------------------------------------------ writes
+
+
+async def insert_post(session: AsyncSession, author_id: int, title: str, content: str | None) -> Row:
+    stmt = insert(posts).values(author_id=author_id, title=title, content=content).returning(*POST)
+    return (await session.execute(stmt)).one()
+
+
+async def update_post(session: AsyncSession, post_id: int, user_id: int, values: dict[str, Any]) -> Row | None:
+    """Apply `values` and bump `updated_at`, only if `user_id` wrote the post (one statement)."""
+    stmt = (
+        update(posts)
+        .where(p.id == post_id, p.author_id == user_id)
+        .values(**values, updated_at=func.now())
+        .returning(p.id, p.author_id)
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def delete_post(session: AsyncSession, post_id: int, user_id: int) -> Row | None:
+    """Delete the post (its media and tag links cascade), only if `user_id` wrote it."""
+    stmt = posts.delete().where(p.id == post_id, p.author_id == user_id).returning(p.id, p.author_id)
+    return (await session.execute(stmt)).first()
+
+
+async def delete_by_author(session: AsyncSession, author_id: int) -> list[int]:
+    stmt = posts.delete().where(p.author_id == author_id).returning(p.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def add_media(session: AsyncSession, post_id: int, items: Sequence[dict[str, Any]]) -> list[Row]:
+    if not items:
+        return []
+    stmt = insert(media).values([{**item, "post_id": post_id} for item in items]).returning(*MEDIA)
+    return list((await session.execute(stmt)).all())
+
+
+async def clear_media(session: AsyncSession, post_id: int) -> None:
+    await session.execute(media.delete().where(m.post_id == post_id))
+
+
+# Sorted so that concurrent posts creating the same new tags take the index locks in one order.
+_CREATE_TAGS = text(
+    "INSERT INTO tags (name) SELECT name FROM unnest(CAST(:names AS text[])) AS n(name) ORDER BY name"
+    " ON CONFLICT (name) DO NOTHING"
+)
+_LINK_TAGS = text(
+    "INSERT INTO posts_tags (post_id, tag_id, position)"
+    " SELECT :post_id, t.id, CAST(n.ord AS smallint)"
+    " FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, ord) JOIN tags t ON t.name = n.name"
+)
+
+
+async def add_tags(session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
+    """Link the post to `names` (distinct, in order), creating the tags that do not exist yet."""
+    if not names:
+        return
+    await session.execute(_CREATE_TAGS, {"names": list(names)})
+    await session.execute(_LINK_TAGS, {"post_id": post_id, "names": list(names)})
+
+
+async def clear_tags(session: AsyncSession, post_id: int) -> None:
+    await session.execute(links.delete().where(pt.post_id == post_id))

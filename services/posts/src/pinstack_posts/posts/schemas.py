@@ -1,0 +1,99 @@
+"""Request bodies and query of the posts service (internal API; the gateway applies the public
+contract). Every broken rule is a 400 `validation failed`, never a 500 (contract §7)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from pinstack_kit.validation import INT64_MAX, check_url
+
+MAX_TAGS = 10
+MAX_MEDIA = 9
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refused here rather than failing as a 500 in the insert.
+    if "\x00" in value:
+        raise ValueError("NUL character")
+    return value
+
+
+def _distinct_tags(names: list[str]) -> list[str]:
+    """Duplicates in one request collapse to the first occurrence (upstream failed with a 500)."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return unique
+
+
+def _no_null_media(items: object) -> object:
+    # Go decodes a `null` element into an empty item, which then fails validation.
+    if isinstance(items, list) and any(item is None for item in items):
+        raise ValueError("empty media item")
+    return items
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def parse_rfc3339(value: object) -> datetime:
+    """Go's time.RFC3339 layout: date `T` time, optional fraction, `Z` or a numeric offset."""
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value.upper())
+        except ValueError:
+            pass  # well-formed but impossible (month 13, second 61...)
+    raise ValueError("not an RFC 3339 time")
+
+
+Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
+Content = Annotated[str, StringConstraints(max_length=200_000), AfterValidator(_no_nul)]
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
+Tags = Annotated[list[TagName], AfterValidator(_distinct_tags)]
+Url = Annotated[str, StringConstraints(max_length=512), AfterValidator(check_url)]
+Rfc3339 = Annotated[datetime, BeforeValidator(parse_rfc3339)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class MediaItem(Strict):
+    url: Url
+    type: Literal["image", "video"]
+    position: int = Field(ge=1, le=9)
+
+
+MediaItems = Annotated[list[MediaItem], Field(max_length=MAX_MEDIA), BeforeValidator(_no_null_media)]
+
+
+class CreatePost(Strict):
+    author_id: Id
+    title: Title
+    content: Content | None = None
+    tags: Tags | None = None
+    media_items: MediaItems | None = None
+
+
+class UpdatePost(Strict):
+    """Contract route 17: an empty or absent field leaves the stored value as it is."""
+
+    user_id: Id
+    title: Annotated[str, StringConstraints(max_length=255), AfterValidator(_no_nul)] | None = None
+    content: Content | None = None
+    tags: Tags | None = None
+    media_items: MediaItems | None = None
+
+
+class ListQuery(BaseModel):  # query strings are text: numbers are parsed, not strict
+    author_id: int = Field(0, ge=0, le=INT64_MAX, description="0 or absent: every author")
+    tag: str = Field("", max_length=50, description="tag name, case-insensitive; empty: any")
+    created_after: Rfc3339 | None = None
+    created_before: Rfc3339 | None = None
+    offset: int = Field(0, ge=0, le=INT64_MAX)
+    limit: int = Field(0, ge=0, le=100, description="0 or absent: 20")

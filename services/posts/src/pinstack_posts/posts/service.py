@@ -1,0 +1,242 @@
+"""Posts: cache-aside reads of finished JSON, batch-loaded pages, writes that emit events through
+the outbox and invalidate the cache after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
+
+from redis.asyncio import Redis
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.db import after_commit
+from pinstack_kit.envelope import dumps, rfc3339
+from pinstack_kit.http_client import ServiceClient
+from pinstack_kit.observability import CACHE_REQUESTS
+from pinstack_kit.outbox import enqueue_event
+from pinstack_kit.redis import REDIS_DOWN
+from pinstack_posts.authors.service import AuthorService
+from pinstack_posts.config import Settings
+from pinstack_posts.errors import NotTheAuthor, PostNotFound
+from pinstack_posts.events import POST_CREATED, POST_DELETED, POST_EVENTS, POST_UPDATED, post_event
+from pinstack_posts.posts import repository
+from pinstack_posts.posts.repository import Filters
+from pinstack_posts.posts.schemas import CreatePost, ListQuery, UpdatePost
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 20
+
+# Contract §1.3: shown when the author is not (or no longer) in the projection.
+PLACEHOLDER_AUTHOR = {
+    "id": 0,
+    "username": "unknown",
+    "full_name": "Unknown Author",
+    "avatar_url": "http://unknown.unknown",
+}
+
+
+def _media_item(row: Row) -> dict[str, Any]:
+    return {"id": row.id, "url": row.url, "type": row.type, "position": row.position}
+
+
+def _tag_items(names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"id": 0, "name": name} for name in names]  # tag ids are always 0 on the wire
+
+
+def _with_media_and_tags(post: dict[str, Any], media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+    if media:
+        post["media"] = [_media_item(item) for item in media]
+    if tags:
+        post["tags"] = _tag_items(tags)
+    return post
+
+
+def to_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+    """The contract's post (routes 14, 15, 17): nested author, empty parts omitted."""
+    if row.author_username is None:
+        author = dict(PLACEHOLDER_AUTHOR)
+    else:
+        author = {"id": row.author_id, "username": row.author_username}
+        if row.author_full_name is not None:
+            author["full_name"] = row.author_full_name
+        if row.author_avatar_url is not None:
+            author["avatar_url"] = row.author_avatar_url
+    post: dict[str, Any] = {"id": row.id, "author": author, "title": row.title}
+    if row.content:
+        post["content"] = row.content
+    post["created_at"] = rfc3339(row.created_at)
+    post["updated_at"] = rfc3339(row.updated_at)
+    return _with_media_and_tags(post, media, tags)
+
+
+def to_created_wire(row: Row, author: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+    """The contract's create answer (route 16): the author flattened into `author_*` fields."""
+    post: dict[str, Any] = {"id": row.id, "title": row.title}
+    if row.content:
+        post["content"] = row.content
+    post["created_at"] = rfc3339(row.created_at)
+    post["updated_at"] = rfc3339(row.updated_at)
+    post["author_id"] = author.id
+    post["author_username"] = author.username
+    post["author_email"] = author.email
+    for field in ("full_name", "bio", "avatar_url"):
+        value = getattr(author, field)
+        if value is not None:
+            post[f"author_{field}"] = value
+    return _with_media_and_tags(post, media, tags)
+
+
+def post_data(post_id: int, author_id: int, title: str, created_at: str | None, tags: Sequence[str]) -> dict[str, Any]:
+    """`data` of post_created / post_updated."""
+    return {"id": post_id, "author_id": author_id, "title": title, "created_at": created_at, "tags": list(tags)}
+
+
+def wire_bounds(after: datetime | None, before: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """Strict `created_after`/`created_before` on the times clients see, which are whole seconds:
+    a post shown as 12:00:00 is not after 12:00:00, even if it was stored at 12:00:00.4.
+    Returns (inclusive lower, exclusive upper) bounds on the stored times."""
+    since = after.replace(microsecond=0) + timedelta(seconds=1) if after is not None else None
+    until = None
+    if before is not None:
+        until = before.replace(microsecond=0) + timedelta(seconds=1 if before.microsecond else 0)
+    return since, until
+
+
+class PostCache:
+    """Finished wire JSON of one post under `post:{id}`."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.prefix = settings.key_prefix
+        self.ttl = settings.cache_ttl_seconds
+
+    def key(self, post_id: int) -> str:
+        return f"{self.prefix}post:{post_id}"
+
+    async def get(self, post_id: int) -> bytes | None:
+        try:
+            cached = await self.redis.get(self.key(post_id))
+        except REDIS_DOWN:
+            CACHE_REQUESTS.labels("post", "error").inc()
+            return None
+        CACHE_REQUESTS.labels("post", "hit" if cached is not None else "miss").inc()
+        return cached if isinstance(cached, bytes) else None
+
+    async def put(self, post_id: int, payload: bytes) -> None:
+        try:
+            await self.redis.set(self.key(post_id), payload, ex=self.ttl)
+        except REDIS_DOWN:
+            log.warning("cache write skipped: redis unavailable")
+
+    async def forget(self, post_ids: Sequence[int]) -> None:
+        try:
+            for start in range(0, len(post_ids), 1000):
+                await self.redis.delete(*(self.key(i) for i in post_ids[start : start + 1000]))
+        except REDIS_DOWN:
+            log.warning("cache invalidation failed: redis unavailable; entries expire in %ss", self.ttl)
+
+
+class PostService:
+    def __init__(self, session: AsyncSession, redis: Redis, settings: Settings) -> None:
+        self.session = session
+        self.cache = PostCache(redis, settings)
+        self.topic = settings.topic(POST_EVENTS)
+
+    async def _details(self, rows: Sequence[Row]) -> list[dict[str, Any]]:
+        """Wire posts for `rows` with their media and tags: two queries for any number of posts."""
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        media: dict[int, list[Row]] = defaultdict(list)
+        for item in await repository.media_of(self.session, ids):
+            media[item.post_id].append(item)
+        tags: dict[int, list[str]] = defaultdict(list)
+        for link in await repository.tags_of(self.session, ids):
+            tags[link.post_id].append(link.name)
+        return [to_wire(row, media[row.id], tags[row.id]) for row in rows]
+
+    async def _load(self, post_id: int) -> dict[str, Any]:
+        row = await repository.get_post(self.session, post_id)
+        if row is None:
+            raise PostNotFound()
+        return (await self._details([row]))[0]
+
+    async def get(self, post_id: int) -> bytes:
+        cached = await self.cache.get(post_id)
+        if cached is not None:
+            return cached
+        payload = dumps(await self._load(post_id))
+        await self.cache.put(post_id, payload)
+        return payload
+
+    async def list_posts(self, query: ListQuery) -> dict[str, Any]:
+        since, until = wire_bounds(query.created_after, query.created_before)
+        filters = Filters(author_id=query.author_id or None, tag=query.tag or None, since=since, until=until)
+        limit = query.limit or DEFAULT_LIMIT
+        rows = await repository.page(self.session, filters, query.offset, limit)
+        if rows and len(rows) < limit:
+            total = query.offset + len(rows)  # the last page: no need to count
+        else:
+            total = await repository.count(self.session, filters)
+        return {"posts": await self._details(rows), "total": total}
+
+    async def create(self, body: CreatePost, users: ServiceClient) -> dict[str, Any]:
+        author = await AuthorService(self.session).ensure(body.author_id, users)
+        row = await repository.insert_post(self.session, author.id, body.title, body.content or None)
+        items = [item.model_dump() for item in body.media_items or ()]
+        media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))
+        tags = body.tags or []
+        await repository.add_tags(self.session, row.id, tags)
+        data = post_data(row.id, author.id, row.title, rfc3339(row.created_at), tags)
+        await enqueue_event(self.session, self.topic, post_event(POST_CREATED, data))
+        return to_created_wire(row, author, media, tags)
+
+    async def update(self, post_id: int, body: UpdatePost) -> dict[str, Any]:
+        values = {name: getattr(body, name) for name in ("title", "content") if getattr(body, name)}
+        changed = await repository.update_post(self.session, post_id, body.user_id, values)
+        if changed is None:
+            await self._refuse(post_id)
+        if body.media_items:
+            await repository.clear_media(self.session, post_id)
+            await repository.add_media(self.session, post_id, [item.model_dump() for item in body.media_items])
+        if body.tags:
+            await repository.clear_tags(self.session, post_id)
+            await repository.add_tags(self.session, post_id, body.tags)
+        post = await self._load(post_id)
+        tags = [tag["name"] for tag in post.get("tags", ())]
+        data = post_data(post_id, body.user_id, post["title"], post["created_at"], tags)
+        await enqueue_event(self.session, self.topic, post_event(POST_UPDATED, data))
+        after_commit(self.session, lambda: self.cache.forget([post_id]))
+        return post
+
+    async def delete(self, post_id: int, user_id: int) -> None:
+        deleted = await repository.delete_post(self.session, post_id, user_id)
+        if deleted is None:
+            await self._refuse(post_id)
+        await enqueue_event(self.session, self.topic, post_event(POST_DELETED, {"id": post_id, "author_id": user_id}))
+        after_commit(self.session, lambda: self.cache.forget([post_id]))
+
+    async def _refuse(self, post_id: int) -> NoReturn:
+        """Why a write that required authorship changed nothing: no such post, or someone else's."""
+        if await repository.author_of(self.session, post_id) is None:
+            raise PostNotFound()
+        raise NotTheAuthor()
+
+    # Called from the `user-events` consumer. Its runner commits as soon as the handler returns
+    # and has no after-commit hook, so the cache entries are dropped right away.
+
+    async def delete_by_author(self, author_id: int) -> None:
+        post_ids = await repository.delete_by_author(self.session, author_id)
+        for post_id in post_ids:
+            data = {"id": post_id, "author_id": author_id}
+            await enqueue_event(self.session, self.topic, post_event(POST_DELETED, data))
+        await self.cache.forget(post_ids)
+
+    async def forget_author(self, author_id: int) -> None:
+        """Cached posts embed their author: drop them all when the profile changed."""
+        await self.cache.forget(await repository.ids_by_author(self.session, author_id))

@@ -1,0 +1,24 @@
+"""Background process of the posts service: relays its outbox (post events) to Kafka and keeps
+the author projection from user events."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from pinstack_kit.consumer import consumer_for
+from pinstack_kit.redis import create_redis
+from pinstack_kit.worker import Loop, LoopsFactory, run_worker
+from pinstack_posts.authors.consumers import user_event_handler
+from pinstack_posts.config import Settings
+from pinstack_posts.events import CONSUMER_GROUP, USER_EVENTS
+
+
+def consumers(settings: Settings) -> LoopsFactory:
+    def build(_: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> list[Loop]:
+        handler = user_event_handler(settings, create_redis(settings))  # lives as long as the process
+        return [consumer_for(settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=handler)]
+
+    return build
+
+
+if __name__ == "__main__":
+    settings = Settings()
+    run_worker(settings, consumers(settings))

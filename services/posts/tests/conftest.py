@@ -1,0 +1,75 @@
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from posts_support import MIGRATIONS, SERVICES, UserEvent
+from redis.asyncio import Redis
+
+from pinstack_kit.testing import REDIS_URL, app_client, spawn_service
+from pinstack_posts.authors.consumers import user_event_handler
+from pinstack_posts.config import Settings
+from pinstack_posts.main import create_app
+
+
+@pytest.fixture
+def settings(pg_database: Callable[[str, Path], str], redis_prefix: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=pg_database("posts", MIGRATIONS),
+        redis_url=REDIS_URL,
+        redis_key_prefix=redis_prefix,
+        users_url="http://127.0.0.1:9",  # nothing listens: tests that need users use `users_url`
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+    yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def user_event(app: FastAPI, settings: Settings, redis: Redis, client: httpx.AsyncClient) -> UserEvent:
+    """Deliver a `user-events` record to the posts consumer, in its own transaction as the runner does."""
+    handler = user_event_handler(settings, redis)
+
+    async def deliver(kind: str, user: dict[str, Any]) -> dict[str, Any]:
+        value = orjson.dumps({"event_id": uuid.uuid4().hex, "type": kind, "data": user})
+        record = SimpleNamespace(value=value, headers=[("event_type", kind.encode())])
+        async with app.state.sessionmaker() as session, session.begin():
+            await handler(session, record)
+        return user
+
+    return deliver
+
+
+@pytest.fixture(scope="session")
+def users_url(pg_database: Callable[[str, Path], str]) -> Iterator[str]:
+    """A real users server: posts fetches authors the projection does not know yet over HTTP."""
+    env = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": pg_database("users", SERVICES / "users" / "migrations"),
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
+    }
+    with spawn_service("pinstack_users.main:create_app", env) as url:
+        yield url
