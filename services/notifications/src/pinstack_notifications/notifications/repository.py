@@ -1,0 +1,79 @@
+"""All SQL of notifications. Owner checks live in the statement that reads or changes the row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_notifications.models import Notification
+
+notifications = Notification.__table__  # type: ignore[attr-defined]
+c = notifications.c
+
+WIRE = (c.id, c.user_id, c.type, c.is_read, c.created_at, c.payload)
+
+
+async def insert_notification(session: AsyncSession, user_id: int, kind: str, payload: Any) -> int:
+    stmt = insert(notifications).values(user_id=user_id, type=kind, payload=payload).returning(c.id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def get(session: AsyncSession, notification_id: int) -> Row | None:
+    return (await session.execute(select(*WIRE).where(c.id == notification_id))).first()
+
+
+async def feed(session: AsyncSession, user_id: int, offset: int, limit: int) -> tuple[list[Row], int]:
+    total_col = func.count().over().label("total")
+    stmt = (
+        select(*WIRE, total_col)
+        .where(c.user_id == user_id)
+        .order_by(c.created_at.desc(), c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list((await session.execute(stmt)).all())
+    if rows:
+        return rows, int(rows[0].total)
+    if offset == 0:
+        return [], 0
+    total = await session.scalar(select(func.count()).select_from(notifications).where(c.user_id == user_id))
+    return [], int(total or 0)
+
+
+async def unread_count(session: AsyncSession, user_id: int) -> int:
+    stmt = select(func.count()).select_from(notifications).where(c.user_id == user_id, ~c.is_read)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def mark_all_read(session: AsyncSession, user_id: int) -> int:
+    stmt = update(notifications).where(c.user_id == user_id, ~c.is_read).values(is_read=True)
+    return int((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_read(session: AsyncSession, notification_id: int, user_id: int) -> Row | None:
+    """One statement: the owner of the notification (None if there is none) and whether this
+    call marked it. The UPDATE itself carries the owner check, so nobody marks another's row."""
+    marked = (
+        update(notifications)
+        .where(c.id == notification_id, c.user_id == user_id, ~c.is_read)
+        .values(is_read=True)
+        .returning(c.id)
+        .cte("marked")
+    )
+    stmt = select(c.user_id, exists(select(marked.c.id)).label("changed")).where(c.id == notification_id)
+    return (await session.execute(stmt.add_cte(marked))).first()
+
+
+async def delete(session: AsyncSession, notification_id: int, user_id: int) -> Row | None:
+    """One statement: the owner of the notification (None if there is none) and whether this
+    call deleted it. The DELETE itself carries the owner check."""
+    removed = notifications.delete().where(c.id == notification_id, c.user_id == user_id).returning(c.id).cte("removed")
+    stmt = select(c.user_id, exists(select(removed.c.id)).label("changed")).where(c.id == notification_id)
+    return (await session.execute(stmt.add_cte(removed))).first()
+
+
+async def delete_all_of(session: AsyncSession, user_id: int) -> int:
+    result = await session.execute(notifications.delete().where(c.user_id == user_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]

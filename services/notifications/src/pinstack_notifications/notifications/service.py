@@ -1,0 +1,84 @@
+"""Notifications of a user: send, feed, counts, and owner-only reads and changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.envelope import rfc3339_nano
+from pinstack_kit.http_client import ServiceClient
+from pinstack_notifications.errors import NotificationAccessDenied, NotificationNotFound
+from pinstack_notifications.events import FOLLOW_CREATED
+from pinstack_notifications.notifications import repository
+from pinstack_notifications.users.service import Recipients
+
+
+def to_wire(row: Row) -> dict[str, Any]:
+    """The contract's notification: nanosecond RFC 3339 time, payload omitted when absent."""
+    notification: dict[str, Any] = {
+        "id": row.id,
+        "user_id": row.user_id,
+        "type": row.type,
+        "is_read": row.is_read,
+        "created_at": rfc3339_nano(row.created_at),
+    }
+    if row.payload is not None:
+        notification["payload"] = row.payload
+    return notification
+
+
+def _owned(row: Row | None, user_id: int) -> Row:
+    if row is None:
+        raise NotificationNotFound()
+    if row.user_id != user_id:
+        raise NotificationAccessDenied()
+    return row
+
+
+class NotificationService:
+    def __init__(self, session: AsyncSession, users: ServiceClient | None = None) -> None:
+        self.session = session
+        self.recipients = Recipients(session, users)
+
+    async def send(self, user_id: int, kind: str, payload: Any) -> int:
+        await self.recipients.require(user_id)
+        return await repository.insert_notification(self.session, user_id, kind, payload)
+
+    async def notify_follow(self, followee_id: int, event: dict[str, Any]) -> None:
+        """The followee learns about a new follower; a deleted followee gets nothing."""
+        if await self.recipients.accept(followee_id):
+            await repository.insert_notification(self.session, followee_id, FOLLOW_CREATED, event)
+
+    async def remove_all_of(self, user_id: int) -> int:
+        return await repository.delete_all_of(self.session, user_id)
+
+    async def feed(self, user_id: int, page: int, limit: int) -> dict[str, Any]:
+        rows, total = await repository.feed(self.session, user_id, (page - 1) * limit, limit)
+        return {
+            "notifications": [to_wire(r) for r in rows],
+            "total": total,
+            "page": page,
+            "limit": limit,
+            "total_pages": -(-total // limit),
+        }
+
+    async def unread_count(self, user_id: int) -> int:
+        return await repository.unread_count(self.session, user_id)
+
+    async def read_all(self, user_id: int) -> int:
+        return await repository.mark_all_read(self.session, user_id)
+
+    async def get(self, notification_id: int, user_id: int) -> dict[str, Any]:
+        return to_wire(_owned(await repository.get(self.session, notification_id), user_id))
+
+    async def read(self, notification_id: int, user_id: int) -> bool:
+        """Mark read; answers whether it already was (the gateway words its answer on it)."""
+        row = _owned(await repository.mark_read(self.session, notification_id, user_id), user_id)
+        return not row.changed
+
+    async def delete(self, notification_id: int, user_id: int) -> None:
+        row = _owned(await repository.delete(self.session, notification_id, user_id), user_id)
+        if not row.changed:  # a concurrent delete got there first
+            raise NotificationNotFound()

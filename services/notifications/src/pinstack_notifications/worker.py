@@ -1,0 +1,35 @@
+"""Background process of the notifications service: one consumer (group `notifications`) for
+relation events (follow notifications) and user events (projection, cascade of deleted users).
+It publishes nothing, so it runs no outbox relay."""
+
+from aiokafka import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.consumer import Handler, consumer_for
+from pinstack_kit.worker import LoopsFactory, run_worker
+from pinstack_notifications.config import Settings
+from pinstack_notifications.events import CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
+from pinstack_notifications.notifications.consumers import on_relation_event
+from pinstack_notifications.users.consumers import on_user_event
+
+
+def by_topic(settings: Settings) -> Handler:
+    handlers = {settings.topic(RELATION_EVENTS): on_relation_event, settings.topic(USER_EVENTS): on_user_event}
+
+    async def handle(session: AsyncSession, record: ConsumerRecord) -> None:
+        await handlers[record.topic](session, record)
+
+    return handle
+
+
+def consumers(settings: Settings) -> LoopsFactory:
+    return lambda _, sessions: [
+        consumer_for(
+            settings, sessions, group=CONSUMER_GROUP, topics=[RELATION_EVENTS, USER_EVENTS], handler=by_topic(settings)
+        )
+    ]
+
+
+if __name__ == "__main__":
+    settings = Settings()
+    run_worker(settings, consumers(settings), relay=False)

@@ -1,0 +1,83 @@
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from notifications_support import Seed, new_id
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pinstack_kit.db import create_engine
+from pinstack_kit.testing import REDIS_URL, app_client, spawn_service
+from pinstack_kit.worker import Loop
+from pinstack_notifications.config import Settings
+from pinstack_notifications.main import create_app
+
+SERVICES = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def users_url(pg_database) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real users server: the fallback for recipients the projection has not seen yet."""
+    env = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": pg_database("users", SERVICES / "users" / "migrations"),
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
+    }
+    with spawn_service("pinstack_users.main:create_app", env) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(pg_database, kafka_topic, users_url: str) -> Settings:  # type: ignore[no-untyped-def]
+    return Settings(
+        environment="test",
+        database_url=pg_database("notifications", SERVICES / "notifications" / "migrations"),
+        users_url=users_url,
+        kafka_topic_prefix=kafka_topic(uuid.uuid4().hex[:8]) + ".",  # topics and groups of this test only
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def seed(engine: AsyncEngine) -> Seed:
+    """Put users into the recipients projection as the user events would; returns their ids."""
+
+    async def add(count: int = 1) -> list[int]:
+        ids = [new_id() for _ in range(count)]
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO users (id) VALUES (:id)"), [{"id": i} for i in ids])
+        return ids
+
+    return add
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Callable[[Loop], None]]:
+    """Runs worker loops (relay, consumers) as tasks of the test; stops them at teardown."""
+    loops: list[Loop] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def run(loop: Loop) -> None:
+        loops.append(loop)
+        tasks.append(asyncio.create_task(loop.run()))
+
+    yield run
+    for loop in loops:
+        loop.stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=20)

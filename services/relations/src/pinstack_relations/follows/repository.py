@@ -1,0 +1,75 @@
+"""All SQL of follows. Lists are one statement each, with the users projection joined."""
+
+from __future__ import annotations
+
+from sqlalchemy import Row, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_relations.models import Follow, User
+
+follows = Follow.__table__  # type: ignore[attr-defined]
+users = User.__table__  # type: ignore[attr-defined]
+f = follows.c
+u = users.c
+
+MISSING_USER = "Missing user"
+
+
+async def insert_follow(session: AsyncSession, follower_id: int, followee_id: int) -> Row | None:
+    """The new follow, or None when the pair already exists."""
+    stmt = (
+        insert(follows)
+        .values(follower_id=follower_id, followee_id=followee_id)
+        .on_conflict_do_nothing(index_elements=[f.follower_id, f.followee_id])
+        .returning(f.id, f.created_at)
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def delete_follow(session: AsyncSession, follower_id: int, followee_id: int) -> Row | None:
+    """The removed follow with the time of its removal, or None when there was none."""
+    stmt = (
+        follows.delete()
+        .where(f.follower_id == follower_id, f.followee_id == followee_id)
+        .returning(f.follower_id, f.followee_id, func.now().label("removed_at"))
+    )
+    return (await session.execute(stmt)).first()
+
+
+async def delete_all_of(session: AsyncSession, user_id: int) -> list[Row]:
+    """Every follow from or to `user_id`, removed."""
+    stmt = (
+        follows.delete()
+        .where((f.follower_id == user_id) | (f.followee_id == user_id))
+        .returning(f.follower_id, f.followee_id, func.now().label("removed_at"))
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def list_related(
+    session: AsyncSession, user_id: int, *, followers: bool, offset: int, limit: int
+) -> tuple[list[Row], int]:
+    """A page of the users following `user_id` (followers) or followed by it, newest first."""
+    mine, theirs = (f.followee_id, f.follower_id) if followers else (f.follower_id, f.followee_id)
+    total_col = func.count().over().label("total")
+    stmt = (
+        select(
+            theirs.label("id"),
+            func.coalesce(u.username, literal(MISSING_USER)).label("username"),
+            u.avatar_url,
+            total_col,
+        )
+        .select_from(follows.outerjoin(users, u.id == theirs))
+        .where(mine == user_id)
+        .order_by(f.created_at.desc(), f.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list((await session.execute(stmt)).all())
+    if rows:
+        return rows, int(rows[0].total)
+    if offset == 0:
+        return [], 0
+    total = await session.scalar(select(func.count()).select_from(follows).where(mine == user_id))
+    return [], int(total or 0)

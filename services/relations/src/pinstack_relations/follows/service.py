@@ -1,0 +1,72 @@
+"""Follow and unfollow with their events in the same transaction; follower and followee lists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.envelope import rfc3339_nano
+from pinstack_kit.http_client import ServiceClient
+from pinstack_kit.outbox import enqueue
+from pinstack_relations.config import Settings
+from pinstack_relations.errors import AlreadyFollowing, CannotFollowYourself, CannotUnfollowYourself, FollowNotFound
+from pinstack_relations.events import FOLLOW_CREATED, FOLLOW_DELETED, RELATION_EVENTS, relation_message
+from pinstack_relations.follows import repository
+from pinstack_relations.users.service import UserDirectory
+
+
+def to_wire(row: Row) -> dict[str, Any]:
+    """The contract's relation user: `avatar_url` omitted when null."""
+    user: dict[str, Any] = {"id": row.id, "username": row.username}
+    if row.avatar_url is not None:
+        user["avatar_url"] = row.avatar_url
+    return user
+
+
+class FollowService:
+    def __init__(self, session: AsyncSession, settings: Settings, users: ServiceClient | None = None) -> None:
+        self.session = session
+        self.topic = settings.topic(RELATION_EVENTS)
+        self.directory = UserDirectory(session, users)
+
+    async def _emit(self, kind: str, follower_id: int, followee_id: int, at: datetime) -> None:
+        message = relation_message(kind, follower_id, followee_id, at)
+        await enqueue(self.session, self.topic, message.key, message.value, message.headers)
+
+    async def follow(self, follower_id: int, followee_id: int) -> dict[str, Any]:
+        if follower_id == followee_id:
+            raise CannotFollowYourself()
+        # Both ends must exist (the follower may be a deleted account with a live token); the
+        # share lock makes a concurrent deletion wait and then remove this follow as well.
+        await self.directory.require(followee_id, follower_id, lock=True)
+        row = await repository.insert_follow(self.session, follower_id, followee_id)
+        if row is None:
+            raise AlreadyFollowing()
+        await self._emit(FOLLOW_CREATED, follower_id, followee_id, row.created_at)
+        return {"follower_id": follower_id, "followee_id": followee_id, "created_at": rfc3339_nano(row.created_at)}
+
+    async def unfollow(self, follower_id: int, followee_id: int) -> None:
+        if follower_id == followee_id:
+            raise CannotUnfollowYourself()
+        row = await repository.delete_follow(self.session, follower_id, followee_id)
+        if row is None:
+            raise FollowNotFound()
+        await self._emit(FOLLOW_DELETED, follower_id, followee_id, row.removed_at)
+
+    async def remove_all_of(self, user_id: int) -> int:
+        """Every follow from or to a deleted user, each with its `follow_deleted` event."""
+        rows = await repository.delete_all_of(self.session, user_id)
+        for row in rows:
+            await self._emit(FOLLOW_DELETED, row.follower_id, row.followee_id, row.removed_at)
+        return len(rows)
+
+    async def related(self, user_id: int, *, followers: bool, page: int, limit: int) -> dict[str, Any]:
+        await self.directory.require(user_id)
+        rows, total = await repository.list_related(
+            self.session, user_id, followers=followers, offset=(page - 1) * limit, limit=limit
+        )
+        key = "followers" if followers else "followees"
+        return {key: [to_wire(r) for r in rows], "total": total, "page": page, "limit": limit}

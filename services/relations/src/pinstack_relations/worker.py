@@ -1,0 +1,21 @@
+"""Background process of the relations service: relays its outbox (relation events) to Kafka and
+consumes user events (projection, cascade of deleted users)."""
+
+from pinstack_kit.consumer import consumer_for
+from pinstack_kit.worker import LoopsFactory, run_worker
+from pinstack_relations.config import Settings
+from pinstack_relations.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_relations.users.consumers import user_events_handler
+
+
+def consumers(settings: Settings) -> LoopsFactory:
+    return lambda _, sessions: [
+        consumer_for(
+            settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=user_events_handler(settings)
+        )
+    ]
+
+
+if __name__ == "__main__":
+    settings = Settings()
+    run_worker(settings, consumers(settings))
