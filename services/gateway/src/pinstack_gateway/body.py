@@ -3,6 +3,7 @@
 - empty body, invalid JSON, a non-object, or a value of the wrong type → 400 `invalid input`;
 - keys match field names case-insensitively, unknown keys are ignored, only the first JSON value
   is read, `null` leaves a field at its zero value;
+- an unpaired surrogate escape (`"\\ud800"`) becomes U+FFFD, as in Go;
 - then the model's rules run → 400 `validation failed`.
 Bodies larger than `max_body_bytes` are refused with 413 before they are parsed.
 """
@@ -10,6 +11,7 @@ Bodies larger than `max_body_bytes` are refused with 413 before they are parsed.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from fastapi import Depends, Request
@@ -20,6 +22,7 @@ from pinstack_kit.errors import BadRequest, InvalidInput, PayloadTooLarge, valid
 M = TypeVar("M", bound=BaseModel)
 
 _DECODER = json.JSONDecoder(parse_constant=lambda name: _reject(name))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _reject(name: str) -> Any:
@@ -32,8 +35,20 @@ def parse_first_value(raw: bytes) -> Any:
         raise InvalidInput()
     try:
         value, _ = _DECODER.raw_decode(text)  # trailing bytes are ignored, as Go's Decoder does
-    except ValueError as exc:
+        # Only a `\u` escape can produce a lone surrogate (the text itself is valid UTF-8).
+        return _replace_surrogates(value) if "\\u" in text else value
+    except (ValueError, RecursionError) as exc:  # Go refuses nesting deeper than 10000 too
         raise InvalidInput() from exc
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """Python keeps an unpaired surrogate (which no encoder accepts); Go decodes it as U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_replace_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_surrogates(key): _replace_surrogates(item) for key, item in value.items()}
     return value
 
 
@@ -79,10 +94,16 @@ def decode(raw: bytes, model: type[M]) -> M:
         raise BadRequest(validation_message(exc.errors())) from exc
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def refuse_declared_oversize(request: Request) -> None:
+    """413 for a declared `Content-Length` over the limit, on every route (an app dependency),
+    whether or not the route reads a body."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdigit() and int(declared) > request.app.state.settings.max_body_bytes:
         raise PayloadTooLarge()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    refuse_declared_oversize(request)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 from pydantic_core import PydanticCustomError
 
 from pinstack_kit.validation import INT64_MAX, INT64_MIN, check_email, check_url
@@ -44,6 +44,14 @@ class Body(BaseModel):
     """A public request body: strict JSON types, missing fields take Go's zero values."""
 
     model_config = ConfigDict(strict=True, validate_default=True, extra="ignore")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refused as bad input here rather than a 500 downstream.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL character")
+        return value
 
 
 T = TypeVar("T")

@@ -1,16 +1,19 @@
 """The API gateway: the public, wire-compatible `/api/v1` (contract §1) in front of the services."""
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pinstack_gateway.auth.endpoints import router as auth_router
+from pinstack_gateway.body import refuse_declared_oversize
 from pinstack_gateway.config import Settings
-from pinstack_gateway.openapi import build_openapi
+from pinstack_gateway.openapi import api_routes, build_openapi
 from pinstack_gateway.users.endpoints import router as users_router
 from pinstack_kit.app import build_app
 from pinstack_kit.envelope import JSON, dumps
@@ -33,6 +36,22 @@ class TrailingSlash:
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
             scope = {**scope, "path": path.rstrip("/") or "/"}
         await self.app(scope, receive, send)
+
+
+def _allow_every_method(app: FastAPI) -> None:
+    """A 405's `Allow` lists every method of the path (Starlette names only the first route's)."""
+    render = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 405:
+            path = request.scope["path"]
+            methods = sorted({m for r in api_routes(app.routes) if r.path_regex.match(path) for m in r.methods or ()})
+            exc = StarletteHTTPException(405, headers={"Allow": ", ".join(methods)})
+        response = render(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         use_database=False,
         use_redis=False,
         extra_lifespan=clients,
+        dependencies=[Depends(refuse_declared_oversize)],
     )
+    _allow_every_method(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -27,6 +27,7 @@ UpdateAvatarBody = json_body(UpdateAvatarRequest)
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 MAX_QUERY_LENGTH = 100
+MIN_USERNAME, MAX_USERNAME = 3, 32
 
 
 def user_id_param(raw: str) -> int:
@@ -48,15 +49,18 @@ def lenient_int(raw: str | None, default: int, low: int, high: int) -> int:
 async def search_users(request: Request, users: UsersDep) -> Response:
     params = request.query_params
     query = params.get("query", "")
-    if not query or len(query) > MAX_QUERY_LENGTH:
+    if not query or len(query) > MAX_QUERY_LENGTH or "\x00" in query:
         raise BadRequest("invalid search query")
     page = lenient_int(params.get("page"), 1, 1, 1_000_000)
     limit = lenient_int(params.get("limit"), 10, 1, 100)
     return await forward(users, "GET", "/users/search", params={"query": query, "page": page, "limit": limit})
 
 
-@router.get("/username/{username}", summary="User by username", **documented(200, User, 404))
+@router.get("/username/{username}", summary="User by username", **documented(200, User, 400, 404))
 async def get_by_username(username: str, users: UsersDep) -> Response:
+    # No account can have such a name; upstream's user service refused it with a 500 (§7.7).
+    if not MIN_USERNAME <= len(username) <= MAX_USERNAME or "\x00" in username:
+        raise BadRequest()
     return await forward(users, "GET", f"/users/by-username/{quote(username, safe='')}")
 
 

@@ -1,0 +1,69 @@
+"""The checked-in OpenAPI document is the one the code generates, and it documents the contract."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from gateway_contract import ROUTES, Route, route_id
+
+from pinstack_gateway.main import create_app
+from pinstack_gateway.openapi import DOCUMENT, render
+
+pytestmark = [pytest.mark.contract, pytest.mark.unit]
+
+
+@pytest.fixture(scope="module")
+def generated() -> bytes:
+    return render(create_app())
+
+
+@pytest.fixture(scope="module")
+def document(generated: bytes) -> dict[str, Any]:
+    return json.loads(generated)
+
+
+def test_checked_in_document_is_up_to_date(generated: bytes) -> None:
+    assert DOCUMENT.exists(), f"{DOCUMENT} is missing: run `make openapi` and commit it"
+    assert DOCUMENT.read_bytes() == generated, f"{DOCUMENT} is stale: run `make openapi` and commit the result"
+
+
+def _operation(document: dict[str, Any], route: Route) -> dict[str, Any]:
+    template = re.sub(r"\{[^}]+\}", "{}", "/api/v1" + route.path)
+    for path, operations in document["paths"].items():
+        if re.sub(r"\{[^}]+\}", "{}", path) == template and route.method.lower() in operations:
+            return operations[route.method.lower()]
+    raise AssertionError(f"{route.method} /api/v1{route.path} is not in the OpenAPI document")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=route_id)
+def test_every_contract_route_is_documented(document: dict[str, Any], route: Route) -> None:
+    operation = _operation(document, route)
+    security = operation.get("security")
+    if route.jwt:
+        assert security == [{"BearerAuth": []}]
+    else:
+        assert not security
+    if route.body:
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].split("/")[-1] in document["components"]["schemas"]
+    success = {1: "201", 10: "201", 12: "204"}.get(route.number, "200")
+    assert success in operation["responses"]
+    assert "422" not in operation["responses"]  # bad input is a 400 in the envelope
+
+
+def test_bearer_scheme(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["BearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    secured = [
+        (path, method)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if operation.get("security")
+    ]
+    assert len(secured) == sum(r.jwt for r in ROUTES) == 5  # routes 5, 10, 11, 12 and 13
