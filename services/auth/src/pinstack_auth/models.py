@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
 
@@ -11,7 +12,7 @@ class RefreshToken(SQLModel, table=True):
 
     jti: uuid.UUID = Field(primary_key=True)
     family_id: uuid.UUID
-    user_id: int
+    user_id: int = Field(sa_type=BigInteger)
     issued_at: datetime
     expires_at: datetime
     rotated_at: datetime | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, TypeVar, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
@@ -114,10 +114,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def json_body(model: type[M]) -> Any:
-    """`body: JsonBody[Model]`-style annotation: decoded with Go semantics, documented in OpenAPI."""
+    """Use as `Annotated[Model, json_body(Model)]`: decoded with Go semantics, documented in OpenAPI."""
 
     async def dependency(request: Request) -> M:
         return decode(await read_body(request, request.app.state.settings.max_body_bytes), model)
 
-    dependency.body_model = model  # type: ignore[attr-defined]  # read by openapi.document_bodies
-    return Annotated[model, Depends(dependency)]
+    dependency.body_model = model  # type: ignore[attr-defined]  # read by openapi.build_openapi
+    return Depends(dependency)

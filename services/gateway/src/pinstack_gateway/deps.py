@@ -28,11 +28,11 @@ async def _current_user(request: Request) -> int:
 
 
 def _users(request: Request) -> ServiceClient:
-    return request.app.state.users  # type: ignore[no-any-return]
+    return request.app.state.users
 
 
 def _auth(request: Request) -> ServiceClient:
-    return request.app.state.auth  # type: ignore[no-any-return]
+    return request.app.state.auth
 
 
 CurrentUser = Annotated[int, Depends(_current_user)]

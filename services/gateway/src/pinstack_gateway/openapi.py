@@ -22,7 +22,8 @@ BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JW
 
 
 def _body_models(route: APIRoute) -> list[Any]:
-    return [d.call.body_model for d in route.dependant.dependencies if hasattr(d.call, "body_model")]
+    models = (getattr(d.call, "body_model", None) for d in route.dependant.dependencies)
+    return [model for model in models if model is not None]
 
 
 def _needs_auth(route: APIRoute) -> bool:
@@ -45,7 +46,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for route in api_routes(app.routes):
         if not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             operation = document["paths"][route.path_format][method.lower()]
             operation["responses"].pop("422", None)  # bad input is 400 in the envelope
             if _needs_auth(route):

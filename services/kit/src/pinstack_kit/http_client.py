@@ -120,6 +120,7 @@ class ServiceClient:
         query = {k: str(v) for k, v in params.items()} if params else None
         attempts = 1 + (self.retries if method in _IDEMPOTENT else 0)
         error: AppError
+        last_exc: BaseException
         for attempt in range(attempts):
             start = time.perf_counter()
             try:

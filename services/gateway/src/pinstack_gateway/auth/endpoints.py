@@ -1,5 +1,7 @@
 """Contract routes 1-5: register, login, refresh, logout, update-password."""
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -15,10 +17,10 @@ from pinstack_gateway.deps import AuthDep, CurrentUser
 from pinstack_gateway.fields import MessageData, documented
 from pinstack_gateway.proxy import forward
 
-RegisterBody = json_body(RegisterRequest)
-LoginBody = json_body(LoginRequest)
-RefreshTokenBody = json_body(RefreshTokenRequest)
-UpdatePasswordBody = json_body(UpdatePasswordRequest)
+RegisterBody = Annotated[RegisterRequest, json_body(RegisterRequest)]
+LoginBody = Annotated[LoginRequest, json_body(LoginRequest)]
+RefreshTokenBody = Annotated[RefreshTokenRequest, json_body(RefreshTokenRequest)]
+UpdatePasswordBody = Annotated[UpdatePasswordRequest, json_body(UpdatePasswordRequest)]
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 

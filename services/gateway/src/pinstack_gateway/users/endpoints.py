@@ -1,5 +1,6 @@
 """Contract routes 6-13: read, search, create, update, delete users and set avatars."""
 
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -20,9 +21,9 @@ from pinstack_kit.envelope import ok
 from pinstack_kit.errors import BadRequest, Forbidden, InvalidInput
 from pinstack_kit.validation import SIMPLE_EMAIL, parse_int
 
-CreateUserBody = json_body(CreateUserRequest)
-UpdateUserBody = json_body(UpdateUserRequest)
-UpdateAvatarBody = json_body(UpdateAvatarRequest)
+CreateUserBody = Annotated[CreateUserRequest, json_body(CreateUserRequest)]
+UpdateUserBody = Annotated[UpdateUserRequest, json_body(UpdateUserRequest)]
+UpdateAvatarBody = Annotated[UpdateAvatarRequest, json_body(UpdateAvatarRequest)]
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
