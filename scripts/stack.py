@@ -1142,6 +1142,30 @@ def print_urls(cfg: Config, infra_only: bool) -> None:
     print()
 
 
+INFRA_STOPS = {"prometheus": prometheus_stop, "kafka": kafka_stop, "redis": redis_stop, "postgres": pg_stop}
+
+
+def cmd_stop(cfg: Config, names: list[str]) -> None:
+    """Stop single components (fault drills); `up` starts them again."""
+    with state_lock(cfg):
+        for name in names:
+            if name in INFRA_STOPS:
+                INFRA_STOPS[name](cfg)
+                continue
+            service = name.removesuffix("-worker")
+            if service not in [s[0] for s in SERVICES]:
+                raise StackError(
+                    f"unknown component {name!r}: one of {', '.join([*INFRA_STOPS, *(s[0] for s in SERVICES)])}"
+                )
+            needle = f"pinstack_{service}.worker" if name.endswith("-worker") else f"pinstack_{service}.main"
+            pid = read_pid(cfg.pidfile(name))
+            if pid_alive(pid, needle):
+                assert pid is not None
+                terminate([(name, pid, needle)])
+            cfg.pidfile(name).unlink(missing_ok=True)
+            say(name, "stopped")
+
+
 def cmd_down(cfg: Config) -> None:
     if not cfg.state.exists():
         say("stack", f"nothing to stop ({cfg.state} does not exist)")
@@ -1336,6 +1360,8 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start the stack (reuses what already runs)")
     up.add_argument("--infra-only", action="store_true", help="only PostgreSQL, Redis, Kafka and Prometheus")
     sub.add_parser("down", help="stop everything this tool started")
+    stop = sub.add_parser("stop", help="stop some components (e.g. kafka, notifications-worker); up restarts them")
+    stop.add_argument("names", nargs="+")
     sub.add_parser("status", help="show components, PIDs, ports, states and URLs")
     logs = sub.add_parser("logs", help="tail the logs")
     logs.add_argument("name", nargs="?", help="component (postgres, kafka, users, users-worker, ...)")
@@ -1357,6 +1383,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "down":
             cmd_down(cfg)
+            return 0
+        if args.command == "stop":
+            cmd_stop(cfg, args.names)
             return 0
         if args.command == "status":
             return cmd_status(cfg)

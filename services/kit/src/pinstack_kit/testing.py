@@ -107,43 +107,44 @@ def free_port() -> int:
 
 
 @contextmanager
-def spawn_service(
-    app_factory: str, env: dict[str, str], *, port: int | None = None, log_dir: Path | None = None
-) -> Iterator[str]:
-    """Run `uvicorn --factory app_factory` as a real server; yields its base URL."""
-    port = port or free_port()
-    log_path = (
-        log_dir or Path(os.environ.get("PINSTACK_TEST_LOGS", "/tmp"))
-    ) / f"{app_factory.split('.')[0]}-{port}.log"
+def spawn_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a process (a worker, a server) for a black-box test; SIGTERM, then SIGKILL, at the end."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                app_factory,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env={**os.environ, **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(url, proc, log_path)
-        yield url
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_log(name: str, log_dir: Path | None = None) -> Path:
+    folder = log_dir or Path(os.environ.get("PINSTACK_TEST_LOGS", "/tmp/pinstack-test-logs"))
+    return folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
+
+
+@contextmanager
+def spawn_service(
+    app_factory: str, env: dict[str, str], *, port: int | None = None, log_dir: Path | None = None
+) -> Iterator[str]:
+    """Run `uvicorn --factory app_factory` as a real server; yields its base URL."""
+    port = port or free_port()
+    log_path = test_log(f"{app_factory.split('.')[0]}-{port}", log_dir)
+    args = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1", "--port", str(port)]
+    with spawn_process([*args, "--no-access-log"], env, log_path) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, log_path)
+        yield url
+
+
+def spawn_worker(module: str, env: dict[str, str]) -> Any:
+    """Run `python -m <module>` (a service's worker); a context manager yielding the Popen."""
+    return spawn_process([sys.executable, "-m", module], env, test_log(module.replace(".", "-")))
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[Any], log_path: Path, timeout: float = 30.0) -> None:
@@ -172,3 +173,61 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interva
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+class PrivateStack:
+    """PostgreSQL, Redis and Kafka of a test's own (scripts/stack.py with a private state folder
+    and ports), for fault tests that stop and restart servers without disturbing other tests."""
+
+    STACK = Path(__file__).resolve().parents[4] / "scripts" / "stack.py"
+
+    def __init__(self, state: Path) -> None:
+        self.ports = {name: free_port() for name in ("PG", "REDIS", "KAFKA", "KAFKA_CONTROLLER", "PROM")}
+        self.env = {"PINSTACK_STATE_DIR": str(state), **{f"PINSTACK_{k}_PORT": str(v) for k, v in self.ports.items()}}
+
+    def run(self, *args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, str(self.STACK), *args], env={**os.environ, **self.env}, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"stack.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+    def up(self) -> None:
+        self.run("up", "--infra-only")
+
+    def stop(self, *components: str) -> None:
+        self.run("stop", *components)
+
+    def down(self) -> None:
+        self.run("down")
+
+    @property
+    def pg_admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/postgres"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['REDIS']}/0"
+
+    @property
+    def kafka(self) -> str:
+        return f"127.0.0.1:{self.ports['KAFKA']}"
+
+    def database(self, name: str, migrations: Path) -> str:
+        """A fresh migrated database on this stack's PostgreSQL."""
+        with psycopg.connect(self.pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/{name}"
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, migrate(url, migrations)).result()
+        return url
+
+
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
+    stack = PrivateStack(tmp_path_factory.mktemp("stack"))
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.down()
