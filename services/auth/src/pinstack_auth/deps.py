@@ -1,21 +1,10 @@
 from typing import Annotated
 
-from fastapi import Depends, Request
-
 from pinstack_auth.keys.signing import SigningKeys
-from pinstack_kit.deps import SessionDep
+from pinstack_kit.deps import SessionDep, from_state
 from pinstack_kit.http_client import ServiceClient
 
-
-def _keys(request: Request) -> SigningKeys:
-    return request.app.state.keys
-
-
-def _users(request: Request) -> ServiceClient:
-    return request.app.state.users
-
-
-KeysDep = Annotated[SigningKeys, Depends(_keys)]
-UsersDep = Annotated[ServiceClient, Depends(_users)]
+KeysDep = Annotated[SigningKeys, from_state("keys")]
+UsersDep = Annotated[ServiceClient, from_state("users")]
 
 __all__ = ["KeysDep", "SessionDep", "UsersDep"]
