@@ -1,4 +1,4 @@
-"""`make bench`: load on 127.0.0.1 through the gateway with wrk, printing requests/s and p50/p99.
+"""`make bench`: load on 127.0.0.1 through the gateway, printing requests/s and p50/p99 per scenario.
 
 Scenarios run one after another against the stack started by `make up`; each gets the same
 duration and connection count. The ceiling is a trivial FastAPI endpoint on the same machine.
@@ -8,6 +8,7 @@ Results are printed as a table and written to .bench/results.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -66,8 +67,15 @@ def wrk(scenario: str, url: str, script: str, seconds: int, connections: int) ->
     return Result(scenario, rps, latency("50"), latency("99"), requests, errors)
 
 
-def seed_users(count: int) -> list[tuple[int, str]]:
-    """Registers `count` users through the gateway; returns (id, username) pairs."""
+@dataclass
+class BenchUser:
+    id: int
+    username: str
+    token: str
+
+
+def seed_users(count: int) -> list[BenchUser]:
+    """Registers `count` users through the gateway, each with an access token."""
     users = []
     with httpx.Client(timeout=30) as client:
         for _ in range(count):
@@ -75,15 +83,98 @@ def seed_users(count: int) -> list[tuple[int, str]]:
             body = {"username": name, "email": f"{name}@bench.example", "password": PASSWORD, "full_name": "Bench"}
             response = client.post(f"{API}/auth/register", json=body)
             response.raise_for_status()
+            token = response.json()["data"]["access_token"]
             found = client.get(f"{API}/users/username/{name}").json()["data"]
-            users.append((found["id"], name))
+            users.append(BenchUser(found["id"], name, token))
     return users
 
 
-def get_users_script(ids: list[int]) -> str:
+def seed_posts(users: list[BenchUser], per_user: int) -> list[int]:
+    ids = []
+    with httpx.Client(timeout=30) as client:
+        for user in users:
+            for n in range(per_user):
+                body = {
+                    "title": f"Post {n} by {user.username}",
+                    "content": "Benchmark content " * 8,
+                    "tags": ["bench", f"t{n % 5}"],
+                    "media_items": [{"url": "https://picsum.photos/300/300", "type": "image", "position": 1}],
+                }
+                response = client.post(f"{API}/posts", json=body, headers={"Authorization": f"Bearer {user.token}"})
+                response.raise_for_status()
+                ids.append(response.json()["data"]["id"])
+    return ids
+
+
+def lua_list(values: list[str]) -> str:
+    return "{" + ",".join(f'"{lua_escape(v)}"' for v in values) + "}"
+
+
+def get_script(paths: list[str], tokens: list[str] | None = None) -> str:
+    """Random GETs over `paths`, each with a random bearer token when tokens are given."""
+    auth = 'local h = {["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}' if tokens else "local h = nil"
     return (
-        f"local ids = {{{','.join(map(str, ids))}}}\n"
-        'request = function() return wrk.format("GET", "/api/v1/users/" .. ids[math.random(#ids)]) end\n'
+        f"local paths = {lua_list(paths)}\n"
+        f"local tokens = {lua_list(tokens or [])}\n"
+        "request = function()\n"
+        f"  {auth}\n"
+        '  return wrk.format("GET", paths[math.random(#paths)], h)\n'
+        "end\n"
+    )
+
+
+def create_post_script(tokens: list[str]) -> str:
+    body = '{"title":"bench post","content":"written under load","tags":["bench","load"]}'
+    return (
+        f"local tokens = {lua_list(tokens)}\n"
+        "request = function()\n"
+        '  local h = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}\n'
+        f'  return wrk.format("POST", "/api/v1/posts", h, \'{body}\')\n'
+        "end\n"
+    )
+
+
+async def follow_unfollow(users: list[BenchUser], seconds: int, connections: int) -> Result:
+    """Each connection owns distinct (follower, followee) pairs and alternates follow and unfollow
+    on them, so no two in-flight requests touch the same pair (wrk cannot guarantee that)."""
+    import aiohttp
+
+    pairs = [(a, b) for a in users for b in users if a.id != b.id]
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def connection(index: int, session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        mine = pairs[index::connections]
+        step = 0
+        while time.perf_counter() < deadline:
+            follower, followee = mine[(step // 2) % len(mine)]
+            path = "/relation/follow" if step % 2 == 0 else "/relation/unfollow"
+            started = time.perf_counter()
+            async with session.post(
+                f"{API}{path}",
+                json={"followee_id": followee.id},
+                headers={"Authorization": f"Bearer {follower.token}"},
+            ) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+            step += 1
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(connection(i, session) for i in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        "POST /relation/follow + unfollow",
+        len(latencies) / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+        len(latencies),
+        errors,
     )
 
 
@@ -147,6 +238,8 @@ def main() -> int:
         return 2
 
     users = seed_users(args.users)
+    posts = seed_posts(users, 4)
+    tokens = [u.token for u in users]
     results = []
     ceiling, ceiling_url = start_ceiling()
     try:
@@ -154,12 +247,17 @@ def main() -> int:
     finally:
         ceiling.terminate()
         ceiling.wait(10)
-    results.append(
-        wrk("GET /users/{id}", GATEWAY, get_users_script([i for i, _ in users]), args.seconds, args.connections)
-    )
-    results.append(
-        wrk("POST /auth/login", GATEWAY, login_script([n for _, n in users]), args.seconds, args.connections)
-    )
+    scenarios = [
+        ("GET /users/{id}", get_script([f"/api/v1/users/{u.id}" for u in users])),
+        ("POST /auth/login", login_script([u.username for u in users])),
+        ("GET /posts/{id}", get_script([f"/api/v1/posts/{p}" for p in posts])),
+        ("GET /posts/list?limit=20", get_script([f"/api/v1/posts/list?limit=20&offset={o}" for o in (0, 20, 40)])),
+        ("POST /posts", create_post_script(tokens)),
+        ("GET /notification/feed", get_script(["/api/v1/notification/feed?page=1&limit=10"], tokens)),
+    ]
+    for name, script in scenarios:
+        results.append(wrk(name, GATEWAY, script, args.seconds, args.connections))
+    results.append(asyncio.run(follow_unfollow(users, args.seconds, args.connections)))
 
     print(f"\n{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
     for r in results:
