@@ -20,7 +20,7 @@ endef
 .PHONY: help bootstrap up down status logs infra test test-unit lint fmt openapi bench clean
 
 help: ## list the targets
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 bootstrap: ## install what is missing (apt packages, uv, .venv, Kafka jars); fast when all is there
 	@scripts/bootstrap.sh
@@ -40,8 +40,8 @@ logs: ## tail all logs (make logs NAME=users F=1 to follow one)
 infra: bootstrap ## start PostgreSQL, Redis, Kafka and Prometheus only
 	@$(STACK) up --infra-only
 
-test: infra ## run the whole test suite against the local infra (PYTEST_ARGS=... to narrow)
-	@eval "$$($(STACK) env)"; $(call run_pytest,services -n 2 $(PYTEST_ARGS))
+test: infra cluster ## run every test tier against the local infra and control plane (PYTEST_ARGS=... to narrow)
+	@eval "$$($(STACK) env)"; $(call run_pytest,services charts -n 2 $(PYTEST_ARGS))
 
 test-unit: bootstrap ## run the unit tests only (no servers needed)
 	@$(call run_pytest,services -m unit $(PYTEST_ARGS))
@@ -58,5 +58,30 @@ openapi: ## write services/gateway/openapi.json
 bench: ## load the running stack (make up) with wrk: req/s and p50/p99 per scenario
 	@$(UV_RUN) python -m bench.run
 
-clean: ## stop the stack and delete .stack (all local data)
+clean: ## stop the stack and the control plane, delete .stack (all local data)
+	@$(PYTHON) scripts/cluster.py clean
 	@$(STACK) clean
+
+.PHONY: cluster cluster-down cluster-build
+cluster: ## start etcd + kube-apiserver (no kubelet) on 127.0.0.1, building once; prints KUBECONFIG
+	@$(PYTHON) scripts/cluster.py up
+
+cluster-down: ## stop the control plane started by `make cluster` (by PID)
+	@$(PYTHON) scripts/cluster.py down
+
+cluster-build: ## build kube-apiserver, kubectl, etcd, helm into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
+	@$(PYTHON) scripts/cluster.py build $(if $(EXTRA),--extra,)
+
+.PHONY: kind-up dev
+
+kind-up: ## create the kind cluster "pinstack" from manifests/kind/cluster.yaml (needs Docker and kind)
+	@if ! command -v kind >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
+		echo "make kind-up needs a running Docker engine and the kind CLI (https://kind.sigs.k8s.io)."; \
+		echo "Without Docker, \`make cluster\` starts a bare control plane (etcd + kube-apiserver; no pods run)."; \
+		exit 1; \
+	fi; \
+	if kind get clusters 2>/dev/null | grep -qx pinstack; then echo "kind cluster pinstack already exists"; \
+	else kind create cluster --config manifests/kind/cluster.yaml; fi
+
+dev: ## run Pinstack on the kind cluster, rebuilt and redeployed on every change (skaffold dev -p dev)
+	skaffold dev -p dev

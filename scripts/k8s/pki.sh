@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Certificates and keys for the local control plane (called by scripts/cluster.py up).
+#
+#   scripts/k8s/pki.sh <dir> [extra SAN entries, e.g. IP:10.96.0.1]
+#
+# Creates what is missing in <dir> (existing files are kept, so a restarted control plane keeps
+# its CA and a kubeconfig written earlier stays valid):
+#   ca.crt, ca.key               cluster CA: signs the serving cert and the client certs
+#                                (kube-apiserver --client-ca-file)
+#   apiserver.crt, .key          serving cert for 127.0.0.1 / localhost / kubernetes.default.svc...
+#   admin.crt, admin.key         client cert CN=admin, O=system:masters (bypasses RBAC)
+#   sa.key, sa.pub               service-account token signing key pair
+# Needs openssl (Debian: apt-get install openssl).
+set -euo pipefail
+
+DIR="${1:?usage: pki.sh <dir> [SAN ...]}"
+shift
+DAYS=3650
+command -v openssl >/dev/null || { echo "pki.sh: openssl is missing: apt-get install openssl" >&2; exit 1; }
+mkdir -p "$DIR"
+chmod 700 "$DIR"
+cd "$DIR"
+umask 077
+
+san="DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+san="$san,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1"
+for extra in "$@"; do san="$san,$extra"; done
+
+if [ ! -s ca.crt ] || [ ! -s ca.key ]; then
+    # a new CA invalidates every cert it signed
+    rm -f apiserver.crt admin.crt
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days "$DAYS" \
+        -subj "/CN=pinstack-local-cluster-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+fi
+
+# sign <name> <subject> <extensions>: <name>.key + <name>.crt signed by the CA
+sign() {
+    local name="$1" subject="$2" ext="$3"
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subject" 2>/dev/null
+    printf '%s\n' "$ext" >"$name.ext"
+    openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days "$DAYS" \
+        -sha256 -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+    rm -f "$name.csr" "$name.ext"
+}
+
+# the serving cert is re-issued when the SAN list changed (e.g. another service IP range)
+if [ ! -s apiserver.crt ] || [ "$(cat apiserver.san 2>/dev/null)" != "$san" ]; then
+    sign apiserver "/CN=kube-apiserver" \
+        "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=$san"
+    printf '%s' "$san" >apiserver.san
+fi
+
+if [ ! -s admin.crt ]; then
+    sign admin "/O=system:masters/CN=admin" \
+        "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+fi
+
+if [ ! -s sa.key ] || [ ! -s sa.pub ]; then
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+fi
+chmod 600 ./*.key
