@@ -8,25 +8,21 @@ from pinstack_auth.keys.endpoints import router as keys_router
 from pinstack_auth.keys.signing import SigningKeys
 from pinstack_auth.sessions.endpoints import router as sessions_router
 from pinstack_kit.app import build_app
-from pinstack_kit.http_client import ServiceClient
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def clients(app: FastAPI) -> AsyncIterator[None]:
+    async def signing_keys(app: FastAPI) -> AsyncIterator[None]:
         app.state.keys = SigningKeys(settings)
-        app.state.users = ServiceClient("users", settings.users_url)
-        try:
-            yield
-        finally:
-            await app.state.users.aclose()
+        yield
 
     return build_app(
         settings,
         title="Pinstack auth",
         routers=[sessions_router, keys_router],
         use_redis=False,
-        extra_lifespan=clients,
+        clients={"users": settings.users_url},
+        extra_lifespan=signing_keys,
     )

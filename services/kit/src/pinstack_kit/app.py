@@ -1,12 +1,12 @@
 """The service application factory: one place that wires what every service has.
 
-The lifespan owns the long-lived clients (engine, Redis); a service adds its own through
-`extra_lifespan`. Readiness checks are registered for each dependency the service uses.
+The lifespan owns the long-lived clients (engine, Redis, clients of other services); a service
+adds its own through `extra_lifespan`. Readiness checks are registered for each dependency the service uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
@@ -17,6 +17,7 @@ from pinstack_kit import health
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.errors import install_error_handlers
+from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.observability import ObservabilityMiddleware, configure_logging, metrics_endpoint
 from pinstack_kit.redis import create_redis
 
@@ -30,6 +31,7 @@ def build_app(
     routers: Sequence[APIRouter],
     use_database: bool = True,
     use_redis: bool = True,
+    clients: Mapping[str, str] | None = None,
     extra_lifespan: ExtraLifespan | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
@@ -52,10 +54,16 @@ def build_app(
         if use_redis:
             app.state.redis = create_redis(settings)
             app.state.readiness_checks["redis"] = app.state.redis.ping
+        # Other services this one calls: app.state.<name> is a ServiceClient (pooled, breaker).
+        upstreams = {name: ServiceClient(name, url) for name, url in (clients or {}).items()}
+        for name, client in upstreams.items():
+            setattr(app.state, name, client)
         try:
             async with extra_lifespan(app) if extra_lifespan else nullcontext():
                 yield
         finally:
+            for client in upstreams.values():
+                await client.aclose()
             if use_redis:
                 await app.state.redis.aclose()
             if use_database:

@@ -1,23 +1,10 @@
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from pinstack_kit.app import build_app
-from pinstack_kit.http_client import ServiceClient
 from pinstack_posts.config import Settings
 from pinstack_posts.posts.endpoints import router as posts_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-
-    @asynccontextmanager
-    async def clients(app: FastAPI) -> AsyncIterator[None]:
-        app.state.users = ServiceClient("users", settings.users_url)
-        try:
-            yield
-        finally:
-            await app.state.users.aclose()
-
-    return build_app(settings, title="Pinstack posts", routers=[posts_router], extra_lifespan=clients)
+    return build_app(settings, title="Pinstack posts", routers=[posts_router], clients={"users": settings.users_url})
