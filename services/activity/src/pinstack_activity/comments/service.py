@@ -1,0 +1,88 @@
+"""Comments and replies: created with their events (comment, mentions), listed oldest first with
+an opaque cursor, deleted by their author or the post's author together with their replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_activity import cursors
+from pinstack_activity.comments import repository
+from pinstack_activity.comments.schemas import CreateComment
+from pinstack_activity.config import Settings
+from pinstack_activity.errors import CommentNotFound, NotAllowed, PostNotFound
+from pinstack_activity.events import ACTIVITY_EVENTS, COMMENT_CREATED, activity_event
+from pinstack_activity.users.service import UserDirectory
+from pinstack_kit.envelope import rfc3339_nano
+from pinstack_kit.outbox import enqueue_event
+
+
+def to_wire(row: Row, reply_count: int = 0) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "post_id": row.post_id,
+        "author_id": row.author_id,
+        "parent_id": row.parent_id,
+        "content": row.content,
+        "created_at": rfc3339_nano(row.created_at),
+        "reply_count": reply_count,
+    }
+
+
+class CommentService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.topic = settings.topic(ACTIVITY_EVENTS)
+
+    async def create(self, post_id: int, body: CreateComment) -> dict[str, Any]:
+        post_author_id = await repository.post_author(self.session, post_id)
+        if post_author_id is None:
+            raise PostNotFound()
+        parent_author_id = None
+        if body.parent_id is not None:
+            parent = await repository.parent(self.session, body.parent_id, post_id)
+            if parent is None:
+                raise CommentNotFound()
+            parent_author_id = parent.author_id
+        row = await repository.insert(self.session, post_id, body.author_id, body.parent_id, body.content)
+        await repository.count_comments(self.session, post_id, +1)
+        data = {
+            "comment_id": row.id,
+            "post_id": post_id,
+            "post_author_id": post_author_id,
+            "author_id": body.author_id,
+            "parent_id": body.parent_id,
+            "parent_author_id": parent_author_id,
+            "content": body.content,
+            "created_at": rfc3339_nano(row.created_at),
+        }
+        event = activity_event(COMMENT_CREATED, f"{COMMENT_CREATED}:{row.id}", post_id, data)
+        await enqueue_event(self.session, self.topic, event)
+        await UserDirectory(self.session).announce_mentions(
+            self.topic, body.content, author_id=body.author_id, post_id=post_id, comment_id=row.id, at=row.created_at
+        )
+        return to_wire(row)
+
+    async def list_comments(
+        self, post_id: int, parent_id: int | None, cursor: str | None, limit: int
+    ) -> dict[str, Any]:
+        after_id = cursors.decode(cursor, 1)[0] if cursor else None
+        if await repository.post_author(self.session, post_id) is None:
+            raise PostNotFound()
+        rows = await repository.page(self.session, post_id, parent_id, after_id, limit + 1)
+        page = rows[:limit]
+        return {
+            "comments": [to_wire(row, row.reply_count) for row in page],
+            "next_cursor": cursors.encode(page[-1].id) if len(rows) > limit else None,
+        }
+
+    async def delete(self, comment_id: int, user_id: int) -> None:
+        comment = await repository.for_delete(self.session, comment_id)
+        if comment is None:
+            raise CommentNotFound()
+        if user_id not in (comment.author_id, comment.post_author_id):
+            raise NotAllowed()
+        removed = await repository.delete_thread(self.session, comment_id)
+        await repository.count_comments(self.session, comment.post_id, -removed)

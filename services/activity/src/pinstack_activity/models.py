@@ -1,0 +1,61 @@
+from datetime import datetime
+
+from sqlalchemy import BigInteger, MetaData, Text
+from sqlmodel import Field, SQLModel
+
+# Mirrors of migrations/0001_activity.sql (the SQL file is the schema's source of truth).
+
+
+class Table(SQLModel):
+    # Own metadata: the projections (`posts`, `users`) must not clash with other services' tables
+    # when several services are imported into one process (the test run).
+    metadata = MetaData()
+
+
+class Post(Table, table=True):
+    """Projection of `post-events`, with the post's counters."""
+
+    __tablename__ = "posts"
+
+    id: int = Field(primary_key=True, sa_type=BigInteger)
+    author_id: int = Field(sa_type=BigInteger)
+    like_count: int = Field(0, sa_type=BigInteger)
+    comment_count: int = Field(0, sa_type=BigInteger)
+    view_count: int = Field(0, sa_type=BigInteger)
+
+
+class User(Table, table=True):
+    """Projection of `user-events`: usernames for @mentions."""
+
+    __tablename__ = "users"
+
+    id: int = Field(primary_key=True, sa_type=BigInteger)
+    username: str = Field(sa_type=Text)
+    updated_at: datetime
+
+
+class Like(Table, table=True):
+    __tablename__ = "likes"
+
+    post_id: int = Field(primary_key=True, foreign_key="posts.id", sa_type=BigInteger)
+    user_id: int = Field(primary_key=True, sa_type=BigInteger)
+    created_at: datetime
+
+
+class Comment(Table, table=True):
+    __tablename__ = "comments"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    post_id: int = Field(foreign_key="posts.id", sa_type=BigInteger)
+    author_id: int = Field(sa_type=BigInteger)
+    parent_id: int | None = Field(default=None, foreign_key="comments.id", sa_type=BigInteger)
+    content: str = Field(sa_type=Text)
+    created_at: datetime
+
+
+class View(Table, table=True):
+    __tablename__ = "views"
+
+    post_id: int = Field(primary_key=True, foreign_key="posts.id", sa_type=BigInteger)
+    user_id: int = Field(primary_key=True, sa_type=BigInteger)
+    window_start: datetime = Field(primary_key=True)

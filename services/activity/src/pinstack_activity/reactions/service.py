@@ -1,0 +1,103 @@
+"""Likes (idempotent), views (once per user, post and window) and batch counters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_activity import cursors
+from pinstack_activity.config import Settings
+from pinstack_activity.errors import InvalidInput, PostNotFound
+from pinstack_activity.events import ACTIVITY_EVENTS, LIKE_CREATED, activity_event
+from pinstack_activity.reactions import repository
+from pinstack_activity.reactions.schemas import MAX_STATS_IDS
+from pinstack_kit.envelope import rfc3339, rfc3339_nano
+from pinstack_kit.outbox import enqueue_event
+from pinstack_kit.validation import INT64_MAX, parse_int
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_ids(text: str) -> list[int]:
+    """`1,2,3` → distinct ids in order; anything else is a 400."""
+    ids = [parse_int(part.strip()) for part in text.split(",")] if text else []
+    if not ids or len(ids) > MAX_STATS_IDS or any(i is None or not 1 <= i <= INT64_MAX for i in ids):
+        raise InvalidInput()
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+class ReactionService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.topic = settings.topic(ACTIVITY_EVENTS)
+
+    async def like(self, post_id: int, user_id: int) -> dict[str, Any]:
+        created_at = await repository.add_like(self.session, post_id, user_id)
+        if created_at is None:  # liked already, or no such post
+            return {"liked": True, "like_count": await self._count(post_id, "like_count")}
+        post = await repository.bump(self.session, post_id, "like_count", +1)
+        data = {
+            "post_id": post_id,
+            "post_author_id": post.author_id,
+            "user_id": user_id,
+            "created_at": rfc3339(created_at),
+        }
+        event_id = f"{LIKE_CREATED}:{post_id}:{user_id}"  # a like redone later is not news twice
+        await enqueue_event(self.session, self.topic, activity_event(LIKE_CREATED, event_id, post_id, data))
+        return {"liked": True, "like_count": post.like_count}
+
+    async def unlike(self, post_id: int, user_id: int) -> dict[str, Any]:
+        if not await repository.remove_like(self.session, post_id, user_id):
+            return {"liked": False, "like_count": await self._count(post_id, "like_count")}
+        post = await repository.bump(self.session, post_id, "like_count", -1)
+        return {"liked": False, "like_count": post.like_count}
+
+    async def view(self, post_id: int, user_id: int, now: datetime | None = None) -> dict[str, Any]:
+        window = self.settings.view_window_seconds
+        elapsed = ((now or datetime.now(UTC)) - EPOCH) // timedelta(seconds=1)
+        window_start = EPOCH + timedelta(seconds=elapsed - elapsed % window)
+        if not await repository.add_view(self.session, post_id, user_id, window_start):
+            return {"counted": False, "view_count": await self._count(post_id, "view_count")}
+        post = await repository.bump(self.session, post_id, "view_count", +1)
+        return {"counted": True, "view_count": post.view_count}
+
+    async def likers(self, post_id: int, cursor: str | None, limit: int) -> dict[str, Any]:
+        before = None
+        if cursor:
+            micros, user_id = cursors.decode(cursor, 2)
+            before = (EPOCH + timedelta(microseconds=micros), user_id)
+        if await repository.post(self.session, post_id) is None:
+            raise PostNotFound()
+        rows = await repository.likers(self.session, post_id, before, limit + 1)
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = cursors.encode((last.created_at - EPOCH) // timedelta(microseconds=1), last.user_id)
+        return {
+            "likes": [{"user_id": row.user_id, "created_at": rfc3339_nano(row.created_at)} for row in page],
+            "next_cursor": next_cursor,
+        }
+
+    async def stats(self, ids_text: str, viewer_id: int) -> dict[str, Any]:
+        post_ids = parse_ids(ids_text)
+        found = {row.id: row for row in await repository.stats(self.session, post_ids, viewer_id)}
+        result: dict[str, Any] = {}
+        for post_id in post_ids:
+            row = found.get(post_id)
+            result[str(post_id)] = {
+                "like_count": row.like_count if row else 0,
+                "comment_count": row.comment_count if row else 0,
+                "view_count": row.view_count if row else 0,
+                "liked_by_viewer": bool(row.liked) if row else False,
+            }
+        return result
+
+    async def _count(self, post_id: int, counter: str) -> int:
+        post = await repository.post(self.session, post_id)
+        if post is None:
+            raise PostNotFound()
+        return int(getattr(post, counter))

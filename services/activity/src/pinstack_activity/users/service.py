@@ -1,0 +1,66 @@
+"""The user projection and @mention resolution."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_activity.events import MENTION_CREATED, activity_event
+from pinstack_activity.users import repository
+from pinstack_kit.envelope import rfc3339
+from pinstack_kit.outbox import enqueue_event
+
+# `@name` not preceded by a word character or another `@` (so e-mail addresses do not mention).
+# Usernames that use other characters than these cannot be mentioned.
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{3,32})")
+MAX_MENTIONS = 20  # per text: a comment cannot notify the whole directory
+
+
+def mentioned_names(text: str) -> list[str]:
+    """Distinct candidate usernames in order of appearance (a trailing `.` ends the sentence)."""
+    names = (match.group(1).rstrip(".") for match in MENTION.finditer(text))
+    return list(dict.fromkeys(name for name in names if len(name) >= 3))[:MAX_MENTIONS]
+
+
+class UserDirectory:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def remember(self, user: dict[str, Any]) -> None:
+        updated_at = user.get("updated_at")
+        at = datetime.fromisoformat(updated_at) if isinstance(updated_at, str) else datetime.now(UTC)
+        await repository.upsert(self.session, int(user["id"]), str(user["username"]), at)
+
+    async def forget(self, user_id: int) -> None:
+        await repository.delete(self.session, user_id)
+
+    async def mentioned(self, text: str, *, author_id: int) -> list[int]:
+        """Ids of the users `text` mentions, in order, without its author: one query."""
+        names = mentioned_names(text)
+        if not names:
+            return []
+        found = await repository.ids_by_username(self.session, names)
+        return list(dict.fromkeys(found[name] for name in names if name in found and found[name] != author_id))
+
+    async def announce_mentions(
+        self, topic: str, text: str, *, author_id: int, post_id: int, comment_id: int | None, at: datetime
+    ) -> list[int]:
+        """A `mention_created` per user `text` mentions (its author aside), through the outbox."""
+        mentioned = await self.mentioned(text, author_id=author_id)
+        source = "post" if comment_id is None else "comment"
+        origin = post_id if comment_id is None else comment_id
+        for user_id in mentioned:
+            data = {
+                "mentioned_user_id": user_id,
+                "author_id": author_id,
+                "post_id": post_id,
+                "comment_id": comment_id,
+                "source": source,
+                "created_at": rfc3339(at),
+            }
+            event_id = f"{MENTION_CREATED}:{source}:{origin}:{user_id}"
+            await enqueue_event(self.session, topic, activity_event(MENTION_CREATED, event_id, post_id, data))
+        return mentioned

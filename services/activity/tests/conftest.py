@@ -1,0 +1,54 @@
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from activity_support import MIGRATIONS, Deliver, new_id, post_record
+from fastapi import FastAPI
+
+from pinstack_activity.config import Settings
+from pinstack_activity.main import create_app
+from pinstack_activity.posts.consumers import post_event_handler
+from pinstack_activity.users.consumers import user_event_handler
+from pinstack_kit.db import run_after_commit
+from pinstack_kit.testing import app_client
+
+
+@pytest.fixture
+def settings(pg_database: Callable[[str, Path], str]) -> Settings:
+    return Settings(environment="test", database_url=pg_database("activity", MIGRATIONS))
+
+
+@pytest.fixture
+async def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def deliver(app: FastAPI, settings: Settings, client: httpx.AsyncClient) -> Deliver:
+    """Hand a record to the activity consumer in its own transaction, as the runner does."""
+    handlers = [post_event_handler(settings), user_event_handler()]
+
+    async def run(record: SimpleNamespace) -> None:
+        async with app.state.sessionmaker() as session:
+            async with session.begin():
+                for handle in handlers:
+                    await handle(session, record)  # type: ignore[arg-type]
+            await run_after_commit(session)
+
+    return run
+
+
+@pytest.fixture
+async def post(deliver: Deliver) -> dict[str, int]:
+    """A post the projection knows, by a fresh author."""
+    post = {"id": new_id(), "author_id": new_id()}
+    await deliver(post_record("post_created", post["id"], post["author_id"]))
+    return post

@@ -1,0 +1,8 @@
+from typing import Annotated
+
+from pinstack_feed.config import Settings
+from pinstack_kit.deps import RedisDep, SessionDep, from_state
+
+SettingsDep = Annotated[Settings, from_state("settings")]
+
+__all__ = ["RedisDep", "SessionDep", "SettingsDep"]

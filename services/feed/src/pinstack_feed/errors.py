@@ -1,0 +1,5 @@
+from pinstack_kit.errors import BadRequest
+
+
+class InvalidCursor(BadRequest):
+    message = "validation failed"

@@ -1,0 +1,61 @@
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from feed_support import MIGRATIONS, Deliver
+from redis.asyncio import Redis
+
+from pinstack_feed.config import Settings
+from pinstack_feed.main import create_app
+from pinstack_feed.timeline.consumers import feed_event_handler
+from pinstack_kit.db import run_after_commit
+from pinstack_kit.testing import REDIS_URL, app_client
+
+
+@pytest.fixture
+def settings(pg_database: Callable[[str, Path], str], redis_prefix: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=pg_database("feed", MIGRATIONS),
+        redis_url=REDIS_URL,
+        redis_key_prefix=redis_prefix,
+        celebrity_threshold=5,
+        timeline_cap=50,
+        backfill_count=20,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def deliver(app: FastAPI, settings: Settings, redis: Redis, client: httpx.AsyncClient) -> Deliver:
+    """Hand a record to the feed consumer in its own transaction, with the after-commit
+    callbacks (the Redis writes), as the runner does."""
+    handler = feed_event_handler(settings, redis)
+
+    async def run(record: SimpleNamespace) -> None:
+        async with app.state.sessionmaker() as session:
+            async with session.begin():
+                await handler(session, record)  # type: ignore[arg-type]
+            await run_after_commit(session)
+
+    return run
