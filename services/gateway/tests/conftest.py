@@ -1,22 +1,49 @@
-"""The contract tests drive a real gateway over HTTP, in front of real users and auth services
-on the local PostgreSQL and Redis (`make infra`). One stack per test worker, started once."""
+"""The contract tests drive a real gateway over HTTP, in front of real users, auth, posts,
+relations and notifications services and their workers (outbox relays, Kafka consumers) on the
+local PostgreSQL, Redis and Kafka (`make infra`). One stack per test worker, started once; its
+Kafka topics and consumer groups carry a prefix of their own, so parallel runs never share them."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway_contract import PASSWORD, Account, assert_token_pair, claims_of, data_of, pem, unique_name
+from gateway_contract import PASSWORD, Account, Stack, assert_token_pair, claims_of, data_of, pem, unique_name
 
-from pinstack_kit.testing import KAFKA, REDIS_URL, free_port, spawn_service, worker_id
+from pinstack_kit.testing import (
+    KAFKA,
+    REDIS_URL,
+    eventually,
+    free_port,
+    spawn_process,
+    spawn_service,
+    test_log,
+    worker_id,
+)
 
 REPO = Path(__file__).resolve().parents[3]
+BACKENDS = ("users", "auth", "posts", "relations", "notifications")
+TOPICS = ("user-events", "post-events", "relation-events")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The per-test timeout times the test itself, not the start of the stack that the first test
+    of each worker waits for (a minute on a loaded machine; every step of it is bounded)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(func_only=True))
 
 
 @pytest.fixture(scope="session")
@@ -25,68 +52,86 @@ def signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+def create_topics(prefix: str) -> None:
+    """Up front, so that each consumer is assigned its partitions when it joins, not at its next
+    metadata refresh."""
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(f"{prefix}{topic}", 3, 1) for topic in TOPICS])
+        except TopicAlreadyExistsError:
+            pass
+        finally:
+            await admin.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # fixtures may run while a loop is running
+        pool.submit(asyncio.run, create()).result()
+
+
 @pytest.fixture(scope="session")
-def gateway_url(
+def stack(
     pg_database: Callable[[str, Path], str],
     tmp_path_factory: pytest.TempPathFactory,
     signing_key: Ed25519PrivateKey,
-) -> Iterator[str]:
-    users_db = pg_database("users", REPO / "services/users/migrations")
-    auth_db = pg_database("auth", REPO / "services/auth/migrations")
+) -> Iterator[Stack]:
+    databases = {name: pg_database(name, REPO / f"services/{name}/migrations") for name in BACKENDS}
     key_file = tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem"
     key_file.write_bytes(pem(signing_key))
     logs = tmp_path_factory.mktemp("logs")
+    run = uuid.uuid4().hex[:8]
+    prefix = f"test.{worker_id()}.{run}."
     common = {
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
         "REDIS_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": f"test:{worker_id()}:{uuid.uuid4().hex[:8]}:",
         "KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "KAFKA_TOPIC_PREFIX": prefix,
     }
-    users_port, auth_port = free_port(), free_port()
-    users_url, auth_url = f"http://127.0.0.1:{users_port}", f"http://127.0.0.1:{auth_port}"
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in BACKENDS}
+    env = {
+        name: {
+            **common,
+            "DATABASE_URL": databases[name],
+            "REDIS_KEY_PREFIX": f"test:{worker_id()}:{run}:{name}:",
+            **({"USERS_URL": urls["users"]} if name != "users" else {}),
+        }
+        for name in BACKENDS
+    }
+    env["auth"]["JWT_PRIVATE_KEY_FILE"] = str(key_file)
+    create_topics(prefix)
+    gateway_env = {
+        **common,
+        **{f"{name.upper()}_URL": url for name, url in urls.items()},
+        "JWKS_URL": f"{urls['auth']}/.well-known/jwks.json",
+    }
     with ExitStack() as stack:
-        stack.enter_context(
-            spawn_service(
-                "pinstack_users.main:create_app",
-                {**common, "DATABASE_URL": users_db},
-                port=users_port,
-                log_dir=logs,
-            )
-        )
-        stack.enter_context(
-            spawn_service(
-                "pinstack_auth.main:create_app",
-                {**common, "DATABASE_URL": auth_db, "USERS_URL": users_url, "JWT_PRIVATE_KEY_FILE": str(key_file)},
-                port=auth_port,
-                log_dir=logs,
-            )
-        )
-        gateway = stack.enter_context(
-            spawn_service(
-                "pinstack_gateway.main:create_app",
-                {
-                    **common,
-                    "USERS_URL": users_url,
-                    "AUTH_URL": auth_url,
-                    "JWKS_URL": f"{auth_url}/.well-known/jwks.json",
-                },
-                log_dir=logs,
-            )
-        )
-        yield gateway
+        # One at a time: started together, their imports starve each other on a small machine.
+        for name, url in urls.items():
+            port = int(url.rpartition(":")[2])
+            stack.enter_context(spawn_service(f"pinstack_{name}.main:create_app", env[name], port=port, log_dir=logs))
+        gateway_url = stack.enter_context(spawn_service("pinstack_gateway.main:create_app", gateway_env, log_dir=logs))
+        for name in BACKENDS:  # outbox relays and consumers: events flow as in production
+            worker = [sys.executable, "-m", f"pinstack_{name}.worker"]
+            stack.enter_context(spawn_process(worker, env[name], test_log(f"{name}-worker", logs)))
+        yield Stack(gateway=gateway_url, urls=urls, databases=databases, topic_prefix=prefix)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(stack: Stack) -> str:
+    return stack.gateway
 
 
 @pytest.fixture(scope="session")
 def stranded_gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A gateway whose users and auth services (and JWKS) are down."""
-    users_url, auth_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    """A gateway whose backends (and JWKS) are all down."""
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in BACKENDS}
     env = {
         "ENVIRONMENT": "test",
         "LOG_LEVEL": "WARNING",
-        "USERS_URL": users_url,
-        "AUTH_URL": auth_url,
-        "JWKS_URL": f"{auth_url}/.well-known/jwks.json",
+        **{f"{name.upper()}_URL": url for name, url in urls.items()},
+        "JWKS_URL": f"{urls['auth']}/.well-known/jwks.json",
     }
     with spawn_service("pinstack_gateway.main:create_app", env, log_dir=tmp_path_factory.mktemp("logs")) as url:
         yield url
@@ -134,3 +179,16 @@ def account(register: Callable[..., Account]) -> Account:
 @pytest.fixture
 def other(register: Callable[..., Account]) -> Account:
     return register()
+
+
+@pytest.fixture(scope="session")
+async def events_ready(api: httpx.Client, register: Callable[..., Account]) -> None:
+    """Events flow end to end: the first follow of a run waits for the consumers to join their
+    groups (seconds); the tests that time the flow start after it."""
+    fan, star = register(), register()
+    data_of(api.post("/relation/follow", json={"followee_id": star.id}, headers=fan.headers))
+
+    def notified() -> int:
+        return int(data_of(api.get("/notification/feed", headers=star.headers))["total"])
+
+    await eventually(notified, timeout=60, interval=0.1)

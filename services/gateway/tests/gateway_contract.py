@@ -1,4 +1,4 @@
-"""What the gateway contract tests share: the route table (contract §1.2, routes 1-13), the
+"""What the gateway contract tests share: the route table (contract §1.2, routes 1-29), the
 envelope assertions (§1.1, §1.3) and the making of accounts and tokens."""
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ PASSWORD = "s3cret-pass"  # 11 characters: valid for every password rule
 
 
 @dataclass(frozen=True)
+class Stack:
+    """The servers of one test worker (conftest's `stack`)."""
+
+    gateway: str
+    urls: dict[str, str]  # backend name → base URL
+    databases: dict[str, str]  # backend name → DATABASE_URL
+    topic_prefix: str
+
+
+@dataclass(frozen=True)
 class Route:
     number: int
     method: str
@@ -30,10 +40,8 @@ class Route:
     body: bool
 
     def url(self, **params: str) -> str:
-        path = self.path
-        for name, value in params.items():
-            path = path.replace("{" + name + "}", value)
-        return path
+        """The path with its parameters filled in; one not named takes the value of `id`."""
+        return re.sub(r"\{(\w+)\}", lambda m: params.get(m.group(1), params.get("id", m.group(0))), self.path)
 
 
 ROUTES = [
@@ -50,6 +58,22 @@ ROUTES = [
     Route(11, "PUT", "/users", jwt=True, body=True),
     Route(12, "DELETE", "/users/{id}", jwt=True, body=False),
     Route(13, "PUT", "/users/avatar", jwt=True, body=True),
+    Route(14, "GET", "/posts/list", jwt=False, body=False),
+    Route(15, "GET", "/posts/{id}", jwt=False, body=False),
+    Route(16, "POST", "/posts", jwt=True, body=True),
+    Route(17, "PUT", "/posts/{id}", jwt=True, body=True),
+    Route(18, "DELETE", "/posts/{id}", jwt=True, body=False),
+    Route(19, "POST", "/relation/follow", jwt=True, body=True),
+    Route(20, "POST", "/relation/unfollow", jwt=True, body=True),
+    Route(21, "GET", "/relation/{user_id}/followers", jwt=False, body=False),
+    Route(22, "GET", "/relation/{user_id}/followees", jwt=False, body=False),
+    Route(23, "GET", "/notification/feed", jwt=True, body=False),
+    Route(24, "GET", "/notification/unread-count", jwt=True, body=False),
+    Route(25, "GET", "/notification/{notification_id}", jwt=True, body=False),
+    Route(26, "PUT", "/notification/{notification_id}/read", jwt=True, body=False),
+    Route(27, "PUT", "/notification/read-all", jwt=True, body=False),
+    Route(28, "DELETE", "/notification/{notification_id}", jwt=True, body=False),
+    Route(29, "POST", "/notification/send", jwt=True, body=True),
 ]
 JWT_ROUTES = [r for r in ROUTES if r.jwt]
 BODY_ROUTES = [r for r in ROUTES if r.body]
@@ -62,6 +86,8 @@ def route_id(route: Route) -> str:
 # --- the envelope ---------------------------------------------------------------------------
 
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+# Notifications: Go's time.Time JSON, fractional seconds with trailing zeros trimmed.
+FRACTIONAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{0,8}[1-9])?Z")
 USER_KEYS = {"id", "username", "email", "full_name", "bio", "avatar_url", "created_at", "updated_at"}
 REQUIRED_USER_KEYS = {"id", "username", "email", "created_at", "updated_at"}
 
@@ -109,6 +135,14 @@ def assert_timestamp(value: object) -> datetime:
     """RFC 3339, second precision, UTC with a `Z` suffix, and recent."""
     assert isinstance(value, str) and TIMESTAMP.fullmatch(value), value
     moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - moment) < timedelta(minutes=5), value
+    return moment
+
+
+def assert_fractional_timestamp(value: object) -> datetime:
+    """RFC 3339 with fractional seconds (no trailing zeros), UTC with a `Z` suffix, and recent."""
+    assert isinstance(value, str) and FRACTIONAL_TIMESTAMP.fullmatch(value), value
+    moment = datetime.fromisoformat(value)
     assert abs(datetime.now(UTC) - moment) < timedelta(minutes=5), value
     return moment
 

@@ -44,6 +44,11 @@ def call(api: httpx.Client, route: Route, headers: dict[str, str], account: Acco
         10: new_user(),
         11: {"id": int(user_id), "bio": "hello there"},
         13: {"avatar_url": "https://picsum.photos/300/300"},
+        16: {"title": "A post", "content": "written by someone"},
+        17: {"title": "A new title"},
+        19: {"followee_id": int(user_id)},
+        20: {"followee_id": int(user_id)},
+        29: {"user_id": int(user_id), "type": "system", "payload": {"text": "hello"}},
     }.get(route.number)
     return api.request(route.method, route.url(id=user_id), json=body, headers=headers)
 

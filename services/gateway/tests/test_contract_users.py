@@ -1,4 +1,5 @@
-"""Routes 6-13 of contract §1.4: reading, searching, creating, updating and deleting users."""
+"""Routes 6-13 of contract §1.4: reading, searching, creating, updating and deleting users, and
+what a deletion takes along through the events."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from gateway_contract import (
     PASSWORD,
     Account,
+    Stack,
     assert_error,
     assert_no_content,
     assert_status_only,
     assert_token_pair,
     assert_user,
     data_of,
+    envelope,
     unique_name,
 )
+
+from pinstack_kit.testing import eventually
 
 pytestmark = pytest.mark.contract
 
@@ -396,3 +402,134 @@ class TestUpdateAvatar:
         delete(api, account)
         response = api.put("/users/avatar", json={"avatar_url": "https://x.io/a.png"}, headers=account.headers)
         assert_error(response, 404, "user not found")
+
+
+def open_sessions(stack: Stack, user_id: int) -> int:
+    """Refresh tokens of the user the auth service would still honour."""
+    with psycopg.connect(stack.databases["auth"]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = %s AND revoked_at IS NULL", (user_id,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+class TestDeleteCascade:
+    """Route 12, through the events: a deleted user's posts, follows, notifications and sessions
+    go too (upstream kept them, §7.15), and nothing that referred to the user answers 500."""
+
+    async def test_everything_of_the_user_goes(
+        self, api: httpx.Client, register: Register, stack: Stack, events_ready: None
+    ) -> None:
+        victim, friend, fan = register(avatar_url="https://x.io/v.png"), register(), register()
+        login = api.post("/auth/login", json={"login": victim.username, "password": PASSWORD})
+        second_session = assert_token_pair(data_of(login))["refresh_token"]
+        own = victim.headers
+        posts = [
+            data_of(api.post("/posts", json={"title": f"p{i}", "tags": ["x"]}, headers=own), 201)["id"]
+            for i in range(2)
+        ]
+        kept_post = data_of(api.post("/posts", json={"title": "kept"}, headers=friend.headers), 201)["id"]
+        data_of(api.post("/relation/follow", json={"followee_id": friend.id}, headers=own))
+        data_of(api.post("/relation/follow", json={"followee_id": victim.id}, headers=fan.headers))
+        sent = {"user_id": victim.id, "type": "like", "payload": {"post_id": posts[0]}}
+        notification = data_of(api.post("/notification/send", json=sent, headers=friend.headers))["notification_id"]
+        data_of(api.post("/notification/send", json={"user_id": friend.id, "type": "like"}, headers=own))
+
+        def feed_total(account: Account) -> int:
+            return int(data_of(api.get("/notification/feed", headers=account.headers))["total"])
+
+        def follower_ids(user_id: int, which: str) -> list[int]:
+            return [u["id"] for u in data_of(api.get(f"/relation/{user_id}/{which}"))[which]]
+
+        await eventually(lambda: feed_total(victim) == 2 and feed_total(friend) == 2, timeout=10)  # follows arrived
+        assert open_sessions(stack, victim.id) == 2
+
+        assert_no_content(api.delete(f"/users/{victim.id}", headers=own))
+
+        def pending() -> list[str]:
+            """What has not been cascaded yet (the consumers of `user-events` work independently)."""
+            checks = {
+                "posts": lambda: all(api.get(f"/posts/{post}").status_code == 404 for post in posts),
+                "followers": lambda: victim.id not in follower_ids(friend.id, "followers"),
+                "followees": lambda: victim.id not in follower_ids(fan.id, "followees"),
+                "notifications": lambda: feed_total(victim) == 0,
+                "sessions": lambda: open_sessions(stack, victim.id) == 0,
+            }
+            return [name for name, done in checks.items() if not done()]
+
+        try:
+            await eventually(lambda: not pending(), timeout=30, interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"not cascaded within 30 s: {pending()}") from exc
+
+        # posts
+        for post in posts:
+            assert_error(api.get(f"/posts/{post}"), 404, "post not found")
+        assert data_of(api.get("/posts/list", params={"author_id": victim.id})) == {"posts": [], "total": 0}
+        assert data_of(api.get(f"/posts/{kept_post}"))["id"] == kept_post
+        # follows
+        assert follower_ids(friend.id, "followers") == []
+        assert follower_ids(fan.id, "followees") == []
+        # notifications: the user's are gone, the ones they caused for others stay
+        assert data_of(api.get("/notification/feed", headers=own))["notifications"] == []
+        assert data_of(api.get("/notification/unread-count", headers=own)) == {"count": 0}
+        assert_error(api.get(f"/notification/{notification}", headers=own), 404, "notification not found")
+        assert feed_total(friend) == 2
+        # sessions
+        for refresh_token in (victim.refresh, second_session):
+            assert_error(api.post("/auth/logout", json={"refresh_token": refresh_token}), 401, "invalid refresh token")
+            assert_error(api.post("/auth/refresh", json={"refresh_token": refresh_token}), 404, "user not found")
+
+        # Whatever still refers to the user answers in the envelope, never 500.
+        answers = {
+            "GET /users/{id}": (api.get(f"/users/{victim.id}"), 404, "user not found"),
+            "followers": (api.get(f"/relation/{victim.id}/followers"), 404, "user not found"),
+            "followees": (api.get(f"/relation/{victim.id}/followees"), 404, "user not found"),
+            "follow them": (
+                api.post("/relation/follow", json={"followee_id": victim.id}, headers=friend.headers),
+                404,
+                "user not found",
+            ),
+            "unfollow them": (
+                api.post("/relation/unfollow", json={"followee_id": victim.id}, headers=fan.headers),
+                404,
+                "follow relation not found",
+            ),
+            "notify them": (
+                api.post("/notification/send", json={"user_id": victim.id, "type": "x"}, headers=friend.headers),
+                404,
+                "user not found",
+            ),
+            # with the deleted user's access token, still unexpired
+            "post as them": (api.post("/posts", json={"title": "ghost"}, headers=own), 404, "user not found"),
+            "edit their post": (api.put(f"/posts/{posts[0]}", json={"title": "x"}, headers=own), 404, "post not found"),
+            "delete their post": (api.delete(f"/posts/{posts[1]}", headers=own), 404, "post not found"),
+            "follow as them": (
+                api.post("/relation/follow", json={"followee_id": friend.id}, headers=own),
+                404,
+                "user not found",
+            ),
+            "unfollow as them": (
+                api.post("/relation/unfollow", json={"followee_id": friend.id}, headers=own),
+                404,
+                "follow relation not found",
+            ),
+            "read it": (api.put(f"/notification/{notification}/read", headers=own), 404, "notification not found"),
+            "delete it": (api.delete(f"/notification/{notification}", headers=own), 404, "notification not found"),
+            "delete again": (api.delete(f"/users/{victim.id}", headers=own), 404, "user not found"),
+            "avatar": (
+                api.put("/users/avatar", json={"avatar_url": "https://x.io/a.png"}, headers=own),
+                404,
+                "user not found",
+            ),
+        }
+        for name, (response, status, message) in answers.items():
+            assert response.status_code == status, (name, response.status_code, response.text[:200])
+            assert_error(response, status, message)
+        for response in (
+            api.put("/notification/read-all", headers=own),
+            api.post("/notification/send", json={"user_id": friend.id, "type": "x"}, headers=own),
+            api.get("/posts/list"),
+        ):
+            assert response.status_code < 500, response.text[:200]
+            envelope(response)

@@ -37,7 +37,16 @@ FIELDS = [
     "refresh_token",
     "old_password",
     "new_password",
+    "title",
+    "content",
+    "tags",
+    "media_items",
+    "followee_id",
+    "user_id",
+    "type",
+    "payload",
 ]
+NOBODY = 9_000_000_000_000_012_345  # a well-formed id no account has
 TWO_MIB = 2 * 1024 * 1024
 
 
@@ -64,7 +73,7 @@ BODIES: dict[str, Any] = {
     "bool": True,
     "null": None,
     # wrong JSON types in every field
-    "numbers": every_field(12345),
+    "numbers": every_field(NOBODY),
     "floats": every_field(1.5),
     "bools": every_field(True),
     "lists": every_field(["x"]),
@@ -108,6 +117,7 @@ PATH_VALUES = [
 ]
 
 PATH_ROUTES = [r for r in ROUTES if "{" in r.path]
+IMAGE = {"url": "https://x.io/a.png", "type": "image", "position": 1}
 
 
 def assert_rejected(response: httpx.Response) -> dict[str, Any]:
@@ -143,7 +153,7 @@ def test_two_mib_chunked_body_is_413(api: httpx.Client, account: Account, route:
             yield b"x" * 65536
         yield b'"}'
 
-    response = api.request(route.method, route.path, content=chunks(), headers=account.headers)
+    response = api.request(route.method, valid_path(route, account), content=chunks(), headers=account.headers)
     assert "content-length" not in response.request.headers
     assert_rejected(response)
     assert response.status_code == 413
@@ -152,7 +162,9 @@ def test_two_mib_chunked_body_is_413(api: httpx.Client, account: Account, route:
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)
 @pytest.mark.parametrize("name", list(BODIES))
 def test_hostile_body(api: httpx.Client, account: Account, route: Route, name: str) -> None:
-    response = api.request(route.method, route.path, content=_raw(BODIES[name]), headers=account.headers)
+    response = api.request(
+        route.method, valid_path(route, account), content=_raw(BODIES[name]), headers=account.headers
+    )
     assert_rejected(response)
 
 
@@ -232,6 +244,11 @@ def valid_body(route: Route, account: Account) -> dict[str, Any]:
         10: {**profile, "password": PASSWORD, "avatar_url": "https://x.io/a.png"},
         11: {**profile, "id": account.id},
         13: {"avatar_url": "https://x.io/a.png"},
+        16: {"title": "A title", "content": "Some content", "tags": ["tag"], "media_items": [IMAGE]},
+        17: {"title": "New title", "content": "New content"},
+        19: {"followee_id": NOBODY},
+        20: {"followee_id": NOBODY},
+        29: {"user_id": account.id, "type": "system", "payload": {"text": "hello"}},
     }[route.number]
 
 
@@ -253,7 +270,7 @@ def test_nul_byte_in_a_field_is_rejected(api: httpx.Client, account: Account, ca
     route, field = case
     body = valid_body(route, account)
     body[field] = body[field][:3] + "\x00" + body[field][3:]
-    response = api.request(route.method, route.path, json=body, headers=account.headers)
+    response = api.request(route.method, valid_path(route, account), json=body, headers=account.headers)
     assert_rejected(response)
 
 
@@ -265,7 +282,7 @@ def test_lone_surrogate_in_a_field_is_not_a_crash(api: httpx.Client, account: Ac
     body[field] = body[field][:3] + "\ud800" + body[field][3:]
     raw = json.dumps(body).encode()  # ASCII JSON with a `\ud800` escape
     assert b"\\ud800" in raw
-    response = api.request(route.method, route.path, content=raw, headers=account.headers)
+    response = api.request(route.method, valid_path(route, account), content=raw, headers=account.headers)
     assert response.status_code < 500, response.text[:300]
     envelope(response)
 
@@ -283,3 +300,109 @@ def test_backends_down_is_a_503_envelope(
             route.method, valid_path(route, someone), json=body, params=params, headers=someone.headers
         )
     assert_error(response, 503, "external service unavailable")
+
+
+QUERY_PARAMS = {
+    14: ["author_id", "created_after", "created_before", "offset", "limit"],
+    21: ["page", "limit"],
+    22: ["page", "limit"],
+    23: ["page", "limit"],
+}
+QUERY_VALUES = [
+    "-1",
+    "0",
+    "9223372036854775807",
+    "-9223372036854775809",
+    "99999999999999999999",
+    "2147483648",
+    "1e3",
+    "\x00",
+    "1\x00",
+    "' OR 1=1 --",
+    "%",
+    "😀",
+    " ",
+    "x" * 5000,
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59.999999Z",
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+23:59",
+    "2025-01-01T00:00:00.1234567890123Z",
+]
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.number in QUERY_PARAMS], ids=route_id)
+@pytest.mark.parametrize("value", QUERY_VALUES, ids=lambda v: repr(v[:24]))
+def test_hostile_query_value(api: httpx.Client, account: Account, route: Route, value: str) -> None:
+    """Any value in any paging or filter parameter: an answer, never a 5xx."""
+    for name in QUERY_PARAMS[route.number]:
+        response = api.get(valid_path(route, account), params={name: value}, headers=account.headers)
+        assert response.status_code < 500, (name, response.status_code, response.text[:300])
+        envelope(response)
+
+
+MEDIA = {"url": "https://x.io/a.png", "type": "image", "position": 1}
+NESTED: dict[str, Any] = {
+    "media-nul-url": {"media_items": [{**MEDIA, "url": "https://x.io/\x00"}]},
+    "media-huge-position": {"media_items": [{**MEDIA, "position": 99999999999999999999}]},
+    "media-negative-position": {"media_items": [{**MEDIA, "position": -1}]},
+    "media-float-url": b'{"title": "t", "media_items": [{"url": 1e400, "type": "image", "position": 1}]}',
+    "media-list-item": {"media_items": [[]]},
+    "media-object-url": {"media_items": [{**MEDIA, "url": {"a": 1}}]},
+    "media-javascript-url": {"media_items": [{**MEDIA, "url": "javascript:alert(1)"}]},
+    "media-nine-nulls": {"media_items": [None] * 9},
+    "tags-nul": {"tags": ["\x00"]},
+    "tags-long-emoji": {"tags": ["😀" * 51]},
+    "tags-empty": {"tags": [""] * 11},
+    "tags-nested": {"tags": [["x"]]},
+    "tags-object": {"tags": [{"a": 1}]},
+    "tags-sql": {"tags": ["' OR 1=1 --", "%", "_", "\\"]},
+    "tags-many": {"tags": [f"t{i}" for i in range(1000)]},
+}
+PAYLOADS: dict[str, bytes] = {
+    "deep-200": b"[" * 200 + b"]" * 200,
+    "deep-object": b'{"a": ' * 300 + b"1" + b"}" * 300,
+    "nul-key": b'{"\\u0000": 1}',
+    "nul-value": b'["\\u0000"]',
+    "lone-surrogate": b'{"\\ud800": "\\udc00"}',
+    "u64-overflow": b"18446744073709551616",
+    "i64-underflow": b"-9223372036854775809",
+    "u64-max": b"18446744073709551615",
+    "float-overflow": b"1e400",
+    "float-underflow": b"1e-400",
+    "negative-zero": b"-0.0",
+    "ten-thousand-digits": b"9" * 10_000,
+    "empty-string": b'""',
+    "long-string": b'"' + b"x" * 500_000 + b'"',
+    "wide-array": b"[" + b",".join([b"1"] * 50_000) + b"]",
+}
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.number in (16, 17)], ids=route_id)
+@pytest.mark.parametrize("name", list(NESTED))
+def test_hostile_post_parts(api: httpx.Client, account: Account, route: Route, name: str) -> None:
+    """Hostile media items and tags inside an otherwise valid post: an answer, never a 5xx."""
+    value = NESTED[name]
+    body = value if isinstance(value, bytes) else json.dumps({"title": "A title", **value}).encode()
+    post = envelope(api.post("/posts", json={"title": "mine"}, headers=account.headers))["data"]["id"]
+    path = "/posts" if route.number == 16 else f"/posts/{post}"
+    response = api.request(route.method, path, content=body, headers=account.headers)
+    assert response.status_code < 500, response.text[:300]
+    envelope(response)
+
+
+@pytest.mark.parametrize("name", list(PAYLOADS))
+def test_hostile_notification_payload(api: httpx.Client, account: Account, name: str) -> None:
+    """Any JSON as a payload: stored and read back, or refused with a 400; never a 5xx."""
+    raw = b'{"user_id": %d, "type": "system", "payload": %s}' % (account.id, PAYLOADS[name])
+    response = api.post("/notification/send", content=raw, headers=account.headers)
+    assert response.status_code in (200, 400), response.text[:300]
+    if response.status_code == 200:
+        notification_id = envelope(response)["data"]["notification_id"]
+        stored = api.get(f"/notification/{notification_id}", headers=account.headers)
+        assert stored.status_code == 200, stored.text[:300]
+        for listing in (api.get("/notification/feed", headers=account.headers),):
+            assert listing.status_code == 200, listing.text[:300]
+    else:
+        assert envelope(response)["message"] in ("invalid input", "validation failed")

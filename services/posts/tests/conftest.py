@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from posts_support import MIGRATIONS, SERVICES, UserEvent
 from redis.asyncio import Redis
 
+from pinstack_kit.db import run_after_commit
 from pinstack_kit.testing import REDIS_URL, app_client, spawn_service
 from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
@@ -49,14 +50,17 @@ async def redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def user_event(app: FastAPI, settings: Settings, redis: Redis, client: httpx.AsyncClient) -> UserEvent:
-    """Deliver a `user-events` record to the posts consumer, in its own transaction as the runner does."""
+    """Deliver a `user-events` record to the posts consumer, in its own transaction and with the
+    after-commit callbacks, as the runner does."""
     handler = user_event_handler(settings, redis)
 
     async def deliver(kind: str, user: dict[str, Any]) -> dict[str, Any]:
         value = orjson.dumps({"event_id": uuid.uuid4().hex, "type": kind, "data": user})
         record = SimpleNamespace(value=value, headers=[("event_type", kind.encode())])
-        async with app.state.sessionmaker() as session, session.begin():
-            await handler(session, record)
+        async with app.state.sessionmaker() as session:
+            async with session.begin():
+                await handler(session, record)
+            await run_after_commit(session)
         return user
 
     return deliver

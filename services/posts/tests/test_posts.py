@@ -23,6 +23,7 @@ from pinstack_kit.outbox import OutboxRelay, create_producer
 from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
+from pinstack_posts.posts.service import PostCache
 from pinstack_posts.worker import consumers
 
 pytestmark = pytest.mark.integration
@@ -292,6 +293,21 @@ class TestList:
     @pytest.mark.parametrize(
         "params",
         [
+            {"created_after": "9999-12-31T23:59:59Z"},
+            {"created_after": "9999-12-31T23:59:59-23:59"},
+            {"created_before": "0001-01-01T00:00:00+23:59"},
+            {"created_before": "0001-01-01T00:00:00Z"},
+        ],
+    )
+    async def test_times_at_the_edges_of_the_calendar_match_nothing(
+        self, client: httpx.AsyncClient, author: dict[str, Any], params: dict[str, str]
+    ) -> None:
+        await create(client, author["id"])
+        assert await listing(client, **params) == {"posts": [], "total": 0}
+
+    @pytest.mark.parametrize(
+        "params",
+        [
             {"limit": 101},
             {"limit": -1},
             {"offset": -1},
@@ -412,6 +428,37 @@ class TestDelete:
     async def test_user_id_is_required(self, client: httpx.AsyncClient, author: dict[str, Any]) -> None:
         post = await create(client, author["id"])
         assert (await client.delete(f"/posts/{post['id']}")).json() == {"status": 400, "message": "validation failed"}
+
+
+class TestCacheRaces:
+    """A reader that loaded a post before a change committed, and stores it only after the change
+    invalidated the cache, must not put the old post back for the cache's whole TTL."""
+
+    @pytest.mark.parametrize("change", ["update", "delete", "user_deleted"])
+    async def test_a_slow_reader_cannot_store_the_old_post(
+        self,
+        client: httpx.AsyncClient,
+        author: dict[str, Any],
+        user_event: UserEvent,
+        redis: Redis,
+        settings: Settings,
+        change: str,
+    ) -> None:
+        post = await create(client, author["id"], title="Old")
+        loaded = orjson.dumps(await read(client, post["id"]))  # what the slow reader holds
+        path = f"/posts/{post['id']}"
+        if change == "update":
+            await client.put(path, json={"user_id": author["id"], "title": "New"})
+        elif change == "delete":
+            await client.delete(path, params={"user_id": author["id"]})
+        else:
+            await user_event("user_deleted", {"id": author["id"]})
+        await PostCache(redis, settings).put(post["id"], loaded)  # the slow reader stores it
+        response = (await client.get(path)).json()
+        if change == "update":
+            assert response["data"]["title"] == "New"
+        else:
+            assert response == {"status": 404, "message": "post not found"}
 
 
 class TestAuthorProjection:

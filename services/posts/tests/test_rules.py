@@ -50,6 +50,22 @@ class TestWireBounds:
         since, until = wire_bounds(plus_two, plus_two)
         assert since == NOON + timedelta(seconds=1) and until == NOON
 
+    @pytest.mark.parametrize(
+        ("after", "before"),
+        [
+            ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59.999999Z"),
+            ("9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59-23:59"),
+            ("0001-01-01T00:00:00+23:59", "0001-01-01T00:00:00+23:59"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.5Z"),
+        ],
+    )
+    def test_the_edges_of_time_are_clamped_not_overflowed(self, after: str, before: str) -> None:
+        since, until = wire_bounds(parse_rfc3339(after), parse_rfc3339(before))
+        assert since is not None and until is not None
+        for bound in (since, until):
+            assert bound.utcoffset() == timedelta(0)
+            assert bound.astimezone(UTC) == bound  # representable in UTC, as the driver binds it
+
 
 class TestBodies:
     def test_tags_are_deduplicated_case_sensitively_in_order(self) -> None:

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pinstack_kit.deps import from_state
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.jwt import JWKSVerifier, KeysUnavailable, TokenError
@@ -27,14 +28,9 @@ async def _current_user(request: Request) -> int:
     return request.state.user_id
 
 
-def _users(request: Request) -> ServiceClient:
-    return request.app.state.users
-
-
-def _auth(request: Request) -> ServiceClient:
-    return request.app.state.auth
-
-
 CurrentUser = Annotated[int, Depends(_current_user)]
-UsersDep = Annotated[ServiceClient, Depends(_users)]
-AuthDep = Annotated[ServiceClient, Depends(_auth)]
+UsersDep = Annotated[ServiceClient, from_state("users")]
+AuthDep = Annotated[ServiceClient, from_state("auth")]
+PostsDep = Annotated[ServiceClient, from_state("posts")]
+RelationsDep = Annotated[ServiceClient, from_state("relations")]
+NotificationsDep = Annotated[ServiceClient, from_state("notifications")]

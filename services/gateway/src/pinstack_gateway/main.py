@@ -13,7 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pinstack_gateway.auth.endpoints import router as auth_router
 from pinstack_gateway.body import refuse_declared_oversize
 from pinstack_gateway.config import Settings
+from pinstack_gateway.notifications.endpoints import router as notifications_router
 from pinstack_gateway.openapi import api_routes, build_openapi
+from pinstack_gateway.posts.endpoints import router as posts_router
+from pinstack_gateway.relations.endpoints import router as relations_router
 from pinstack_gateway.users.endpoints import router as users_router
 from pinstack_kit.app import build_app
 from pinstack_kit.envelope import JSON, dumps
@@ -22,7 +25,7 @@ from pinstack_kit.jwt import JWKSVerifier
 
 # Each slice's router carries the full `/api/v1/...` prefix itself, so the route template a
 # request matched (metrics label, OpenAPI path) is the public path.
-ROUTERS = [auth_router, users_router]
+ROUTERS = [auth_router, users_router, posts_router, relations_router, notifications_router]
 
 
 class TrailingSlash:
@@ -60,15 +63,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def clients(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.upstream_timeout_seconds
-        app.state.users = ServiceClient("users", settings.users_url, timeout=timeout)
-        app.state.auth = ServiceClient("auth", settings.auth_url, timeout=timeout)
+        upstreams = {
+            "users": settings.users_url,
+            "auth": settings.auth_url,
+            "posts": settings.posts_url,
+            "relations": settings.relations_url,
+            "notifications": settings.notifications_url,
+        }
+        opened = {name: ServiceClient(name, url, timeout=timeout) for name, url in upstreams.items()}
+        for name, client in opened.items():
+            setattr(app.state, name, client)
         app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
         app.state.readiness_checks["jwks"] = app.state.verifier.ready
         try:
             yield
         finally:
-            await app.state.users.aclose()
-            await app.state.auth.aclose()
+            for client in opened.values():
+                await client.aclose()
             await app.state.verifier.aclose()
 
     app = build_app(
@@ -90,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.openapi_schema = build_openapi(app)
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign, unused-ignore]  # flagged only in some mypy runs
 
     @app.get("/swagger/doc.json", include_in_schema=False)
     async def swagger_doc() -> Response:

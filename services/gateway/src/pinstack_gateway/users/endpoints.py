@@ -9,6 +9,7 @@ from starlette.responses import Response
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, UsersDep
 from pinstack_gateway.fields import documented
+from pinstack_gateway.params import lenient_int, positive_id
 from pinstack_gateway.proxy import forward
 from pinstack_gateway.users.schemas import (
     CreateUserRequest,
@@ -18,8 +19,8 @@ from pinstack_gateway.users.schemas import (
     UsersPage,
 )
 from pinstack_kit.envelope import ok
-from pinstack_kit.errors import BadRequest, Forbidden, InvalidInput
-from pinstack_kit.validation import SIMPLE_EMAIL, parse_int
+from pinstack_kit.errors import BadRequest, Forbidden
+from pinstack_kit.validation import SIMPLE_EMAIL
 
 CreateUserBody = Annotated[CreateUserRequest, json_body(CreateUserRequest)]
 UpdateUserBody = Annotated[UpdateUserRequest, json_body(UpdateUserRequest)]
@@ -29,21 +30,6 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 MAX_QUERY_LENGTH = 100
 MIN_USERNAME, MAX_USERNAME = 3, 32
-
-
-def user_id_param(raw: str) -> int:
-    """Path ids: not an int64 → `invalid input`; below 1 → `validation failed`."""
-    value = parse_int(raw)
-    if value is None:
-        raise InvalidInput()
-    if value < 1:
-        raise BadRequest()
-    return value
-
-
-def lenient_int(raw: str | None, default: int, low: int, high: int) -> int:
-    value = parse_int(raw) if raw is not None else None
-    return value if value is not None and low <= value <= high else default
 
 
 @router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
@@ -74,7 +60,7 @@ async def get_by_email(email: str, users: UsersDep) -> Response:
 
 @router.get("/{user_id}", summary="User by id", **documented(200, User, 400, 404))
 async def get_user(user_id: str, users: UsersDep) -> Response:
-    return await forward(users, "GET", f"/users/{user_id_param(user_id)}")
+    return await forward(users, "GET", f"/users/{positive_id(user_id)}")
 
 
 @router.post("", summary="Create a user", **documented(201, User, 400, 401, 409))
@@ -104,7 +90,7 @@ async def update_user(
 
 @router.delete("/{user_id}", summary="Delete the caller's account", **documented(204, None, 400, 401, 403, 404))
 async def delete_user(caller: CurrentUser, user_id: str, users: UsersDep) -> Response:
-    if user_id_param(user_id) != caller:
+    if positive_id(user_id) != caller:
         raise Forbidden()
     return await forward(users, "DELETE", f"/users/{caller}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from redis.asyncio import Redis
@@ -96,19 +96,44 @@ def post_data(post_id: int, author_id: int, title: str, created_at: str | None, 
     return {"id": post_id, "author_id": author_id, "title": title, "created_at": created_at, "tags": list(tags)}
 
 
+# Python's datetimes span the years 1-9999, in UTC too. A bound beyond them (9999-12-31T23:59:59Z,
+# or 0001-01-01T00:00:00+05:00, which is in year 0 in UTC) is clamped to the edge, which no post
+# comes near, instead of overflowing into a 500. The latest leaves room for the second added below.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
+
+
+def _clamped(ts: datetime) -> datetime:
+    try:
+        return min(ts.astimezone(UTC), LATEST)
+    except OverflowError:
+        return EARLIEST if ts.year == 1 else LATEST
+
+
 def wire_bounds(after: datetime | None, before: datetime | None) -> tuple[datetime | None, datetime | None]:
     """Strict `created_after`/`created_before` on the times clients see, which are whole seconds:
     a post shown as 12:00:00 is not after 12:00:00, even if it was stored at 12:00:00.4.
-    Returns (inclusive lower, exclusive upper) bounds on the stored times."""
-    since = after.replace(microsecond=0) + timedelta(seconds=1) if after is not None else None
-    until = None
+    Returns (inclusive lower, exclusive upper) bounds on the stored times, in UTC."""
+    since = until = None
+    if after is not None:
+        since = _clamped(after).replace(microsecond=0) + timedelta(seconds=1)
     if before is not None:
+        before = _clamped(before)
         until = before.replace(microsecond=0) + timedelta(seconds=1 if before.microsecond else 0)
     return since, until
 
 
 class PostCache:
-    """Finished wire JSON of one post under `post:{id}`."""
+    """Finished wire JSON of one post under `post:{id}`.
+
+    Forgetting a post leaves a short-lived tombstone rather than no key, and a read fills only
+    an empty key. A reader that loaded the post before a change committed (an update, a delete,
+    the author's deletion) and stores it after the invalidation therefore cannot put the old
+    post back for the whole TTL; readers go to the database until the tombstone expires.
+    """
+
+    TOMBSTONE = b"\x00forgotten"
+    TOMBSTONE_SECONDS = 10
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
@@ -124,19 +149,25 @@ class PostCache:
         except REDIS_DOWN:
             CACHE_REQUESTS.labels("post", "error").inc()
             return None
-        CACHE_REQUESTS.labels("post", "hit" if cached is not None else "miss").inc()
-        return cached if isinstance(cached, bytes) else None
+        if not isinstance(cached, bytes) or cached == self.TOMBSTONE:
+            CACHE_REQUESTS.labels("post", "miss").inc()
+            return None
+        CACHE_REQUESTS.labels("post", "hit").inc()
+        return cached
 
     async def put(self, post_id: int, payload: bytes) -> None:
         try:
-            await self.redis.set(self.key(post_id), payload, ex=self.ttl)
+            await self.redis.set(self.key(post_id), payload, ex=self.ttl, nx=True)
         except REDIS_DOWN:
             log.warning("cache write skipped: redis unavailable")
 
     async def forget(self, post_ids: Sequence[int]) -> None:
         try:
             for start in range(0, len(post_ids), 1000):
-                await self.redis.delete(*(self.key(i) for i in post_ids[start : start + 1000]))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for post_id in post_ids[start : start + 1000]:
+                        pipe.set(self.key(post_id), self.TOMBSTONE, ex=self.TOMBSTONE_SECONDS)
+                    await pipe.execute()
         except REDIS_DOWN:
             log.warning("cache invalidation failed: redis unavailable; entries expire in %ss", self.ttl)
 
@@ -227,16 +258,17 @@ class PostService:
             raise PostNotFound()
         raise NotTheAuthor()
 
-    # Called from the `user-events` consumer. Its runner commits as soon as the handler returns
-    # and has no after-commit hook, so the cache entries are dropped right away.
+    # Called from the `user-events` consumer, whose runner runs the after-commit callbacks too:
+    # the cache entries are dropped once the change is visible, not before.
 
     async def delete_by_author(self, author_id: int) -> None:
         post_ids = await repository.delete_by_author(self.session, author_id)
         for post_id in post_ids:
             data = {"id": post_id, "author_id": author_id}
             await enqueue_event(self.session, self.topic, post_event(POST_DELETED, data))
-        await self.cache.forget(post_ids)
+        after_commit(self.session, lambda: self.cache.forget(post_ids))
 
     async def forget_author(self, author_id: int) -> None:
         """Cached posts embed their author: drop them all when the profile changed."""
-        await self.cache.forget(await repository.ids_by_author(self.session, author_id))
+        post_ids = await repository.ids_by_author(self.session, author_id)
+        after_commit(self.session, lambda: self.cache.forget(post_ids))

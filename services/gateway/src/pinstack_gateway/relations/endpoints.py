@@ -1,0 +1,63 @@
+"""Contract routes 19-22: follow, unfollow, and the follower and followee lists. The follower is
+always the caller from the token."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from pinstack_gateway.body import json_body
+from pinstack_gateway.deps import CurrentUser, RelationsDep
+from pinstack_gateway.fields import MessageData, documented
+from pinstack_gateway.params import lenient_int, positive_id
+from pinstack_gateway.proxy import forward
+from pinstack_gateway.relations.schemas import FolloweesPage, FollowersPage, FollowRequest
+from pinstack_kit.envelope import ok
+from pinstack_kit.http_client import ServiceClient
+from pinstack_kit.validation import INT32_MAX
+
+FollowBody = Annotated[FollowRequest, json_body(FollowRequest)]
+
+router = APIRouter(prefix="/api/v1/relation", tags=["relations"])
+
+DEFAULT_PAGE, DEFAULT_LIMIT, MAX_LIMIT = 1, 20, 100
+PageParam = Annotated[str | None, Query(description="int32 ≥ 1; anything else: 1")]
+LimitParam = Annotated[str | None, Query(description="1-100; anything else: 20")]
+
+
+@router.post("/follow", summary="The caller follows a user", **documented(200, MessageData, 400, 401, 404, 409))
+async def follow(caller: CurrentUser, body: FollowBody, relations: RelationsDep) -> Response:
+    await relations.call("POST", "/follows", json={"follower_id": caller, "followee_id": body.followee_id})
+    return ok({"message": "Followed successfully"})
+
+
+@router.post("/unfollow", summary="The caller unfollows a user", **documented(200, MessageData, 400, 401, 404))
+async def unfollow(caller: CurrentUser, body: FollowBody, relations: RelationsDep) -> Response:
+    await relations.call("DELETE", "/follows", params={"follower_id": caller, "followee_id": body.followee_id})
+    return ok({"message": "Unfollowed successfully"})
+
+
+async def _related(relations: ServiceClient, user_id: str, which: str, page: str | None, limit: str | None) -> Response:
+    params = {
+        "page": lenient_int(page, DEFAULT_PAGE, 1, INT32_MAX),
+        "limit": lenient_int(limit, DEFAULT_LIMIT, 1, MAX_LIMIT),
+    }
+    return await forward(relations, "GET", f"/users/{positive_id(user_id)}/{which}", params=params)
+
+
+@router.get(
+    "/{user_id}/followers", summary="Who follows the user, newest first", **documented(200, FollowersPage, 400, 404)
+)
+async def followers(
+    user_id: str, relations: RelationsDep, page: PageParam = None, limit: LimitParam = None
+) -> Response:
+    return await _related(relations, user_id, "followers", page, limit)
+
+
+@router.get(
+    "/{user_id}/followees", summary="Whom the user follows, newest first", **documented(200, FolloweesPage, 400, 404)
+)
+async def followees(
+    user_id: str, relations: RelationsDep, page: PageParam = None, limit: LimitParam = None
+) -> Response:
+    return await _related(relations, user_id, "followees", page, limit)
