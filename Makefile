@@ -47,7 +47,7 @@ test-unit: bootstrap ## run the unit tests only (no servers needed)
 	@$(call run_pytest,services -m unit $(PYTEST_ARGS))
 
 lint: ## ruff check, ruff format --check, mypy and import-linter
-	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src && $(UV_RUN) lint-imports
+	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src operator/src && $(UV_RUN) lint-imports
 
 fmt: ## format the code and apply ruff's safe fixes
 	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .
@@ -71,6 +71,15 @@ cluster-down: ## stop the control plane started by `make cluster` (by PID)
 
 cluster-build: ## build kube-apiserver, kubectl, etcd, helm into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
 	@$(PYTHON) scripts/cluster.py build $(if $(EXTRA),--extra,)
+
+.PHONY: operator dashboards
+
+operator: cluster ## run the operator from this checkout against `make cluster` (all namespaces)
+	@eval "$$($(PYTHON) scripts/cluster.py env)" && kubectl apply --server-side -f manifests/crd/ && \
+	$(UV_RUN) python -m pinstack_operator --standalone --all-namespaces --liveness=http://127.0.0.1:8089/healthz
+
+dashboards: ## regenerate dashboards/json and dashboards/rules (checked in; a test fails when stale)
+	$(UV_RUN) python dashboards/build.py
 
 .PHONY: kind-up dev
 

@@ -1,0 +1,3 @@
+"""Pinstack operator: reconciles PinstackEnvironment resources (Kopf)."""
+
+__version__ = "0.1.0"

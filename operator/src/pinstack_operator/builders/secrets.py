@@ -1,0 +1,45 @@
+"""The per-service connection Secret the charts mount: <env>-<service>-connection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pinstack_operator.builders import postgres, redis
+from pinstack_operator.builders.spec import EnvironmentSpec
+
+JWT_PRIVATE_KEY = "JWT_PRIVATE_KEY"
+
+
+def secret_name(env_name: str, service: str) -> str:
+    return f"{env_name}-{service}-connection"
+
+
+def connection_data(
+    env: EnvironmentSpec, service: str, db_password: str, redis_password: str, jwt_private_key: str | None
+) -> dict[str, str]:
+    """Secret stringData for one service. Passwords and the key are inputs: this stays pure."""
+    data: dict[str, str] = {}
+    dbs = {d.service: d for d in postgres.databases(env)}
+    if service in dbs:
+        data["DATABASE_URL"] = postgres.database_url(env, dbs[service], db_password)
+    user = next(u for u in redis.acl_users(env) if u.service == service)
+    data["REDIS_URL"] = redis.redis_url(env, user, redis_password)
+    data["REDIS_KEY_PREFIX"] = user.key_prefix
+    data["KAFKA_BOOTSTRAP_SERVERS"] = env.kafka.bootstrap_servers
+    data["KAFKA_TOPIC_PREFIX"] = env.kafka.topic_prefix
+    if service == "auth" and jwt_private_key:
+        data[JWT_PRIVATE_KEY] = jwt_private_key
+    return data
+
+
+def needs_jwt_key(service: str) -> bool:
+    return service == "auth"
+
+
+def labels(env: EnvironmentSpec, service: str) -> Mapping[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": "pinstack-operator",
+        "app.kubernetes.io/component": "connection",
+        "pinstack.io/environment": env.name,
+        "pinstack.io/service": service,
+    }

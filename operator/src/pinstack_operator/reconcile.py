@@ -1,0 +1,249 @@
+"""One reconciliation of a PinstackEnvironment: builders give the desired state, steps make it so.
+
+Everything here is idempotent: with nothing to change, no step writes and the status is not
+patched. Returns the changes per component so handlers can post Events and count drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pinstack_operator import assets
+from pinstack_operator.builders import kafka, monitoring, postgres, redis
+from pinstack_operator.builders import secrets as secret_builder
+from pinstack_operator.builders.spec import EnvironmentSpec, SecretRef
+from pinstack_operator.conditions import Condition
+from pinstack_operator.steps import kafka as kafka_step
+from pinstack_operator.steps import kube
+from pinstack_operator.steps import postgres as pg_step
+from pinstack_operator.steps import redis as redis_step
+
+
+@dataclass
+class Outcome:
+    changes: dict[str, list[str]] = field(default_factory=dict)
+    conditions: list[Condition] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def writes(self) -> int:
+        return sum(len(v) for v in self.changes.values())
+
+    @property
+    def ready(self) -> bool:
+        return all(c.status for c in self.conditions)
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_jwt_key() -> str:
+    key = Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _password_from(url: str | None) -> str | None:
+    return urlsplit(url).password if url else None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    db: str
+    redis: str
+    jwt: str | None
+
+
+def _credentials(env: EnvironmentSpec, service: str, current: Mapping[str, str] | None) -> Credentials:
+    """Keep what the connection Secret already holds; generate what is missing."""
+    current = current or {}
+    jwt = (
+        current.get(secret_builder.JWT_PRIVATE_KEY) or new_jwt_key() if secret_builder.needs_jwt_key(service) else None
+    )
+    return Credentials(
+        db=_password_from(current.get("DATABASE_URL")) or new_password(),
+        redis=_password_from(current.get("REDIS_URL")) or new_password(),
+        jwt=jwt,
+    )
+
+
+async def _admin_secret(namespace: str, ref: SecretRef) -> tuple[str, str]:
+    data = await asyncio.to_thread(kube.read_secret, namespace, ref.name)
+    if data is None:
+        raise LookupError(f"admin Secret {namespace}/{ref.name} not found")
+    return data.get(ref.username_key, ""), data.get(ref.key, "")
+
+
+async def pg_admin(env: EnvironmentSpec) -> pg_step.Admin:
+    user, password = await _admin_secret(env.namespace, env.postgres.admin)
+    pg = env.postgres
+    return pg_step.Admin(pg.host, pg.port, user or "postgres", password, pg.ssl_mode)
+
+
+async def redis_admin(env: EnvironmentSpec) -> redis_step.Admin:
+    user, password = await _admin_secret(env.namespace, env.redis.admin)
+    rd = env.redis
+    return redis_step.Admin(rd.host, rd.port, user or None, password or None, rd.tls)
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _owned(obj: dict[str, Any], owner: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """ownerReferences only work within the namespace; others are cleaned up by the finalizer."""
+    if obj["metadata"]["namespace"] == namespace:
+        obj["metadata"]["ownerReferences"] = [owner]
+    return obj
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:1000]
+
+
+async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any]) -> Outcome:
+    started = time.monotonic()
+    out = Outcome()
+    owner = owner_reference(body)
+    dbs = postgres.databases(env)
+    users = redis.acl_users(env)
+
+    existing = await asyncio.gather(
+        *(
+            asyncio.to_thread(kube.read_secret, env.namespace, secret_builder.secret_name(env.name, s))
+            for s in env.services
+        )
+    )
+    creds = {s: _credentials(env, s, cur) for s, cur in zip(env.services, existing, strict=True)}
+
+    async def component(key: str, condition: str, work: Any, ok_message: str) -> None:
+        try:
+            changes = await work
+            out.changes[key] = changes
+            out.conditions.append(Condition(condition, True, "Provisioned", ok_message))
+        except Exception as e:
+            out.changes.setdefault(key, [])
+            out.conditions.append(Condition(condition, False, "Failed", _error(e)))
+
+    async def do_postgres() -> list[str]:
+        admin = await pg_admin(env)
+        changes: list[str] = []
+        for db in dbs:
+            changes += await pg_step.ensure_database(admin, db, creds[db.service].db)
+        return changes
+
+    async def do_redis() -> list[str]:
+        admin = await redis_admin(env)
+        changes: list[str] = []
+        for user in users:
+            changes += await redis_step.ensure_user(admin, user, creds[user.service].redis)
+        return changes
+
+    topics = kafka.topics(env)
+    await asyncio.gather(
+        component("postgres", "PostgresReady", do_postgres(), f"{len(dbs)} databases and roles"),
+        component("redis", "RedisReady", do_redis(), f"{len(users)} ACL users"),
+        component(
+            "kafka",
+            "KafkaTopicsReady",
+            kafka_step.ensure_topics(env.kafka.bootstrap_servers, topics),
+            f"{len(topics)} topics",
+        ),
+    )
+
+    async def do_secrets() -> list[str]:
+        changes: list[str] = []
+        for s in env.services:
+            c = creds[s]
+            body_ = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {
+                    "name": secret_builder.secret_name(env.name, s),
+                    "namespace": env.namespace,
+                    "labels": dict(secret_builder.labels(env, s)),
+                },
+                "stringData": secret_builder.connection_data(env, s, c.db, c.redis, c.jwt),
+            }
+            changes += await asyncio.to_thread(kube.ensure_object, _owned(body_, owner, env.namespace))
+        return changes
+
+    async def do_dashboards() -> list[str]:
+        changes: list[str] = []
+        for cm in monitoring.dashboard_configmaps(env, assets.dashboards()):
+            changes += await asyncio.to_thread(kube.ensure_object, _owned(cm, owner, env.namespace))
+        return changes
+
+    async def do_alerts() -> list[str]:
+        if await asyncio.to_thread(kube.prometheus_rules_served):
+            obj = monitoring.prometheus_rule(env, assets.rules())
+            stale = ("ConfigMap", f"{env.name}-alerts")
+        else:
+            obj = monitoring.rules_configmap(env, assets.rules())
+            stale = ("PrometheusRule", "")
+        changes: list[str] = []
+        if obj is not None:
+            changes += await asyncio.to_thread(kube.ensure_object, _owned(obj, owner, env.namespace))
+            if stale[1]:
+                changes += await asyncio.to_thread(kube.delete_object, stale[0], env.namespace, stale[1])
+        return changes
+
+    await asyncio.gather(
+        component("secrets", "SecretsReady", do_secrets(), f"{len(env.services)} connection Secrets"),
+        component(
+            "dashboards",
+            "DashboardsReady",
+            do_dashboards(),
+            "dashboards written" if env.dashboards_enabled else "disabled",
+        ),
+        component("alerts", "AlertsReady", do_alerts(), "alert rules written" if env.alerts_enabled else "disabled"),
+    )
+    order = ["PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady"]
+    out.conditions.sort(key=lambda c: order.index(c.type))
+    out.duration = time.monotonic() - started
+    return out
+
+
+async def tear_down(env: EnvironmentSpec) -> list[str]:
+    """On deletion: remove the Kubernetes children; with deletionPolicy Delete also the data."""
+    changes: list[str] = []
+    for s in env.services:
+        changes += await asyncio.to_thread(
+            kube.delete_object, "Secret", env.namespace, secret_builder.secret_name(env.name, s)
+        )
+    for cm in monitoring.dashboard_configmaps(env, assets.dashboards()):
+        changes += await asyncio.to_thread(
+            kube.delete_object, "ConfigMap", cm["metadata"]["namespace"], cm["metadata"]["name"]
+        )
+    changes += await asyncio.to_thread(kube.delete_object, "ConfigMap", env.namespace, f"{env.name}-alerts")
+    if await asyncio.to_thread(kube.prometheus_rules_served):
+        changes += await asyncio.to_thread(kube.delete_object, "PrometheusRule", env.namespace, f"{env.name}-alerts")
+    if env.deletion_policy != "Delete":
+        return changes
+    admin = await pg_admin(env)
+    for db in postgres.databases(env):
+        changes += await pg_step.drop_database(admin, db)
+    radmin = await redis_admin(env)
+    for user in redis.acl_users(env):
+        changes += await redis_step.delete_user(radmin, user)
+    changes += await kafka_step.delete_topics(env.kafka.bootstrap_servers, [t.name for t in kafka.topics(env)])
+    return changes

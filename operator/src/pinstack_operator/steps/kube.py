@@ -1,0 +1,161 @@
+"""Kubernetes objects: create when missing, replace when data, labels or owner differ; never
+rewrite an object that is already in line."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+
+@functools.cache
+def api() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
+    return client.ApiClient()
+
+
+def core() -> Any:  # the generated client's bodies are plain dicts here
+    return client.CoreV1Api(api())
+
+
+def custom() -> Any:
+    return client.CustomObjectsApi(api())
+
+
+def read_secret(namespace: str, name: str) -> dict[str, str] | None:
+    """The decoded data of a Secret, or None when it does not exist."""
+    try:
+        secret = core().read_namespaced_secret(name, namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def prometheus_rules_served() -> bool:
+    """Whether the Prometheus Operator's PrometheusRule CRD is installed."""
+    try:
+        client.ApiextensionsV1Api(api()).read_custom_resource_definition("prometheusrules.monitoring.coreos.com")
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
+def _in_line(actual: Mapping[str, Any], desired: Mapping[str, Any], field: str) -> bool:
+    meta, want = actual.get("metadata") or {}, desired["metadata"]
+    for key in ("labels", "annotations"):
+        have = meta.get(key) or {}
+        if any(have.get(k) != v for k, v in (want.get(key) or {}).items()):
+            return False
+    owners = {o.get("uid") for o in meta.get("ownerReferences") or ()}
+    if any(o["uid"] not in owners for o in want.get("ownerReferences") or ()):
+        return False
+    return actual.get(field) == desired.get(field)
+
+
+def _merged(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    meta = dict(actual["metadata"])
+    want = desired["metadata"]
+    for key in ("labels", "annotations"):
+        if want.get(key):
+            meta[key] = {**(meta.get(key) or {}), **want[key]}
+    if want.get("ownerReferences"):
+        meta["ownerReferences"] = want["ownerReferences"]
+    return {**desired, "metadata": meta}
+
+
+class _Kind:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            if self.kind == "Secret":
+                obj: Any = core().read_namespaced_secret(name, namespace)
+            elif self.kind == "ConfigMap":
+                obj = core().read_namespaced_config_map(name, namespace)
+            else:
+                return custom().get_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", namespace, "prometheusrules", name
+                )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        out: dict[str, Any] = api().sanitize_for_serialization(obj)
+        return out
+
+    def create(self, namespace: str, body: dict[str, Any]) -> None:
+        if self.kind == "Secret":
+            core().create_namespaced_secret(namespace, body)
+        elif self.kind == "ConfigMap":
+            core().create_namespaced_config_map(namespace, body)
+        else:
+            custom().create_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules", body)
+
+    def replace(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        if self.kind == "Secret":
+            core().replace_namespaced_secret(name, namespace, body)
+        elif self.kind == "ConfigMap":
+            core().replace_namespaced_config_map(name, namespace, body)
+        else:
+            custom().replace_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", namespace, "prometheusrules", name, body
+            )
+
+    def delete(self, namespace: str, name: str) -> bool:
+        try:
+            if self.kind == "Secret":
+                core().delete_namespaced_secret(name, namespace)
+            elif self.kind == "ConfigMap":
+                core().delete_namespaced_config_map(name, namespace)
+            else:
+                custom().delete_namespaced_custom_object(
+                    "monitoring.coreos.com", "v1", namespace, "prometheusrules", name
+                )
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+
+def encode_secret(desired: dict[str, Any]) -> dict[str, Any]:
+    """stringData -> data (base64), so the Secret compares with what the API server returns."""
+    body = {k: v for k, v in desired.items() if k != "stringData"}
+    body["type"] = desired.get("type", "Opaque")
+    body["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in desired.get("stringData", {}).items()}
+    return body
+
+
+def ensure_object(desired: dict[str, Any]) -> list[str]:
+    """Create, or replace when different; returns the change made (empty list: none)."""
+    kind = desired["kind"]
+    if kind == "Secret":
+        desired = encode_secret(desired)
+    field = "spec" if kind == "PrometheusRule" else "data"
+    meta = desired["metadata"]
+    ops = _Kind(kind)
+    actual = ops.get(meta["namespace"], meta["name"])
+    if actual is None:
+        ops.create(meta["namespace"], desired)
+        return [f"created {kind} {meta['namespace']}/{meta['name']}"]
+    if _in_line(actual, desired, field):
+        return []
+    ops.replace(meta["namespace"], meta["name"], _merged(actual, desired))
+    return [f"updated {kind} {meta['namespace']}/{meta['name']}"]
+
+
+def delete_object(kind: str, namespace: str, name: str) -> list[str]:
+    return [f"deleted {kind} {namespace}/{name}"] if _Kind(kind).delete(namespace, name) else []

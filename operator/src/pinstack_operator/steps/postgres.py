@@ -1,0 +1,100 @@
+"""PostgreSQL: a login role with the generated password and a database owned by it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pinstack_operator.builders.postgres import Database
+
+
+@dataclass(frozen=True)
+class Admin:
+    host: str
+    port: int
+    user: str
+    password: str
+    sslmode: str
+    dbname: str = "postgres"
+
+    async def connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            sslmode=self.sslmode,
+            dbname=self.dbname,
+            autocommit=True,
+            connect_timeout=10,
+        )
+
+
+def password_matches(stored: str | None, role: str, password: str) -> bool:
+    """Whether pg_authid.rolpassword (SCRAM-SHA-256 or md5) is this password."""
+    if not stored:
+        return False
+    m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", stored)
+    if m:
+        iterations, salt, stored_key = int(m[1]), base64.b64decode(m[2]), base64.b64decode(m[3])
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+    if stored.startswith("md5"):
+        return hmac.compare_digest(stored, "md5" + hashlib.md5((password + role).encode()).hexdigest())  # noqa: S324
+    return False
+
+
+async def ensure_database(admin: Admin, db: Database, password: str) -> list[str]:
+    changes: list[str] = []
+    async with await admin.connect() as conn:
+        role = sql.Identifier(db.role)
+        try:
+            cur = await conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (db.role,))
+            row = await cur.fetchone()
+            can_check_password = True
+        except psycopg.errors.InsufficientPrivilege:
+            cur = await conn.execute("SELECT rolcanlogin, NULL FROM pg_roles WHERE rolname = %s", (db.role,))
+            row = await cur.fetchone()
+            can_check_password = False
+        if row is None:
+            await conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            changes.append(f"created role {db.role}")
+        elif not row[0] or (can_check_password and not password_matches(row[1], db.role, password)):
+            await conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            changes.append(f"reset login and password of role {db.role}")
+        cur = await conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+            (db.name,),
+        )
+        owner = await cur.fetchone()
+        name = sql.Identifier(db.name)
+        if owner is None:
+            await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, role))
+            await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+            changes.append(f"created database {db.name}")
+        elif owner[0] != db.role:
+            await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, role))
+            changes.append(f"made {db.role} the owner of database {db.name}")
+    return changes
+
+
+async def drop_database(admin: Admin, db: Database) -> list[str]:
+    changes: list[str] = []
+    async with await admin.connect() as conn:
+        cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,))
+        if await cur.fetchone():
+            await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db.name)))
+            changes.append(f"dropped database {db.name}")
+        cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db.role,))
+        if await cur.fetchone():
+            await conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(db.role)))
+            changes.append(f"dropped role {db.role}")
+    return changes

@@ -1,0 +1,135 @@
+"""Pure builders: spec in, desired state out."""
+
+from typing import Any
+
+import pytest
+
+from pinstack_operator import conditions
+from pinstack_operator.builders import kafka, monitoring, postgres, redis, secrets
+from pinstack_operator.builders.spec import InvalidSpec, parse_spec
+
+pytestmark = pytest.mark.unit
+
+
+def spec(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "services": ["users", "auth", "relations", "gateway"],
+        "postgres": {"host": "pg", "adminSecretRef": {"name": "pg-admin"}, "databasePrefix": "p_"},
+        "redis": {"host": "redis", "adminSecretRef": {"name": "r-admin"}, "keyPrefix": "dev."},
+        "kafka": {
+            "bootstrapServers": "k:9092",
+            "topicPrefix": "dev.",
+            "topicDefaults": {"partitions": 2, "retentionMs": 1000},
+            "topics": [{"name": "relation-events", "partitions": 6, "config": {"cleanup.policy": "delete"}}],
+        },
+    }
+    base.update(over)
+    return base
+
+
+def env(**over: Any):
+    return parse_spec("pinstack", "dev", spec(**over))
+
+
+def test_databases_skip_the_stateless_gateway() -> None:
+    assert [(d.name, d.role) for d in postgres.databases(env())] == [
+        ("p_users", "p_users"),
+        ("p_auth", "p_auth"),
+        ("p_relations", "p_relations"),
+    ]
+
+
+def test_acl_user_is_limited_to_its_prefix() -> None:
+    users = {u.service: u for u in redis.acl_users(env())}
+    assert users["auth"].username == "dev.auth"
+    rules = users["auth"].rules("pw")
+    assert rules[0] == "reset" and "~dev.auth:*" in rules and "&dev.auth:*" in rules and ">pw" in rules
+    assert "+@all" in rules and "-@dangerous" in rules
+
+
+def test_topics_union_of_services_and_overrides() -> None:
+    topics = {t.name: t for t in kafka.topics(env())}
+    assert set(topics) == {"dev.user-events", "dev.relation-events"}
+    assert topics["dev.relation-events"].partitions == 6
+    assert topics["dev.relation-events"].config == {"cleanup.policy": "delete", "retention.ms": "1000"}
+    assert topics["dev.user-events"].partitions == 2
+
+
+def test_partitions_only_grow_and_configs_kept_in_line() -> None:
+    t = kafka.Topic("t", 4, None, {"retention.ms": "10"})
+    assert kafka.topic_change(t, 6, {"retention.ms": "10"}).empty  # more than desired: left alone
+    change = kafka.topic_change(t, 2, {"retention.ms": "99", "other": "x"})
+    assert change.add_partitions_to == 4 and change.set_config == {"retention.ms": "10"}
+
+
+def test_connection_secret_contract() -> None:
+    e = env()
+    auth = secrets.connection_data(e, "auth", "dbpw", "rpw", "PEM")
+    assert auth == {
+        "DATABASE_URL": "postgresql://p_auth:dbpw@pg:5432/p_auth?sslmode=prefer",
+        "REDIS_URL": "redis://dev.auth:rpw@redis:6379/0",
+        "REDIS_KEY_PREFIX": "dev.auth:",
+        "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
+        "KAFKA_TOPIC_PREFIX": "dev.",
+        "JWT_PRIVATE_KEY": "PEM",
+    }
+    gateway = secrets.connection_data(e, "gateway", "x", "rpw", None)
+    assert "DATABASE_URL" not in gateway and "JWT_PRIVATE_KEY" not in gateway
+    assert secrets.secret_name("pinstack", "gateway") == "pinstack-gateway-connection"
+
+
+def test_dashboards_and_rules_objects() -> None:
+    cms = monitoring.dashboard_configmaps(env(dashboards={"folder": "F", "namespace": "grafana"}), {"red": "{}"})
+    assert cms[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cms[0]["metadata"]["namespace"] == "grafana"
+    assert cms[0]["metadata"]["annotations"] == {"grafana_folder": "F"}
+    assert monitoring.dashboard_configmaps(env(dashboards={"enabled": False}), {"red": "{}"}) == []
+    rule = monitoring.prometheus_rule(env(alerts={"labels": {"release": "kps"}}), {"groups": []})
+    assert rule is not None and rule["metadata"]["labels"]["release"] == "kps"
+    cm = monitoring.rules_configmap(env(), {"groups": []})
+    assert cm is not None and "pinstack.rules.yaml" in cm["data"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"kafka": None}, "spec.kafka are required"),
+        ({"services": ["billing"]}, "unknown services"),
+        ({"mode": "Managed"}, "Managed is not supported"),
+    ],
+)
+def test_invalid_specs(over: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSpec, match=message):
+        env(**over)
+
+
+def test_conditions_keep_transition_time_when_status_is_unchanged() -> None:
+    first = conditions.merge([], [conditions.Condition("PostgresReady", True, "Provisioned")], 1, "t1")
+    again = conditions.merge(first, [conditions.Condition("PostgresReady", True, "Provisioned")], 1, "t2")
+    assert again == first
+    ready = next(c for c in again if c["type"] == "Ready")
+    assert ready["status"] == "True" and ready["observedGeneration"] == 1
+    failed = conditions.merge(first, [conditions.Condition("PostgresReady", False, "Failed", "x")], 2, "t3")
+    assert {c["lastTransitionTime"] for c in failed} == {"t3"}
+    assert conditions.phase(failed, first_time=False) == "Degraded"
+
+
+def test_scram_password_check() -> None:
+    # SCRAM verifier of "secret" (salt and iterations fixed), as PostgreSQL stores it.
+    import base64
+    import hashlib
+    import hmac
+
+    from pinstack_operator.steps.postgres import password_matches
+
+    salt, iterations = b"0123456789abcdef", 4096
+    salted = hashlib.pbkdf2_hmac("sha256", b"secret", salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored = (
+        f"SCRAM-SHA-256${iterations}:{base64.b64encode(salt).decode()}$"
+        f"{base64.b64encode(hashlib.sha256(client_key).digest()).decode()}:{base64.b64encode(server_key).decode()}"
+    )
+    assert password_matches(stored, "r", "secret")
+    assert not password_matches(stored, "r", "other")
+    assert not password_matches(None, "r", "secret")
