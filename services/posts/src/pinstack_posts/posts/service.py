@@ -3,7 +3,6 @@ the outbox and invalidate the cache after commit."""
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,12 +12,11 @@ from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import dumps, rfc3339
 from pinstack_kit.http_client import ServiceClient
-from pinstack_kit.observability import CACHE_REQUESTS
 from pinstack_kit.outbox import enqueue_event
-from pinstack_kit.redis import REDIS_DOWN
 from pinstack_posts.authors.service import AuthorService
 from pinstack_posts.config import Settings
 from pinstack_posts.errors import NotTheAuthor, PostNotFound
@@ -26,8 +24,6 @@ from pinstack_posts.events import POST_CREATED, POST_DELETED, POST_EVENTS, POST_
 from pinstack_posts.posts import repository
 from pinstack_posts.posts.repository import Filters
 from pinstack_posts.posts.schemas import CreatePost, ListQuery, UpdatePost
-
-log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
 
@@ -124,52 +120,23 @@ def wire_bounds(after: datetime | None, before: datetime | None) -> tuple[dateti
 
 
 class PostCache:
-    """Finished wire JSON of one post under `post:{id}`.
-
-    Forgetting a post leaves a short-lived tombstone rather than no key, and a read fills only
-    an empty key. A reader that loaded the post before a change committed (an update, a delete,
-    the author's deletion) and stores it after the invalidation therefore cannot put the old
-    post back for the whole TTL; readers go to the database until the tombstone expires.
-    """
-
-    TOMBSTONE = b"\x00forgotten"
-    TOMBSTONE_SECONDS = 10
+    """Finished wire JSON of one post under `post:{id}` (the kit's JsonCache: tombstones on forget,
+    fills only empty keys, so a slow reader cannot put an old post back)."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
-        self.redis = redis
-        self.prefix = settings.key_prefix
-        self.ttl = settings.cache_ttl_seconds
+        self.cache = JsonCache(redis, name="post", prefix=settings.key_prefix, ttl=settings.cache_ttl_seconds)
 
     def key(self, post_id: int) -> str:
-        return f"{self.prefix}post:{post_id}"
+        return self.cache.key("post", post_id)
 
     async def get(self, post_id: int) -> bytes | None:
-        try:
-            cached = await self.redis.get(self.key(post_id))
-        except REDIS_DOWN:
-            CACHE_REQUESTS.labels("post", "error").inc()
-            return None
-        if not isinstance(cached, bytes) or cached == self.TOMBSTONE:
-            CACHE_REQUESTS.labels("post", "miss").inc()
-            return None
-        CACHE_REQUESTS.labels("post", "hit").inc()
-        return cached
+        return await self.cache.get(self.key(post_id))
 
     async def put(self, post_id: int, payload: bytes) -> None:
-        try:
-            await self.redis.set(self.key(post_id), payload, ex=self.ttl, nx=True)
-        except REDIS_DOWN:
-            log.warning("cache write skipped: redis unavailable")
+        await self.cache.put(self.key(post_id), payload)
 
     async def forget(self, post_ids: Sequence[int]) -> None:
-        try:
-            for start in range(0, len(post_ids), 1000):
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for post_id in post_ids[start : start + 1000]:
-                        pipe.set(self.key(post_id), self.TOMBSTONE, ex=self.TOMBSTONE_SECONDS)
-                    await pipe.execute()
-        except REDIS_DOWN:
-            log.warning("cache invalidation failed: redis unavailable; entries expire in %ss", self.ttl)
+        await self.cache.forget(self.key(post_id) for post_id in post_ids)
 
 
 class PostService:

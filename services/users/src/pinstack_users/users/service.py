@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import dumps, rfc3339
-from pinstack_kit.observability import CACHE_REQUESTS
 from pinstack_kit.outbox import enqueue_event
-from pinstack_kit.redis import REDIS_DOWN
 from pinstack_users.config import Settings
 from pinstack_users.credentials.hashing import hash_password
 from pinstack_users.errors import UserNotFound
 from pinstack_users.events import USER_CREATED, USER_DELETED, USER_EVENTS, USER_UPDATED, user_event
 from pinstack_users.users import repository
-
-log = logging.getLogger(__name__)
 
 
 def to_wire(row: Row) -> dict[str, Any]:
@@ -36,41 +32,27 @@ def to_wire(row: Row) -> dict[str, Any]:
 
 
 class UserCache:
-    """Finished wire JSON under `users:id:{id}`, `users:username:{name}`, `users:email:{email}`."""
+    """Finished wire JSON under `id:{id}`, `username:{name}` and `email:{email}` (lower-cased),
+    through the kit's JsonCache (tombstones on forget, fills only empty keys)."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
-        self.redis = redis
-        self.prefix = settings.key_prefix
-        self.ttl = settings.cache_ttl_seconds
+        self.cache = JsonCache(redis, name="user", prefix=settings.key_prefix, ttl=settings.cache_ttl_seconds)
 
     def key(self, kind: str, value: object) -> str:
-        return f"{self.prefix}{kind}:{str(value).lower()}"
+        return self.cache.key(kind, str(value).lower())
 
     async def get(self, key: str) -> bytes | None:
-        try:
-            cached = await self.redis.get(key)
-        except REDIS_DOWN:
-            CACHE_REQUESTS.labels("user", "error").inc()
-            return None
-        CACHE_REQUESTS.labels("user", "hit" if cached is not None else "miss").inc()
-        return cached if isinstance(cached, bytes) else None
+        return await self.cache.get(key)
 
     async def put(self, key: str, payload: bytes) -> None:
-        try:
-            await self.redis.set(key, payload, ex=self.ttl)
-        except REDIS_DOWN:
-            log.warning("cache write skipped: redis unavailable")
+        await self.cache.put(key, payload)
 
     async def forget(self, *identities: Row) -> None:
-        keys = {
-            key
+        await self.cache.forget(
+            self.key(kind, getattr(row, field))
             for row in identities
-            for key in (self.key("id", row.id), self.key("username", row.username), self.key("email", row.email))
-        }
-        try:
-            await self.redis.delete(*keys)
-        except REDIS_DOWN:
-            log.warning("cache invalidation failed: redis unavailable; entries expire in %ss", self.ttl)
+            for kind, field in (("id", "id"), ("username", "username"), ("email", "email"))
+        )
 
 
 class UserService:
