@@ -1,9 +1,11 @@
 """Transactional outbox and its relay to Kafka.
 
 A change and its event commit together (`enqueue` in the request's session). The relay publishes
-unsent rows with an idempotent producer (acks=all) and marks them sent in the same database
-transaction that locked them (`FOR UPDATE SKIP LOCKED`), so several relays never publish the same
-row twice and a crash before the mark only causes a redelivery, which consumers deduplicate.
+unsent rows in id order with an idempotent producer (acks=all) and marks them sent in the same
+database transaction that locked them, so a crash before the mark only causes a redelivery, which
+consumers deduplicate. Several replicas are safe: a transaction-level advisory lock lets one relay
+publish at a time per database, so events of one key keep their order; the others take over at
+once when it stops.
 The relay sleeps on Postgres `LISTEN outbox` and polls only as a fallback.
 """
 
@@ -31,6 +33,8 @@ OUTBOX_ERRORS = Counter("outbox_relay_errors_total", "Failed relay rounds", ["re
 OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
+
+_RELAY_LOCK = 0x6F7574626F78  # "outbox"
 
 _INSERT = text("INSERT INTO outbox (topic, key, value, headers) VALUES (:topic, :key, :value, CAST(:headers AS jsonb))")
 
@@ -129,6 +133,10 @@ class OutboxRelay:
 
     async def publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.engine.begin() as conn:
+            # One relay publishes at a time per database (others are hot standbys): batches of
+            # two relays interleaving on the broker would break the per-key order consumers rely on.
+            if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK}):
+                return 0
             rows = (
                 await conn.execute(
                     text(
