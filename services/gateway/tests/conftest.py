@@ -1,5 +1,5 @@
 """The contract tests drive a real gateway over HTTP, in front of real users, auth, posts,
-relations and notifications services and their workers (outbox relays, Kafka consumers) on the
+relations, notifications, feed and activity services and their workers (outbox relays, Kafka consumers) on the
 local PostgreSQL, Redis and Kafka (`make infra`). One stack per test worker, started once; its
 Kafka topics and consumer groups carry a prefix of their own, so parallel runs never share them."""
 
@@ -33,8 +33,8 @@ from pinstack_kit.testing import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
-BACKENDS = ("users", "auth", "posts", "relations", "notifications")
-TOPICS = ("user-events", "post-events", "relation-events")
+BACKENDS = ("users", "auth", "posts", "relations", "notifications", "feed", "activity")
+TOPICS = ("user-events", "post-events", "relation-events", "activity-events")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

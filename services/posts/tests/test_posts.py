@@ -335,6 +335,38 @@ class TestList:
         assert counts == [4, 4]  # page with authors, count, media, tags
 
 
+class TestBatch:
+    async def test_posts_in_the_order_asked_unknown_ids_skipped_in_three_statements(
+        self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI
+    ) -> None:
+        ids = [
+            (await create(client, author["id"], title=f"b{i}", tags=[f"t{i}"], media_items=[IMAGE]))["id"]
+            for i in range(3)
+        ]
+        asked = [ids[2], 999_999_999, ids[0], ids[2], ids[1]]
+        with statements(app.state.engine) as seen:
+            response = await client.get("/posts/batch", params={"ids": ",".join(map(str, asked))})
+        assert response.status_code == 200, response.text
+        posts = response.json()["data"]["posts"]
+        assert [p["id"] for p in posts] == [ids[2], ids[0], ids[1]]
+        assert posts[1] == await read(client, ids[0])  # the shape of GET /posts/{id}
+        assert len(seen) == 3  # posts with authors, media, tags
+
+    async def test_only_unknown_ids_is_an_empty_list(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/posts/batch", params={"ids": "999999998,999999999"})
+        assert response.json() == {"status": 200, "data": {"posts": []}}
+
+    @pytest.mark.parametrize(
+        "ids", ["", "a", "0", "-1", "1,,2", "9223372036854775808", ",".join(str(i) for i in range(1, 102))]
+    )
+    async def test_bad_ids_are_validation_failed(self, client: httpx.AsyncClient, ids: str) -> None:
+        response = await client.get("/posts/batch", params={"ids": ids})
+        assert response.json() == {"status": 400, "message": "validation failed"}
+
+    async def test_missing_ids_is_a_400(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/posts/batch")).status_code == 400
+
+
 class TestUpdate:
     async def test_empty_or_absent_fields_change_nothing_but_updated_at(
         self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI
@@ -556,12 +588,13 @@ class TestWorker:
                 post = await create(client, user["id"], tags=["kafka"])
             await received.start()
 
-            async def post_created() -> Any:
+            key = str(post["id"]).encode()
+
+            async def post_created() -> Any:  # the topic may also hold other tests' events
                 batches = await received.getmany(timeout_ms=500)
-                return next((r for records in batches.values() for r in records), None)
+                return next((r for records in batches.values() for r in records if r.key == key), None)
 
             record = await eventually(post_created, timeout=30.0)
-            assert record.key == str(post["id"]).encode()
             assert dict(record.headers)["event_type"] == b"post_created"
             assert orjson.loads(record.value)["data"]["tags"] == ["kafka"]
         finally:

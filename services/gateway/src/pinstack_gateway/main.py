@@ -10,9 +10,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pinstack_gateway.activity.endpoints import comments_router, likes_router
 from pinstack_gateway.auth.endpoints import router as auth_router
 from pinstack_gateway.body import refuse_declared_oversize
 from pinstack_gateway.config import Settings
+from pinstack_gateway.feed.endpoints import router as feed_router
 from pinstack_gateway.notifications.endpoints import router as notifications_router
 from pinstack_gateway.openapi import api_routes, build_openapi
 from pinstack_gateway.posts.endpoints import router as posts_router
@@ -25,7 +27,16 @@ from pinstack_kit.jwt import JWKSVerifier
 
 # Each slice's router carries the full `/api/v1/...` prefix itself, so the route template a
 # request matched (metrics label, OpenAPI path) is the public path.
-ROUTERS = [auth_router, users_router, posts_router, relations_router, notifications_router]
+ROUTERS = [
+    auth_router,
+    users_router,
+    posts_router,
+    relations_router,
+    notifications_router,
+    feed_router,
+    likes_router,
+    comments_router,
+]
 
 
 class TrailingSlash:
@@ -69,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "posts": settings.posts_url,
             "relations": settings.relations_url,
             "notifications": settings.notifications_url,
+            "feed": settings.feed_url,
+            "activity": settings.activity_url,
         }
         opened = {name: ServiceClient(name, url, timeout=timeout) for name, url in upstreams.items()}
         for name, client in opened.items():

@@ -54,3 +54,14 @@ def is_rfc3339(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def page_size(raw: str | None, default: int = 20, high: int = 100) -> int:
+    """A page size: absent or empty → `default`, not an int64 → `invalid input`, outside
+    1-`high` → `validation failed`."""
+    value = query_int(raw)
+    if value is None:
+        return default
+    if not 1 <= value <= high:
+        raise BadRequest()
+    return value

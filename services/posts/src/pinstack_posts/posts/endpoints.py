@@ -6,7 +6,7 @@ from starlette.responses import Response
 from pinstack_kit.envelope import ok, ok_raw
 from pinstack_kit.validation import INT64_MAX
 from pinstack_posts.deps import RedisDep, SessionDep, SettingsDep, UsersDep
-from pinstack_posts.posts.schemas import CreatePost, ListQuery, UpdatePost
+from pinstack_posts.posts.schemas import BatchQuery, CreatePost, ListQuery, UpdatePost
 from pinstack_posts.posts.service import PostService
 
 router = APIRouter(prefix="/posts", tags=["posts"])
@@ -27,6 +27,13 @@ async def list_posts(
     query: Annotated[ListQuery, Query()], session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Response:
     return ok(await PostService(session, redis, settings).list_posts(query))
+
+
+@router.get("/batch", summary="Many posts by id, in the order asked; unknown ids are skipped")
+async def batch_posts(
+    query: Annotated[BatchQuery, Query()], session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> Response:
+    return ok(await PostService(session, redis, settings).batch(query.post_ids()))
 
 
 @router.get("/{post_id}", summary="A post with its author, media and tags")

@@ -70,6 +70,12 @@ async def get_post(session: AsyncSession, post_id: int) -> Row | None:
     return (await session.execute(stmt)).first()
 
 
+async def get_posts(session: AsyncSession, post_ids: Sequence[int]) -> list[Row]:
+    """The posts of `post_ids` that exist, in no particular order: one query for any number."""
+    stmt = select(*WITH_AUTHOR).select_from(posts.outerjoin(authors, a.id == p.author_id)).where(p.id == _ids(post_ids))
+    return list((await session.execute(stmt)).all())
+
+
 async def page(session: AsyncSession, filters: Filters, offset: int, limit: int) -> list[Row]:
     stmt = (
         select(*WITH_AUTHOR)

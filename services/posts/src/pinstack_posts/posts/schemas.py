@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from pinstack_kit.validation import INT64_MAX, check_url
+from pinstack_kit.errors import BadRequest
+from pinstack_kit.validation import INT64_MAX, check_url, parse_int
 
 MAX_TAGS = 10
 MAX_MEDIA = 9
@@ -88,6 +89,29 @@ class UpdatePost(Strict):
     content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None
+
+
+MAX_BATCH = 100
+
+
+def _id_list(value: str) -> list[int]:
+    """`1,2,3` → distinct ids in the order given, 1-100 of them, each an int64 ≥ 1."""
+    ids = [parse_int(part.strip()) for part in value.split(",")] if value else []
+    if not ids or len(ids) > MAX_BATCH or any(i is None or not 1 <= i <= INT64_MAX for i in ids):
+        raise ValueError(f"1-{MAX_BATCH} comma-separated post ids")
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+class BatchQuery(BaseModel):
+    ids: Annotated[str, StringConstraints(max_length=2100)] = Field(
+        description=f"comma-separated post ids, at most {MAX_BATCH}"
+    )
+
+    def post_ids(self) -> list[int]:
+        try:
+            return _id_list(self.ids)
+        except ValueError as exc:
+            raise BadRequest() from exc
 
 
 class ListQuery(BaseModel):  # query strings are text: numbers are parsed, not strict

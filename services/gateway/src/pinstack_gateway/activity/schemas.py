@@ -1,0 +1,38 @@
+from pydantic import BaseModel, Field
+
+from pinstack_gateway.fields import Body, Int64
+
+
+class CreateCommentRequest(Body):
+    content: str = Field("", min_length=1, max_length=2000)
+    parent_id: Int64 | None = Field(None, ge=1, description="the comment this one replies to")
+
+
+class LikeState(BaseModel):
+    liked: bool
+    like_count: int
+
+
+class Like(BaseModel):
+    user_id: int
+    created_at: str
+
+
+class LikesPage(BaseModel):
+    likes: list[Like] = Field(description="newest first")
+    next_cursor: str | None = None
+
+
+class Comment(BaseModel):
+    id: int
+    post_id: int
+    author_id: int
+    parent_id: int | None = None
+    content: str
+    created_at: str
+    reply_count: int
+
+
+class CommentsPage(BaseModel):
+    comments: list[Comment] = Field(description="oldest first")
+    next_cursor: str | None = None
