@@ -134,3 +134,14 @@ class TestCredentials:
         assert good.json() == {"status": 200}
         login = await client.post("/credentials/verify", json={"login": user["username"], "password": "brand new pw"})
         assert login.status_code == 200
+
+
+class TestMetrics:
+    async def test_pool_cache_and_route_metrics_are_exported(self, client: httpx.AsyncClient) -> None:
+        user = await create(client)
+        await client.get(f"/users/{user['id']}")
+        await client.get(f"/users/{user['id']}")
+        text = (await client.get("/metrics")).text
+        assert "db_pool_size 10.0" in text
+        assert 'cache_requests_total{cache="user",result="hit"}' in text
+        assert 'http_requests_total{method="GET",route="/users/{user_id}",status="200"}' in text

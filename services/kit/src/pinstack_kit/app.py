@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from pinstack_kit import health
 from pinstack_kit.config import BaseServiceSettings
-from pinstack_kit.db import create_engine, sessionmaker
+from pinstack_kit.db import create_engine, sessionmaker, track_pool
 from pinstack_kit.errors import install_error_handlers
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.observability import ObservabilityMiddleware, configure_logging, metrics_endpoint
@@ -43,6 +43,7 @@ def build_app(
         app.state.readiness_checks = {}
         if use_database:
             engine = create_engine(settings)
+            track_pool(engine)
             app.state.engine = engine
             app.state.sessionmaker = sessionmaker(engine)
 

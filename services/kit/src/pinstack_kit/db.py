@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import Gauge
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -33,6 +34,17 @@ def create_engine(settings: BaseServiceSettings) -> AsyncEngine:
             "application_name": settings.service_name,
         },
     )
+
+
+DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps open")
+DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Pooled connections in use")
+
+
+def track_pool(engine: AsyncEngine) -> None:
+    """Pool gauges read at scrape time (one engine per process)."""
+    pool = engine.pool
+    DB_POOL_SIZE.set_function(lambda: getattr(pool, "size", lambda: 0)())
+    DB_POOL_CHECKED_OUT.set_function(lambda: getattr(pool, "checkedout", lambda: 0)())
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
