@@ -795,13 +795,22 @@ def prometheus_config(cfg: Config, services: list[str]) -> str:
         f"      - targets: ['{HOST}:{cfg.prom_port}']",
     ]
     for name in services:
-        lines += [
-            f"  - job_name: {name}",
-            "    metrics_path: /metrics",
-            "    static_configs:",
-            f"      - targets: ['{HOST}:{cfg.service_ports[name]}']",
-        ]
+        jobs = [(name, cfg.service_ports[name])]
+        if has_worker(name):  # outbox backlog, consumer lag: the worker serves its own /metrics
+            jobs.append((f"{name}-worker", worker_metrics_port(cfg, name)))
+        for job, port in jobs:
+            lines += [
+                f"  - job_name: {job}",
+                "    metrics_path: /metrics",
+                "    static_configs:",
+                f"      - targets: ['{HOST}:{port}']",
+            ]
     return "\n".join(lines) + "\n"
+
+
+def worker_metrics_port(cfg: Config, name: str) -> int:
+    """A service's worker serves metrics 100 above the API's port (users 8101 -> 8201)."""
+    return cfg.service_ports[name] + 100
 
 
 def running_services(cfg: Config) -> list[str]:
@@ -1025,7 +1034,7 @@ def worker_start(cfg: Config, name: str) -> int | None:
     pid = spawn(
         [str(cfg.venv / "bin" / "python"), "-m", f"pinstack_{name}.worker"],
         cfg.logfile(wname),
-        env=service_env(cfg, name),
+        env={**service_env(cfg, name), "WORKER_METRICS_PORT": str(worker_metrics_port(cfg, name))},
     )
     pidfile.write_text(f"{pid}\n")
     say(wname, f"started (pid {pid})")
