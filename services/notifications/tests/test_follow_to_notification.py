@@ -54,7 +54,9 @@ async def relations(relations_url: str, relations_db: str, prefix: str) -> Async
     admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
     await admin.start()
     try:  # created up front so the consumer is assigned them at once, not at its next metadata refresh
-        await admin.create_topics([NewTopic(f"{prefix}{t}", 3, 1) for t in ("relation-events", "user-events")])
+        await admin.create_topics(
+            [NewTopic(f"{prefix}{t}", 3, 1) for t in ("relation-events", "activity-events", "user-events")]
+        )
     except Exception:  # noqa: S110 - TopicAlreadyExistsError for the second test of the module
         pass
     finally:

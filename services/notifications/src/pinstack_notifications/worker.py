@@ -1,5 +1,6 @@
 """Background process of the notifications service: one consumer (group `notifications`) for
-relation events (follow notifications) and user events (projection, cascade of deleted users).
+relation events (follow notifications), activity events (like, comment, reply and mention
+notifications) and user events (projection, cascade of deleted users).
 It publishes nothing, so it runs no outbox relay."""
 
 from aiokafka import ConsumerRecord
@@ -8,13 +9,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_kit.consumer import Handler, consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_notifications.config import Settings
-from pinstack_notifications.events import CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
-from pinstack_notifications.notifications.consumers import on_relation_event
+from pinstack_notifications.events import ACTIVITY_EVENTS, CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
+from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event
 from pinstack_notifications.users.consumers import on_user_event
 
 
 def by_topic(settings: Settings) -> Handler:
-    handlers = {settings.topic(RELATION_EVENTS): on_relation_event, settings.topic(USER_EVENTS): on_user_event}
+    handlers = {
+        settings.topic(RELATION_EVENTS): on_relation_event,
+        settings.topic(ACTIVITY_EVENTS): on_activity_event,
+        settings.topic(USER_EVENTS): on_user_event,
+    }
 
     async def handle(session: AsyncSession, record: ConsumerRecord) -> None:
         await handlers[record.topic](session, record)
@@ -25,7 +30,11 @@ def by_topic(settings: Settings) -> Handler:
 def consumers(settings: Settings) -> LoopsFactory:
     return lambda _, sessions: [
         consumer_for(
-            settings, sessions, group=CONSUMER_GROUP, topics=[RELATION_EVENTS, USER_EVENTS], handler=by_topic(settings)
+            settings,
+            sessions,
+            group=CONSUMER_GROUP,
+            topics=[RELATION_EVENTS, ACTIVITY_EVENTS, USER_EVENTS],
+            handler=by_topic(settings),
         )
     ]
 

@@ -51,6 +51,12 @@ class NotificationService:
         if await self.recipients.accept(followee_id):
             await repository.insert_notification(self.session, followee_id, FOLLOW_CREATED, event)
 
+    async def notify_activity(self, recipient_id: int, actor_id: int, kind: str, payload: dict[str, Any]) -> None:
+        """`recipient_id` learns what `actor_id` did; nobody hears of their own action, and a
+        deleted recipient gets nothing. The activity service vouches for the recipient."""
+        if recipient_id != actor_id and await self.recipients.accept(recipient_id):
+            await repository.insert_notification(self.session, recipient_id, kind, payload)
+
     async def remove_all_of(self, user_id: int) -> int:
         return await repository.delete_all_of(self.session, user_id)
 
