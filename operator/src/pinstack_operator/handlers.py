@@ -44,6 +44,15 @@ def last_reconcile(**_: Any) -> float:
     return round(time.time() - _last_success["at"], 1)
 
 
+def _exclusive(memo: kopf.Memo) -> asyncio.Lock:
+    """One reconcile at a time per resource: the drift timer runs beside the event handlers, and
+    a timer pass that started just before a deletion would otherwise re-create what it removed."""
+    lock = memo.get("lock")
+    if lock is None:
+        lock = memo["lock"] = asyncio.Lock()
+    return lock
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -92,8 +101,11 @@ def _set_status(patch: kopf.Patch, status: dict[str, Any], current: list[Any], g
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def apply(body: kopf.Body, patch: kopf.Patch, logger: Any, reason: Any = None, **_: Any) -> None:
-    outcome = await _run(str(reason or "apply"), body, patch, logger)
+async def apply(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo, reason: Any = None, **_: Any) -> None:
+    async with _exclusive(memo):
+        if memo.get("deleting"):
+            return
+        outcome = await _run(str(reason or "apply"), body, patch, logger)
     if outcome and outcome.writes:
         kopf.info(body, reason="Reconciled", message="; ".join(c for cs in outcome.changes.values() for c in cs)[:1000])
     if outcome and not outcome.ready:
@@ -104,10 +116,12 @@ async def apply(body: kopf.Body, patch: kopf.Patch, logger: Any, reason: Any = N
 @kopf.timer(
     GROUP, VERSION, PLURAL, interval=CONFIG.drift_interval, idle=CONFIG.drift_idle, initial_delay=CONFIG.drift_idle
 )
-async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    if body.metadata.get("deletionTimestamp"):
-        return
-    outcome = await _run("timer", body, patch, logger)
+async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo, **_: Any) -> None:
+    async with _exclusive(memo):
+        # The body may predate the deletion: the flag set by `delete` is the reliable signal.
+        if memo.get("deleting") or body.metadata.get("deletionTimestamp"):
+            return
+        outcome = await _run("timer", body, patch, logger)
     if not outcome:
         return
     for component, changes in outcome.changes.items():
@@ -117,7 +131,9 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, **_: An
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def delete(body: kopf.Body, logger: Any, **_: Any) -> None:
+async def delete(body: kopf.Body, logger: Any, memo: kopf.Memo, **_: Any) -> None:
+    async with _exclusive(memo):
+        memo["deleting"] = True  # a drift timer waiting on the lock must not re-create anything
     try:
         env = parse_spec(body.metadata.name, body.metadata.namespace or "", body.spec)
     except (InvalidSpec, KeyError):

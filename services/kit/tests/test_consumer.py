@@ -77,7 +77,7 @@ class TestConsumerRunner:
         await asyncio.wait_for(task, 10)
         assert await count(engine, topic) == 3
 
-        dead = AIOKafkaConsumer(dlt, bootstrap_servers=KAFKA, auto_offset_reset="earliest")
+        dead = AIOKafkaConsumer(dlt, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
         await dead.start()
         try:
             record = await asyncio.wait_for(dead.getone(), 10)

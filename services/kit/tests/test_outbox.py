@@ -17,7 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 async def read_topic(topic: str, expected: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500, group_id=None
+    )
     await consumer.start()
     records = []
     try:

@@ -174,7 +174,7 @@ class TestFollowToNotification:
         await eventually(lambda: count_of(engine, followee), timeout=30)
 
         topic = f"{prefix}relation-events"
-        reader = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest")
+        reader = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
         await reader.start()
         try:
             while True:

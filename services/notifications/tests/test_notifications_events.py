@@ -110,7 +110,10 @@ class TestRelationEvents:
         await eventually(lambda: stored(engine, followee), timeout=30)
 
         dead = AIOKafkaConsumer(
-            settings.topic("notifications.dlt"), bootstrap_servers=KAFKA, auto_offset_reset="earliest"
+            settings.topic("notifications.dlt"),
+            bootstrap_servers=KAFKA,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=500,
         )
         await dead.start()
         try:

@@ -572,7 +572,10 @@ class TestWorker:
         ]
         tasks = [asyncio.create_task(loop.run()) for loop in loops]
         received = AIOKafkaConsumer(
-            settings.topic("post-events"), bootstrap_servers=KAFKA, auto_offset_reset="earliest"
+            settings.topic("post-events"),
+            bootstrap_servers=KAFKA,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=500,
         )
         try:
             async with app_client(create_app(settings)) as client:

@@ -70,7 +70,10 @@ class TestOutboxRelay:
         start(OutboxRelay(engine, lambda: create_producer(KAFKA, "test-relations-relay")))
 
         reader = AIOKafkaConsumer(
-            settings.topic("relation-events"), bootstrap_servers=KAFKA, auto_offset_reset="earliest"
+            settings.topic("relation-events"),
+            bootstrap_servers=KAFKA,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=500,
         )
         await reader.start()
         records: list[ConsumerRecord] = []
