@@ -98,7 +98,7 @@ class Env:
     def apply(self, body: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
 
-    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
