@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -22,14 +23,15 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from kopf.testing import KopfRunner
 
-from pinstack_kit.testing import KubeCluster
+from pinstack_kit.testing import KAFKA, PG_ADMIN_DSN, REDIS_URL, KubeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = {"host": "127.0.0.1", "port": 55432, "user": "postgres", "dbname": "postgres", "autocommit": True}
-REDIS_PORT = 56379
-KAFKA = "127.0.0.1:59092"
+# The servers `make infra` started (ports come from the environment: CI uses its own).
+PG_PORT = int(urlsplit(PG_ADMIN_DSN).port or 5432)
+PG = {"host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "dbname": "postgres", "autocommit": True}
+REDIS_PORT = int(urlsplit(REDIS_URL).port or 6379)
 SERVICES = ["users", "auth", "relations", "gateway"]
 
 
@@ -74,7 +76,7 @@ class Env:
                 "services": SERVICES,
                 "postgres": {
                     "host": "127.0.0.1",
-                    "port": 55432,
+                    "port": PG_PORT,
                     "sslMode": "disable",
                     "databasePrefix": f"{self.tag}_",
                     "adminSecretRef": {"name": "pg-admin"},
