@@ -41,7 +41,10 @@ infra: bootstrap ## start PostgreSQL, Redis, Kafka and Prometheus only
 	@$(STACK) up --infra-only
 
 test: infra cluster ## run every test tier against the local infra and control plane (PYTEST_ARGS=... to narrow)
-	@eval "$$($(STACK) env)"; $(call run_pytest,services charts operator -n 2 $(PYTEST_ARGS))
+	@eval "$$($(STACK) env)"; $(call run_pytest,services charts -n 2 $(PYTEST_ARGS))
+	@# The operator tier runs on its own: beside the chart tests on the same API server, Kopf
+	@# sometimes never picked up a resource (under investigation, see the issue notes).
+	@eval "$$($(STACK) env)"; $(call run_pytest,operator $(PYTEST_ARGS))
 
 test-unit: bootstrap ## run the unit tests only (no servers needed)
 	@$(call run_pytest,services -m unit $(PYTEST_ARGS))
