@@ -2,8 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ import pytest
 from activity_support import MIGRATIONS, Deliver, new_id, post_record, user_record
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
 
 from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
@@ -23,7 +21,7 @@ from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.worker import consumers
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, app_client, eventually
+from pinstack_kit.testing import KAFKA, app_client, eventually, sql_statements
 
 pytestmark = pytest.mark.integration
 
@@ -39,20 +37,6 @@ async def sql(app: FastAPI, statement: str, **params: Any) -> list[Any]:
 async def events_of(app: FastAPI, post_id: int) -> list[dict[str, Any]]:
     rows = await sql(app, "SELECT value FROM outbox WHERE key = :k ORDER BY id", k=str(post_id))
     return [orjson.loads(bytes(value)) for (value,) in rows]
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def comment(
@@ -263,7 +247,7 @@ class TestStats:
         await comment(client, posts[1], viewer)
         await client.post(f"/posts/{posts[2]}/views", json={"user_id": viewer})
         unknown = new_id()
-        with statements(app.state.engine) as seen:
+        with sql_statements(app.state.engine) as seen:
             result = await stats(client, [*posts, unknown], viewer)
         assert len(seen) == 1, seen
         assert result[str(posts[0])] == {"like_count": 2, "comment_count": 0, "view_count": 0, "liked_by_viewer": True}

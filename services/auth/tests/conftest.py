@@ -1,5 +1,4 @@
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -10,7 +9,6 @@ from fastapi import FastAPI
 
 from pinstack_auth.config import Settings
 from pinstack_auth.main import create_app
-from pinstack_kit.testing import REDIS_URL, spawn_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,16 +31,9 @@ def settings(pg_database, private_key_pem: str) -> Settings:  # type: ignore[no-
 
 
 @pytest.fixture(scope="session")
-def users_url(pg_database) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def users_url(service_server: Callable[[str], str]) -> str:
     """A real users server: auth reaches it over HTTP as in production."""
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": pg_database("users", ROOT / "users" / "migrations"),
-        "REDIS_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
-    }
-    with spawn_service("pinstack_users.main:create_app", env) as url:
-        yield url
+    return service_server("users")
 
 
 @pytest.fixture

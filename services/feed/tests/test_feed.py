@@ -2,8 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from feed_support import MIGRATIONS, Deliver, at, follow_event, new_id, post_event
 from redis.asyncio import Redis
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
 
 from pinstack_feed.config import Settings
 from pinstack_feed.main import create_app
@@ -24,7 +22,7 @@ from pinstack_feed.timeline.service import Entry, decode_cursor, encode_cursor
 from pinstack_feed.worker import consumers
 from pinstack_kit.db import create_engine, run_after_commit, sessionmaker
 from pinstack_kit.envelope import rfc3339
-from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually
+from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually, sql_statements
 
 pytestmark = pytest.mark.integration
 
@@ -54,20 +52,6 @@ async def publish(deliver: Deliver, author_id: int, seconds: int) -> int:
     post_id = new_id()
     await deliver(post_event("post_created", post_id, author_id, at(seconds)))
     return post_id
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def followers(app: FastAPI, author_id: int, count: int) -> list[int]:
@@ -196,7 +180,7 @@ class TestCelebrities:
                 await publish(deliver, author, seconds)
         await feed(client, reader)  # built
         for limit in (1, 20, 100):
-            with statements(app.state.engine) as seen:
+            with sql_statements(app.state.engine) as seen:
                 assert len((await feed(client, reader, limit=limit))["items"]) == min(limit, 60)
             assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1, seen
 

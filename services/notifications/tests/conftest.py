@@ -1,6 +1,6 @@
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_kit.db import create_engine
-from pinstack_kit.testing import REDIS_URL, app_client, spawn_service
+from pinstack_kit.testing import app_client
 from pinstack_kit.worker import Loop
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
@@ -19,16 +19,9 @@ SERVICES = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def users_url(pg_database) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def users_url(service_server: Callable[[str], str]) -> str:
     """A real users server: the fallback for recipients the projection has not seen yet."""
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": pg_database("users", SERVICES / "users" / "migrations"),
-        "REDIS_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
-    }
-    with spawn_service("pinstack_users.main:create_app", env) as url:
-        yield url
+    return service_server("users")
 
 
 @pytest.fixture

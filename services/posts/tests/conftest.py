@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -8,11 +8,11 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from posts_support import MIGRATIONS, SERVICES, UserEvent
+from posts_support import MIGRATIONS, UserEvent
 from redis.asyncio import Redis
 
 from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import REDIS_URL, app_client, spawn_service
+from pinstack_kit.testing import REDIS_URL, app_client
 from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
@@ -67,13 +67,6 @@ def user_event(app: FastAPI, settings: Settings, redis: Redis, client: httpx.Asy
 
 
 @pytest.fixture(scope="session")
-def users_url(pg_database: Callable[[str, Path], str]) -> Iterator[str]:
+def users_url(service_server: Callable[[str], str]) -> str:
     """A real users server: posts fetches authors the projection does not know yet over HTTP."""
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": pg_database("users", SERVICES / "users" / "migrations"),
-        "REDIS_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:users:",
-    }
-    with spawn_service("pinstack_users.main:create_app", env) as url:
-        yield url
+    return service_server("users")

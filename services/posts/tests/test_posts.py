@@ -2,8 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from posts_support import MIGRATIONS, UserEvent, new_user
 from redis.asyncio import Redis
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
 
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually
+from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually, sql_statements
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
 from pinstack_posts.posts.service import PostCache
@@ -58,20 +56,6 @@ async def sql(app: FastAPI, statement: str, **params: Any) -> list[Any]:
 async def events_of(app: FastAPI, post_id: int) -> list[tuple[str, dict[str, Any]]]:
     rows = await sql(app, "SELECT headers->>'event_type', value FROM outbox WHERE key = :k ORDER BY id", k=str(post_id))
     return [(kind, orjson.loads(bytes(value))) for kind, value in rows]
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -230,9 +214,9 @@ class TestRead:
         self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI, redis: Redis, settings: Settings
     ) -> None:
         post = await create(client, author["id"], tags=["t"], media_items=[IMAGE])
-        with statements(app.state.engine) as miss:
+        with sql_statements(app.state.engine) as miss:
             first = await client.get(f"/posts/{post['id']}")
-        with statements(app.state.engine) as hit:
+        with sql_statements(app.state.engine) as hit:
             second = await client.get(f"/posts/{post['id']}")
         assert first.content == second.content
         assert len(miss) <= 3 and hit == []
@@ -327,7 +311,7 @@ class TestList:
             await create(client, author["id"], tags=[f"t{i}", "common"], media_items=[IMAGE, IMAGE])
         counts = []
         for limit in (2, 20):
-            with statements(app.state.engine) as seen:
+            with sql_statements(app.state.engine) as seen:
                 page = await listing(client, author_id=author["id"], limit=limit)
             assert len(page["posts"]) == limit and page["total"] == 21
             assert all(len(p["media"]) == 2 and len(p["tags"]) == 2 for p in page["posts"])
@@ -344,7 +328,7 @@ class TestBatch:
             for i in range(3)
         ]
         asked = [ids[2], 999_999_999, ids[0], ids[2], ids[1]]
-        with statements(app.state.engine) as seen:
+        with sql_statements(app.state.engine) as seen:
             response = await client.get("/posts/batch", params={"ids": ",".join(map(str, asked))})
         assert response.status_code == 200, response.text
         posts = response.json()["data"]["posts"]

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +322,44 @@ def kube_cluster() -> KubeCluster:
         bin_dir=Path(info["bin_dir"]),
         state_dir=Path(info["state_dir"]),
     )
+
+
+SERVICES_DIR = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def service_server(pg_database: Callable[[str, Path], str]) -> Iterator[Callable[[str], str]]:
+    """Factory: a real uvicorn server of `pinstack_<name>` on its own migrated test database,
+    one per name and test worker (e.g. the users service other services call over HTTP)."""
+    with ExitStack() as stack:
+        urls: dict[str, str] = {}
+
+        def server(name: str) -> str:
+            if name not in urls:
+                env = {
+                    "ENVIRONMENT": "test",
+                    "DATABASE_URL": pg_database(name, SERVICES_DIR / name / "migrations"),
+                    "REDIS_URL": REDIS_URL,
+                    "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:{name}:",
+                }
+                urls[name] = stack.enter_context(spawn_service(f"pinstack_{name}.main:create_app", env))
+            return urls[name]
+
+        yield server
+
+
+@contextmanager
+def sql_statements(engine: Any) -> Iterator[list[str]]:
+    """Collects the SQL statements `engine` (an AsyncEngine) sends while the block runs."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
