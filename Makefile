@@ -17,10 +17,10 @@ if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5), counted as su
 exit $$rc
 endef
 
-.PHONY: help bootstrap up down status logs infra test test-unit lint fmt openapi bench clean
+.PHONY: help bootstrap up down status logs infra test test-unit e2e chaos lint fmt openapi bench clean
 
 help: ## list the targets
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 bootstrap: ## install what is missing (apt packages, uv, .venv, Kafka jars); fast when all is there
 	@scripts/bootstrap.sh
@@ -45,12 +45,19 @@ test: infra cluster ## run every test tier against the local infra and control p
 	@# The operator tier runs on its own: beside the chart tests on the same API server, Kopf
 	@# sometimes never picked up a resource (under investigation, see the issue notes).
 	@eval "$$($(STACK) env)"; $(call run_pytest,operator $(PYTEST_ARGS))
+	@$(MAKE) --no-print-directory e2e
+
+e2e: up ## run the end-to-end journeys and the schema fuzzing against the running stack (starts it)
+	@eval "$$($(STACK) env)"; $(call run_pytest,e2e $(PYTEST_ARGS))
+
+chaos: bootstrap ## faults under load on a private stack: stop/restart each part, count lost and duplicated writes
+	@$(UV_RUN) python -m pinstack_e2e.chaos $(CHAOS_ARGS)
 
 test-unit: bootstrap ## run the unit tests only (no servers needed)
 	@$(call run_pytest,services -m unit $(PYTEST_ARGS))
 
 lint: ## ruff check, ruff format --check, mypy and import-linter
-	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src operator/src && $(UV_RUN) lint-imports
+	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src operator/src e2e/src && $(UV_RUN) lint-imports
 
 fmt: ## format the code and apply ruff's safe fixes
 	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .

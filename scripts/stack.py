@@ -1329,6 +1329,8 @@ def cmd_env(cfg: Config) -> int:
         ("REDIS_URL", cfg.redis_url),
         ("KAFKA_BOOTSTRAP_SERVERS", cfg.kafka_bootstrap),
         ("PINSTACK_PROM_URL", cfg.prom_url),
+        ("PINSTACK_GATEWAY_URL", cfg.service_url("gateway")),
+        ("PINSTACK_STATE_DIR", str(cfg.state)),
     ):
         print(f"export {key}={shlex.quote(value)}")
     return 0

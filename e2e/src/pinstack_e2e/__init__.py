@@ -1,0 +1,1 @@
+"""End-to-end helpers: a public-API client and one bounded wait for eventual consistency."""
