@@ -222,11 +222,68 @@ def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the ceiling app did not start")
 
 
+def add_mixed_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("mixed scenario")
+    env = os.environ.get
+    group.add_argument("--mixed-users", type=int, default=962, help="users of the seeded graph (socfb-Reed98: 962)")
+    group.add_argument("--mixed-follows", type=int, default=18_812, help="follows of the graph (Reed98: 18,812)")
+    group.add_argument("--mixed-posts-per-user", type=int, default=3)
+    group.add_argument("--mixed-graph-seed", type=int, default=98, help="random seed of the graph")
+    group.add_argument(
+        "--mixed-connections",
+        default=env("BENCH_MIXED_CONNECTIONS", "1,2,4,8,16,32"),
+        help="comma-separated connection counts to step through",
+    )
+    group.add_argument("--mixed-seconds", type=float, default=float(env("BENCH_MIXED_SECONDS", "10")), help="per step")
+    group.add_argument("--mixed-settle", type=float, default=2.0, help="pause after each step, seconds")
+    group.add_argument("--mixed-target-p99", type=float, default=100.0, help="p99 target, milliseconds")
+    group.add_argument("--feed-posts", type=int, default=200, help="posts timed into a follower's feed (0: skip)")
+    group.add_argument("--feed-concurrency", type=int, default=4, help="probes in flight")
+    group.add_argument("--feed-poll-ms", type=float, default=5.0, help="poll interval of the feed, milliseconds")
+    group.add_argument("--feed-timeout", type=float, default=10.0, help="give up on a post after this, seconds")
+    group.add_argument(
+        "--feed-load-connections",
+        type=int,
+        default=4,
+        help="also time post -> feed under a mixed wrk load with this many connections (0: skip)",
+    )
+    group.add_argument("--seed-concurrency", type=int, default=16, help="requests in flight while seeding")
+
+
+def run_mixed(args: argparse.Namespace) -> None:
+    from bench import mixed
+
+    mixed.run(
+        users=args.mixed_users,
+        follows=args.mixed_follows,
+        posts_per_user=args.mixed_posts_per_user,
+        graph_seed=args.mixed_graph_seed,
+        connections=[int(c) for c in args.mixed_connections.split(",") if c.strip()],
+        seconds=args.mixed_seconds,
+        settle=args.mixed_settle,
+        target_ms=args.mixed_target_p99,
+        feed_posts=args.feed_posts,
+        feed_concurrency=args.feed_concurrency,
+        feed_poll_ms=args.feed_poll_ms,
+        feed_timeout=args.feed_timeout,
+        feed_load_connections=args.feed_load_connections,
+        seed_concurrency=args.seed_concurrency,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        choices=["all", "endpoints", "mixed"],
+        default="all",
+        help="endpoints: one route at a time; mixed: the social-network mix (bench/mixed.py); all: both",
+    )
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
     parser.add_argument("--users", type=int, default=50)
+    add_mixed_arguments(parser)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: run `make bootstrap` (it installs Debian's wrk)", file=sys.stderr)
@@ -236,7 +293,14 @@ def main() -> int:
     except httpx.HTTPError as exc:
         print(f"the gateway at {GATEWAY} is not ready ({exc}): run `make up` first", file=sys.stderr)
         return 2
+    if args.scenario in ("all", "endpoints"):
+        run_endpoints(args)
+    if args.scenario in ("all", "mixed"):
+        run_mixed(args)
+    return 0
 
+
+def run_endpoints(args: argparse.Namespace) -> None:
     users = seed_users(args.users)
     posts = seed_posts(users, 4)
     tokens = [u.token for u in users]
@@ -273,7 +337,6 @@ def main() -> int:
         )
     )
     print(f"\nwritten to {out.relative_to(ROOT)}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,338 @@
+"""The mixed scenario: DeathStarBench-style social network load on the running stack.
+
+1. Seed (or reuse) a ~1,000-user, ~19k-follow power-law graph with a few posts per user
+   (bench/social.py), through the internal services.
+2. Drive the public gateway with wrk and bench/mixed.lua: 60 % home-feed reads, 30 % user-timeline
+   reads (`GET /posts/list?author_id=`), 10 % new posts, stepping the connection count, and report
+   the highest rate whose p99 stays within the target.
+3. Post → feed latency: new posts through the gateway, timed from the create response until the
+   post id is in a follower's home timeline (polling the feed service), alone and optionally
+   under a light mixed load.
+
+Results are printed and written to .stack/bench/mixed-results.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.social import FEED_URL, ROOT, STATE_DIR, GraphSpec, Seed, degree_summary, seed
+
+GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
+SCRIPT = Path(__file__).with_name("mixed.lua")
+RESULTS_FILE = STATE_DIR / "mixed-results.json"
+WRITE_LIMIT_PER_MINUTE = 120  # the gateway's per-user write limit
+
+
+@dataclass
+class Step:
+    connections: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    requests: int
+    errors: int  # non-2xx answers plus socket errors
+    sent: dict[str, int]
+    non_2xx_by_kind: dict[str, int]
+    statuses: dict[str, int]
+    socket_errors: dict[str, int]
+    writes_per_user_minute: float
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.requests if self.requests else 1.0
+
+
+@dataclass
+class FeedLatency:
+    label: str
+    posts: int
+    seen: int
+    timeouts: int
+    create_errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    poll_interval_ms: float
+    background_connections: int = 0
+    samples_ms: list[float] = field(default_factory=list, repr=False)
+
+
+def write_users_file(seeded: Seed) -> str:
+    """The tokens for wrk, one "<user id> <access token>" line per user (mode 0600: they are live)."""
+    with tempfile.NamedTemporaryFile("w", prefix="pinstack-mixed-", suffix=".txt", delete=False) as handle:
+        handle.writelines(f"{user.id} {user.access_token}\n" for user in seeded.users)
+    return handle.name
+
+
+def wrk_command(users_file: str, connections: int, seconds: float, weights: tuple[int, int, int]) -> list[str]:
+    return [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(SCRIPT),
+        GATEWAY,
+        "--",
+        users_file,
+        *map(str, weights),
+    ]
+
+
+def run_step(users_file: str, users: int, connections: int, seconds: float, weights: tuple[int, int, int]) -> Step:
+    cmd = wrk_command(users_file, connections, seconds, weights)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("MIXED_RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout[-500:]}")
+    data = json.loads(line.removeprefix("MIXED_RESULT "))
+    elapsed = data["duration_us"] / 1e6
+    lat = data["latency_us"]
+    sockets = data["socket_errors"]
+    non_2xx = sum(data["non_2xx_by_kind"].values())
+    # Writes go round-robin over every user (from each thread's own offset), so the rate per
+    # user is the average, within one write per thread.
+    per_user_minute = data["sent"].get("post", 0) / users / elapsed * 60
+    return Step(
+        connections=connections,
+        seconds=round(elapsed, 2),
+        requests_per_second=round(data["requests"] / elapsed, 1),
+        p50_ms=lat["p50"] / 1000,
+        p90_ms=lat["p90"] / 1000,
+        p99_ms=lat["p99"] / 1000,
+        max_ms=lat["max"] / 1000,
+        requests=data["requests"],
+        errors=non_2xx + sum(sockets.values()),
+        sent=data["sent"],
+        non_2xx_by_kind={k: v for k, v in data["non_2xx_by_kind"].items() if v},
+        statuses=data["statuses"],
+        socket_errors={k: v for k, v in sockets.items() if v},
+        writes_per_user_minute=round(per_user_minute, 1),
+    )
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * pct / 100))]
+
+
+async def post_to_feed(
+    seeded: Seed,
+    count: int,
+    *,
+    concurrency: int,
+    poll_interval: float,
+    timeout: float,
+    label: str,
+    rng_seed: int,
+    background_connections: int = 0,
+) -> FeedLatency:
+    """Creates `count` posts through the gateway, each by a different author with followers, and
+    times from the create response until the post id is in one follower's home timeline, read
+    from the feed service with a tight bounded poll."""
+    graph = seeded.graph
+    rng = random.Random(rng_seed)
+    authors = [i for i in range(graph.spec.users) if graph.followers.get(i)]
+    rng.shuffle(authors)
+    jobs = [(authors[n % len(authors)], rng.choice(graph.followers[authors[n % len(authors)]])) for n in range(count)]
+    samples: list[float] = []
+    timeouts = create_errors = 0
+    body = {"title": "Latency probe", "content": "Timed from the create response to the follower's feed."}
+
+    async def one(session: aiohttp.ClientSession, author: int, follower: int) -> None:
+        nonlocal timeouts, create_errors
+        headers = {"Authorization": f"Bearer {seeded.users[author].access_token}"}
+        async with session.post(f"{GATEWAY}/api/v1/posts", json=body, headers=headers) as response:
+            payload = await response.json(content_type=None)
+            if response.status != 201:
+                create_errors += 1
+                return
+        created = time.perf_counter()
+        post_id = payload["data"]["id"]
+        url = f"{FEED_URL}/users/{seeded.users[follower].id}/feed?limit=20"
+        while time.perf_counter() - created < timeout:
+            async with session.get(url) as response:
+                page = await response.json(content_type=None)
+            if response.status == 200 and any(item["post_id"] == post_id for item in page["data"]["items"]):
+                samples.append((time.perf_counter() - created) * 1000)
+                return
+            await asyncio.sleep(poll_interval)
+        timeouts += 1
+
+    queue = list(jobs)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            author, follower = queue.pop()
+            await one(session, author, follower)
+
+    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    samples.sort()
+    return FeedLatency(
+        label=label,
+        posts=count,
+        seen=len(samples),
+        timeouts=timeouts,
+        create_errors=create_errors,
+        p50_ms=round(percentile(samples, 50), 1),
+        p90_ms=round(percentile(samples, 90), 1),
+        p99_ms=round(percentile(samples, 99), 1),
+        max_ms=round(samples[-1], 1) if samples else float("nan"),
+        poll_interval_ms=poll_interval * 1000,
+        background_connections=background_connections,
+        samples_ms=[round(s, 1) for s in samples],
+    )
+
+
+def feed_latency_under_load(seeded: Seed, users_file: str, connections: int, **kwargs: Any) -> FeedLatency:
+    """The same probe while wrk runs the mixed load with a few connections in the background."""
+    budget = int(kwargs["timeout"] * kwargs["count"] / kwargs["concurrency"]) + 30
+    cmd = wrk_command(users_file, connections, budget, (60, 30, 10))
+    background = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)  # let the load ramp up
+        count = kwargs.pop("count")
+        return asyncio.run(post_to_feed(seeded, count, background_connections=connections, **kwargs))
+    finally:
+        background.terminate()
+        background.wait(10)
+
+
+def print_report(
+    seeded: Seed, steps: list[Step], best: Step | None, target_ms: float, latencies: list[FeedLatency]
+) -> None:
+    spec = seeded.graph.spec
+    how = "reused" if seeded.reused else "created"
+    print(
+        f"\nmixed: {spec.users} users, {len(seeded.graph.edges)} follows, {seeded.posts} seed posts "
+        f"({how}, seed phase {seeded.seconds:.1f} s: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.steps.items())
+        + ")"
+    )
+    print(
+        f"\n{'mixed 60/30/10 connections':28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'requests':>9} {'errors':>7}  non-2xx by kind"
+    )
+    for s in steps:
+        kinds = ", ".join(f"{k} {v}" for k, v in s.non_2xx_by_kind.items()) or "-"
+        flag = "" if s.p99_ms <= target_ms else " *"
+        print(
+            f"{s.connections:28d} {s.requests_per_second:8.1f} {s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.max_ms:8.1f} "
+            f"{s.requests:9d} {s.errors:7d}  {kinds}{flag}"
+        )
+    if best:
+        print(
+            f"sustained at p99 <= {target_ms:.0f} ms: {best.requests_per_second:.1f} req/s "
+            f"({best.connections} connections, p99 {best.p99_ms:.1f} ms)"
+        )
+    else:
+        print(f"sustained at p99 <= {target_ms:.0f} ms: none of the steps (* = over the target)")
+    if latencies:
+        print(f"\n{'post -> follower feed':28} {'posts':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'timeouts':>9}")
+        for f in latencies:
+            print(
+                f"{f.label:28} {f.seen:8d} {f.p50_ms:8.1f} {f.p99_ms:8.1f} {f.max_ms:8.1f} "
+                f"{f.timeouts + f.create_errors:9d}"
+            )
+
+
+def run(
+    *,
+    users: int,
+    follows: int,
+    posts_per_user: int,
+    graph_seed: int,
+    connections: list[int],
+    seconds: float,
+    settle: float,
+    target_ms: float,
+    feed_posts: int,
+    feed_concurrency: int,
+    feed_poll_ms: float,
+    feed_timeout: float,
+    feed_load_connections: int,
+    seed_concurrency: int,
+) -> dict[str, Any]:
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: run `make bootstrap` (it installs Debian's wrk)")
+    spec = GraphSpec(users=users, follows=follows, posts_per_user=posts_per_user, seed=graph_seed)
+    print(f"mixed: seeding {users} users / {follows} follows / {posts_per_user} posts each (seed {graph_seed})")
+    seeded = asyncio.run(seed(spec, seed_concurrency))
+    users_file = write_users_file(seeded)
+    steps: list[Step] = []
+    latencies: list[FeedLatency] = []
+    try:
+        for c in connections:
+            step = run_step(users_file, users, c, seconds, (60, 30, 10))
+            steps.append(step)
+            print(
+                f"  {c:3d} connections: {step.requests_per_second:8.1f} req/s  p50 {step.p50_ms:7.2f} ms  "
+                f"p99 {step.p99_ms:7.2f} ms  errors {step.errors}"
+            )
+            if step.writes_per_user_minute > WRITE_LIMIT_PER_MINUTE / 2:
+                print(f"  warning: ~{step.writes_per_user_minute} writes/min per user, near the gateway's limit")
+            time.sleep(settle)  # let the asynchronous fan-out of this step's posts drain
+        if feed_posts:
+            probe = {
+                "concurrency": feed_concurrency,
+                "poll_interval": feed_poll_ms / 1000,
+                "timeout": feed_timeout,
+            }
+            latencies.append(
+                asyncio.run(post_to_feed(seeded, feed_posts, label="idle stack", rng_seed=graph_seed + 101, **probe))
+            )
+            if feed_load_connections:
+                time.sleep(settle)
+                latencies.append(
+                    feed_latency_under_load(
+                        seeded,
+                        users_file,
+                        feed_load_connections,
+                        count=feed_posts,
+                        label=f"under load ({feed_load_connections} conn)",
+                        rng_seed=graph_seed + 202,
+                        **probe,
+                    )
+                )
+    finally:
+        os.unlink(users_file)
+
+    ok = [s for s in steps if s.p99_ms <= target_ms and s.error_ratio <= 0.01]
+    best = max(ok, key=lambda s: s.requests_per_second) if ok else None
+    print_report(seeded, steps, best, target_ms, latencies)
+    result = {
+        "graph": {**spec.__dict__, "edges": len(seeded.graph.edges), **degree_summary(seeded.graph)},
+        "seed": {"reused": seeded.reused, "seconds": round(seeded.seconds, 2), "steps": seeded.steps},
+        "mix": {"home_feed": 60, "user_timeline": 30, "create_post": 10},
+        "target_p99_ms": target_ms,
+        "steps": [asdict(s) for s in steps],
+        "sustained": asdict(best) if best else None,
+        "post_to_feed": [asdict(f) for f in latencies],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(result, indent=2))
+    print(f"\nwritten to {RESULTS_FILE.relative_to(ROOT)}")
+    return result
