@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from pinstack_e2e.wait import eventually
 
@@ -82,14 +82,13 @@ class TopicWatcher:
         )
         await consumer.start()
         try:
-            await consumer.topics()  # refreshes the cluster metadata
-            ids = consumer.partitions_for_topic(self.topic)
-            if not ids:
-                raise RuntimeError(f"topic {self.topic} does not exist")
-            assigned = [TopicPartition(self.topic, p) for p in sorted(ids)]
-            consumer.assign(assigned)
-            await consumer.seek_to_end(*assigned)
-            for tp in assigned:  # resolve the end offsets now, before the test acts
+            consumer.subscribe([self.topic])
+            # Joining the group assigns the partitions; a fresh group starts at their ends.
+            while not consumer.assignment():
+                if self._stop.is_set():
+                    return
+                await consumer.getmany(timeout_ms=100)
+            for tp in consumer.assignment():  # resolve the end offsets now, before the test acts
                 await consumer.position(tp)
             self._ready.set()
             while not self._stop.is_set():
