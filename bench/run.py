@@ -1,8 +1,14 @@
 """`make bench`: load on 127.0.0.1 through the gateway, printing requests/s and p50/p99 per scenario.
 
-Scenarios run one after another against the stack started by `make up`; each gets the same
-duration and connection count. The ceiling is a trivial FastAPI endpoint on the same machine.
-Results are printed as a table and written to .bench/results.json.
+Scenarios run one after another against the stack started by `make up`:
+
+    python -m bench.run            # both groups below
+    python -m bench.run endpoints  # one route at a time, same duration and connection count each,
+                                   # plus the ceiling (a trivial FastAPI endpoint on the same machine);
+                                   # table + .bench/results.json
+    python -m bench.run mixed      # the DeathStarBench-style social-network mix on a seeded ~1k-user
+                                   # graph, stepped over connection counts, plus post -> feed latency
+                                   # (bench/mixed.py); table + .stack/bench/mixed-results.json
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
 API = f"{GATEWAY}/api/v1"
 PASSWORD = "bench-password-1"
+AUTH_URL = os.environ.get("PINSTACK_AUTH_URL", "http://127.0.0.1:8102")
 
 
 @dataclass
@@ -75,13 +82,14 @@ class BenchUser:
 
 
 def seed_users(count: int) -> list[BenchUser]:
-    """Registers `count` users through the gateway, each with an access token."""
+    """Registers `count` users with the internal auth service (the gateway rate-limits /auth/* per
+    client IP, and its login scenario needs that budget), each with an access token."""
     users = []
     with httpx.Client(timeout=30) as client:
         for _ in range(count):
             name = f"bench{uuid.uuid4().hex[:10]}"
             body = {"username": name, "email": f"{name}@bench.example", "password": PASSWORD, "full_name": "Bench"}
-            response = client.post(f"{API}/auth/register", json=body)
+            response = client.post(f"{AUTH_URL}/register", json=body)
             response.raise_for_status()
             token = response.json()["data"]["access_token"]
             found = client.get(f"{API}/users/username/{name}").json()["data"]

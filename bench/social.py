@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = ROOT / ".stack" / "bench"
 PASSWORD = "bench-password-1"
 STATE_VERSION = 1
+# Access tokens live 15 minutes (auth's default): older ones are renewed before the load starts.
+TOKEN_RENEW_AFTER = 5 * 60
 
 USERS_URL = os.environ.get("PINSTACK_USERS_URL", "http://127.0.0.1:8101")
 AUTH_URL = os.environ.get("PINSTACK_AUTH_URL", "http://127.0.0.1:8102")
@@ -163,6 +165,21 @@ def _save_state(spec: GraphSpec, state: dict[str, Any]) -> None:
     tmp.replace(spec.state_file)  # a crash never leaves a half-written file (refresh tokens rotate)
 
 
+async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """One request, retried on connection errors (a kept-alive connection the server just closed,
+    a service busy with other workers' tests). Every seeding call tolerates a repeat: a second
+    register answers 409 and logs in, a second follow 409, a repeated refresh falls back to login,
+    and a repeated post only adds one more."""
+    for attempt in range(5):
+        try:
+            return await client.request(method, url, **kwargs)
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _fail(what: str, response: httpx.Response) -> RuntimeError:
     return RuntimeError(f"{what}: {response.status_code} {response.text[:200]}")
 
@@ -174,7 +191,7 @@ async def _still_there(client: httpx.AsyncClient, spec: GraphSpec, users: dict[s
         user = users.get(str(index))
         if user is None:
             continue
-        response = await client.get(f"{USERS_URL}/users/{user['id']}")
+        response = await _call(client, "GET", f"{USERS_URL}/users/{user['id']}")
         if response.status_code != 200 or response.json()["data"]["username"] != spec.username(index):
             return False
     return True
@@ -186,16 +203,17 @@ async def _seed_users(client: httpx.AsyncClient, spec: GraphSpec, state: dict[st
     async def one(index: int) -> None:
         name = spec.username(index)
         body = {"username": name, "email": f"{name}@bench.example", "password": PASSWORD, "full_name": f"Bench {index}"}
-        response = await client.post(f"{AUTH_URL}/register", json=body)
+        response = await _call(client, "POST", f"{AUTH_URL}/register", json=body)
         if response.status_code == 409:  # created by an earlier seed whose state file is gone
-            response = await client.post(f"{AUTH_URL}/login", json={"login": name, "password": PASSWORD})
+            response = await _call(client, "POST", f"{AUTH_URL}/login", json={"login": name, "password": PASSWORD})
         if response.status_code not in (200, 201):
             raise _fail(f"register {name}", response)
         pair = response.json()["data"]
         users[str(index)] = {"id": _subject(pair["access_token"]), **pair}
 
+    issued = time.time()
     await bounded([i for i in range(spec.users) if str(i) not in users], one, concurrency)
-    state["tokens_at"] = time.time()
+    state["tokens_at"] = issued  # the oldest token of this batch
 
 
 def _subject(token: str) -> int:
@@ -214,11 +232,11 @@ async def _renew_tokens(client: httpx.AsyncClient, spec: GraphSpec, state: dict[
     async def one(index: int) -> None:
         nonlocal logins
         user = users[str(index)]
-        response = await client.post(f"{AUTH_URL}/refresh", json={"refresh_token": user["refresh_token"]})
+        response = await _call(client, "POST", f"{AUTH_URL}/refresh", json={"refresh_token": user["refresh_token"]})
         if response.status_code != 200:
             logins += 1
-            response = await client.post(
-                f"{AUTH_URL}/login", json={"login": spec.username(index), "password": PASSWORD}
+            response = await _call(
+                client, "POST", f"{AUTH_URL}/login", json={"login": spec.username(index), "password": PASSWORD}
             )
             if response.status_code != 200:
                 raise _fail(f"login {spec.username(index)}", response)
@@ -234,7 +252,7 @@ async def _seed_follows(client: httpx.AsyncClient, graph: Graph, state: dict[str
 
     async def one(edge: tuple[int, int]) -> None:
         body = {"follower_id": ids[edge[0]], "followee_id": ids[edge[1]]}
-        response = await client.post(f"{RELATIONS_URL}/follows", json=body)
+        response = await _call(client, "POST", f"{RELATIONS_URL}/follows", json=body)
         if response.status_code not in (200, 201, 409):
             raise _fail(f"follow {edge}", response)
 
@@ -246,7 +264,7 @@ async def _follows_complete(client: httpx.AsyncClient, graph: Graph, state: dict
     rng = random.Random(graph.spec.seed + 7)
     for index in rng.sample(range(graph.spec.users), 5):
         user_id = state["users"][str(index)]["id"]
-        response = await client.get(f"{RELATIONS_URL}/users/{user_id}/followees", params={"limit": 1})
+        response = await _call(client, "GET", f"{RELATIONS_URL}/users/{user_id}/followees", params={"limit": 1})
         if response.status_code != 200 or response.json()["data"]["total"] != len(graph.followees.get(index, [])):
             return False
     return True
@@ -258,7 +276,7 @@ async def _seed_posts(client: httpx.AsyncClient, spec: GraphSpec, state: dict[st
     async def one(index: int) -> None:
         nonlocal created
         author_id = state["users"][str(index)]["id"]
-        listed = await client.get(f"{POSTS_URL}/posts", params={"author_id": author_id, "limit": 1})
+        listed = await _call(client, "GET", f"{POSTS_URL}/posts", params={"author_id": author_id, "limit": 1})
         if listed.status_code != 200:
             raise _fail(f"list posts of {author_id}", listed)
         for n in range(listed.json()["data"]["total"], spec.posts_per_user):
@@ -269,7 +287,7 @@ async def _seed_posts(client: httpx.AsyncClient, spec: GraphSpec, state: dict[st
                 "tags": ["bench", f"topic{(index + n) % 16}"],
                 "media_items": [{"url": f"https://img.bench.example/{index}/{n}.jpg", "type": "image", "position": 1}],
             }
-            response = await client.post(f"{POSTS_URL}/posts", json=body)
+            response = await _call(client, "POST", f"{POSTS_URL}/posts", json=body)
             if response.status_code != 201:
                 raise _fail(f"create post of {author_id}", response)
             created += 1
@@ -288,7 +306,7 @@ async def _wait_for_feeds(client: httpx.AsyncClient, graph: Graph, state: dict[s
     while pending and time.perf_counter() < deadline:
         for index in list(pending):
             user_id = state["users"][str(index)]["id"]
-            response = await client.get(f"{FEED_URL}/users/{user_id}/feed", params={"limit": 1})
+            response = await _call(client, "GET", f"{FEED_URL}/users/{user_id}/feed", params={"limit": 1})
             if response.status_code == 200 and response.json()["data"]["items"]:
                 pending.discard(index)
         if pending:
@@ -343,6 +361,11 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
         if created or "follows" in steps:
             steps["fanout_wait"] = await _wait_for_feeds(client, graph, state, timeout=120)
             log(f"  home feeds filled in {steps['fanout_wait']:.1f} s")
+        if time.time() - state["tokens_at"] > TOKEN_RENEW_AFTER:
+            mark = time.perf_counter()
+            await _renew_tokens(client, spec, state, concurrency)
+            steps["tokens"] = steps.get("tokens", 0) + time.perf_counter() - mark
+            log(f"  tokens renewed after the long seed in {time.perf_counter() - mark:.1f} s")
         state["complete"] = True
         _save_state(spec, state)
 
