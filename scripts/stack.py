@@ -59,6 +59,7 @@ NO_DATABASE = {"gateway"}
 HEALTH_TIMEOUT = 30.0
 KAFKA_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+GRACEFUL_SHUTDOWN = 10  # uvicorn's bound for in-flight requests after SIGTERM, below STOP_TIMEOUT
 
 
 class StackError(Exception):
@@ -935,6 +936,11 @@ def service_env(cfg: Config, name: str) -> dict[str, str]:
     for other, _, _ in SERVICES:
         if other != "gateway":
             env[f"{other.upper()}_URL"] = cfg.service_url(other)
+    if name == "gateway":
+        # Everything on a dev box comes from 127.0.0.1: one auth-limit bucket for all of it
+        # (the production default is 60 per minute per client IP).
+        env["RATE_LIMIT_AUTH_PER_MINUTE"] = "600"
+        env["UVICORN_SERVER_HEADER"] = "false"  # no `server: uvicorn` on public answers
     if name in NO_DATABASE:
         env.pop("DATABASE_URL", None)
     else:
@@ -1002,6 +1008,9 @@ def service_start(cfg: Config, name: str) -> int | None:
         "--http",
         "httptools",
         "--no-access-log",
+        # SIGTERM: finish the requests in flight, but within STOP_TIMEOUT (then SIGKILL)
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SHUTDOWN),
     ]
     pid = spawn(cmd, cfg.logfile(name), env=env)
     pidfile.write_text(f"{pid}\n")

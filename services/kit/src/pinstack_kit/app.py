@@ -2,26 +2,113 @@
 
 The lifespan owns the long-lived clients (engine, Redis, clients of other services); a service
 adds its own through `extra_lifespan`. Readiness checks are registered for each dependency the service uses.
+
+Graceful shutdown under uvicorn: on SIGTERM `/readyz` turns 503 at once and responses carry
+`Connection: close`, while the server keeps serving for SHUTDOWN_DRAIN_SECONDS (default 5 in
+production, 0 elsewhere) so a load balancer takes the instance out of rotation; then uvicorn stops
+accepting connections and finishes the requests in flight (bounded by its
+`--timeout-graceful-shutdown`) before the lifespan closes the clients. A second SIGTERM skips
+the drain.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+import asyncio
+import logging
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, nullcontext
+from types import FrameType
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinstack_kit import health
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import create_engine, sessionmaker, track_pool
-from pinstack_kit.errors import install_error_handlers
+from pinstack_kit.envelope import error_response
+from pinstack_kit.errors import ServiceUnavailable, install_error_handlers
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.observability import ObservabilityMiddleware, configure_logging, metrics_endpoint
 from pinstack_kit.redis import create_redis
 
 ExtraLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+log = logging.getLogger("pinstack.app")
+
+
+class ShuttingDown(Exception):
+    """Readiness answer of an instance that received SIGTERM and drains."""
+
+
+def drain_seconds(settings: BaseServiceSettings) -> float:
+    raw = os.environ.get("SHUTDOWN_DRAIN_SECONDS", "")
+    return float(raw) if raw.strip() else (5.0 if settings.environment == "production" else 0.0)
+
+
+@contextmanager
+def drain_on_sigterm(app: FastAPI, seconds: float) -> Iterator[None]:
+    """Put a drain phase in front of uvicorn's own SIGTERM handling (see the module docstring).
+
+    Only when uvicorn owns the signal (it installs its handler before the lifespan starts): an
+    app driven in-process by tests or another server keeps the signal handling it has.
+    """
+    uvicorn_exit = signal.getsignal(signal.SIGTERM)
+    owner = getattr(uvicorn_exit, "__self__", None)
+    if threading.current_thread() is not threading.main_thread() or not type(owner).__module__.startswith("uvicorn"):
+        yield
+        return
+    assert callable(uvicorn_exit)
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        if app.state.draining or seconds <= 0:
+            app.state.draining = True
+            uvicorn_exit(sig, frame)
+            return
+        app.state.draining = True
+        log.info("SIGTERM: not ready, draining for %.1fs before shutting down", seconds)
+        loop.call_soon_threadsafe(loop.call_later, seconds, uvicorn_exit, sig, None)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, uvicorn_exit)
+
+
+class CloseWhileDraining:
+    """`Connection: close` on every response once draining, so keep-alive clients reconnect
+    (to another instance) before this one closes its idle connections."""
+
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and getattr(self.state, "draining", False):
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
+
+
+async def _dependency_down(_: Request, exc: Exception) -> Response:
+    """Redis (or another socket) unreachable: 503 like a database outage, never a 500."""
+    log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+    return error_response(ServiceUnavailable.status, ServiceUnavailable.message)
 
 
 def build_app(
@@ -40,7 +127,13 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.readiness_checks = {}
+        app.state.draining = False
+
+        async def accepting() -> None:
+            if app.state.draining:
+                raise ShuttingDown()
+
+        app.state.readiness_checks = {"shutdown": accepting}
         if use_database:
             engine = create_engine(settings)
             track_pool(engine)
@@ -60,8 +153,9 @@ def build_app(
         for name, client in upstreams.items():
             setattr(app.state, name, client)
         try:
-            async with extra_lifespan(app) if extra_lifespan else nullcontext():
-                yield
+            with drain_on_sigterm(app, drain_seconds(settings)):
+                async with extra_lifespan(app) if extra_lifespan else nullcontext():
+                    yield
         finally:
             for client in upstreams.values():
                 await client.aclose()
@@ -72,7 +166,10 @@ def build_app(
 
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
     install_error_handlers(app)
+    for dependency_error in (RedisConnectionError, RedisTimeoutError, ConnectionError):
+        app.add_exception_handler(dependency_error, _dependency_down)
     app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(CloseWhileDraining, state=app.state)
     app.include_router(health.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:

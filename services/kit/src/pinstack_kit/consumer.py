@@ -5,6 +5,10 @@ Each record is handled in its own transaction together with an insert into `proc
 keyed by the record's `event_id` header (or topic/partition/offset when absent): a redelivered
 record finds its key and is skipped, so handlers apply every event exactly once. Offsets are
 committed only after the transactions of the records they cover have committed.
+
+`stop()` (SIGTERM) ends the runner gracefully: it fetches nothing more, finishes the record in
+hand, commits the offsets of what it handled and leaves the group, so the partitions move to
+another member at once instead of after the session timeout.
 """
 
 from __future__ import annotations
@@ -68,9 +72,18 @@ class ConsumerRunner:
         self.dead_letter_topic = dead_letter_topic
         self.max_attempts = max_attempts
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep for a retry backoff, but wake at once when asked to stop."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def run(self) -> None:
         backoff = 0.5
@@ -88,12 +101,15 @@ class ConsumerRunner:
                 backoff = 0.5
                 await self._consume(consumer)
             except (KafkaError, OSError) as exc:
+                if self._stopping:
+                    break
                 log.warning("consumer %s: kafka unavailable (%s), retrying in %.1fs", self.group_id, exc, backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
                 try:
-                    await consumer.stop()  # commits nothing by itself: offsets were committed per batch
+                    # Leaves the group; commits nothing by itself: offsets were committed per batch.
+                    await consumer.stop()
                 except Exception:
                     log.debug("consumer stop failed", exc_info=True)
 
@@ -101,14 +117,23 @@ class ConsumerRunner:
         while not self._stopping:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
+                handled = None
                 for record in records:
-                    await self._handle(record)
-                await consumer.commit({tp: records[-1].offset + 1})
-                end = consumer.highwater(tp)
-                if end is not None:
-                    CONSUMER_LAG.labels(self.group_id, tp.topic).set(max(0, end - records[-1].offset - 1))
+                    if self._stopping or not await self._handle(record):
+                        break
+                    handled = record
+                if handled is not None:
+                    await consumer.commit({tp: handled.offset + 1})
+                    end = consumer.highwater(tp)
+                    if end is not None:
+                        CONSUMER_LAG.labels(self.group_id, tp.topic).set(max(0, end - handled.offset - 1))
+                if self._stopping:
+                    log.info("consumer %s: stopping, offsets committed", self.group_id)
+                    return
 
-    async def _handle(self, record: ConsumerRecord) -> None:
+    async def _handle(self, record: ConsumerRecord) -> bool:
+        """Applies `record` once (or parks it in the dead-letter topic); False when it was left
+        unhandled because the runner is stopping during a database outage."""
         key = event_key(record)
         attempt, outage = 0, 0
         while attempt < self.max_attempts:
@@ -124,23 +149,24 @@ class ConsumerRunner:
                         )
                         if fresh.rowcount == 0:  # type: ignore[attr-defined]
                             CONSUMED.labels(self.group_id, record.topic, "duplicate").inc()
-                            return
+                            return True
                         await self.handler(session, record)
                     await run_after_commit(session)
                 CONSUMED.labels(self.group_id, record.topic, "ok").inc()
-                return
+                return True
             except (OperationalError, InterfaceError, OSError) as exc:
                 # The database is down, not the message bad: wait for it, never dead-letter.
                 if self._stopping:
-                    raise
+                    return False  # uncommitted: the next member of the group gets it again
                 outage += 1
                 log.warning("consumer %s: database unavailable (%s), retrying", self.group_id, exc)
-                await asyncio.sleep(min(0.5 * outage, 5.0))
+                await self._pause(min(0.5 * outage, 5.0))
             except Exception:
                 attempt += 1
                 log.exception("consumer %s: %s failed (attempt %d)", self.group_id, key, attempt)
                 await asyncio.sleep(0.2 * attempt)
         await self._dead_letter(record)
+        return True
 
     async def _dead_letter(self, record: ConsumerRecord) -> None:
         """Park a poison record so the partition keeps moving; it is never silently dropped."""

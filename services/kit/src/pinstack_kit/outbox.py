@@ -7,6 +7,10 @@ consumers deduplicate. Several replicas are safe: a transaction-level advisory l
 publish at a time per database, so events of one key keep their order; the others take over at
 once when it stops.
 The relay sleeps on Postgres `LISTEN outbox` and polls only as a fallback.
+
+`stop()` (SIGTERM) lets the relay finish the batch it holds (publish, mark sent, commit), take
+no further batch, and flush the producer before `run` returns; an unfinished batch rolls back and
+is published again by the next relay.
 """
 
 from __future__ import annotations
@@ -83,10 +87,12 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.retention_hours = retention_hours
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     async def run(self) -> None:
@@ -100,7 +106,7 @@ class OutboxRelay:
                     if producer is None:
                         producer = self.producer_factory()
                         await producer.start()
-                    while await self.publish_batch(producer) == self.batch_size:
+                    while await self.publish_batch(producer) == self.batch_size and not self._stopping:
                         pass  # drain a backlog at full speed
                     rounds += 1
                     if rounds % 600 == 0:
@@ -112,24 +118,25 @@ class OutboxRelay:
                     if producer is not None:
                         await _quietly_stop(producer)
                         producer = None
-                    await asyncio.sleep(backoff)
+                    await _wait(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 except Exception:
                     OUTBOX_ERRORS.labels("database").inc()
                     log.exception("relay: round failed, retrying in %.1fs", backoff)
-                    await asyncio.sleep(backoff)
+                    await _wait(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
+                if self._stopping:
+                    break
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
+                await _wait(self._wake, self.poll_interval)
         finally:
             listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
             if producer is not None:
-                await producer.stop()  # flushes what is in flight
+                await _quietly_stop(producer)  # flushes what is in flight
+            log.info("relay stopped")
 
     async def publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.engine.begin() as conn:
@@ -190,8 +197,18 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
 
-async def _quietly_stop(producer: AIOKafkaProducer) -> None:
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep until `event` is set or `seconds` passed (a backoff that `stop()` cuts short)."""
     try:
-        await producer.stop()
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+async def _quietly_stop(producer: AIOKafkaProducer, timeout: float = 5.0) -> None:
+    """Flush and close; bounded, because with the broker gone a flush can only time out (rows
+    whose send was not acknowledged are not marked sent and go out again later)."""
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=timeout)
     except Exception:  # the broker is already gone; nothing left to flush
         log.debug("producer stop failed", exc_info=True)

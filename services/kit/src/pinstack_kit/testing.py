@@ -136,7 +136,9 @@ def spawn_service(
     port = port or free_port()
     log_path = test_log(f"{app_factory.split('.')[0]}-{port}", log_dir)
     args = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1", "--port", str(port)]
-    with spawn_process([*args, "--no-access-log"], env, log_path) as proc:
+    # a bounded graceful shutdown, shorter than spawn_process's wait before SIGKILL
+    args += ["--no-access-log", "--timeout-graceful-shutdown", "8"]
+    with spawn_process(args, env, log_path) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc, log_path)
         yield url
@@ -175,15 +177,30 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interva
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
+STACK_SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
+
+
 class PrivateStack:
     """PostgreSQL, Redis and Kafka of a test's own (scripts/stack.py with a private state folder
-    and ports), for fault tests that stop and restart servers without disturbing other tests."""
+    and ports), for fault tests that stop and restart servers without disturbing other tests.
+
+    `up_all()` also starts every service, its worker and the gateway the way `make up` does (on
+    private ports too); `stop("posts")`, `stop("posts-worker")`, `stop("kafka")` and `up()` or
+    `up_all()` stop and restart single parts. `env` (e.g. settings for the services) is passed on.
+    """
 
     STACK = Path(__file__).resolve().parents[4] / "scripts" / "stack.py"
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, env: dict[str, str] | None = None) -> None:
+        self.state = state
         self.ports = {name: free_port() for name in ("PG", "REDIS", "KAFKA", "KAFKA_CONTROLLER", "PROM")}
-        self.env = {"PINSTACK_STATE_DIR": str(state), **{f"PINSTACK_{k}_PORT": str(v) for k, v in self.ports.items()}}
+        self.service_ports = {name: free_port() for name in STACK_SERVICES}
+        self.env = {
+            "PINSTACK_STATE_DIR": str(state),
+            **{f"PINSTACK_{k}_PORT": str(v) for k, v in self.ports.items()},
+            **{f"PINSTACK_{k.upper()}_PORT": str(v) for k, v in self.service_ports.items()},
+            **(env or {}),
+        }
 
     def run(self, *args: str) -> None:
         done = subprocess.run(
@@ -194,6 +211,27 @@ class PrivateStack:
 
     def up(self) -> None:
         self.run("up", "--infra-only")
+
+    def up_all(self) -> None:
+        """Start whatever is not running, services and workers included (migrates first)."""
+        self.run("up")
+
+    def service_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.service_ports[name]}"
+
+    def service_database(self, name: str) -> str:
+        """The database `up_all()` made for a service (plain libpq URL)."""
+        return f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/pinstack_{name}"
+
+    def pid(self, component: str) -> int | None:
+        """PID of a component started by `up_all()` (`posts`, `posts-worker`, `redis`...), if any."""
+        try:
+            return int((self.state / "run" / f"{component}.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def log(self, component: str) -> Path:
+        return self.state / "logs" / f"{component}.log"
 
     def stop(self, *components: str) -> None:
         self.run("stop", *components)

@@ -1,7 +1,11 @@
 """Entry point for a service's background process: outbox relay and Kafka consumers.
 
-SIGTERM/SIGINT stop every loop cooperatively: the relay finishes its batch and flushes the
-producer, consumers commit what they handled. Metrics are served on WORKER_METRICS_PORT if set.
+SIGTERM/SIGINT stop every loop cooperatively: consumers stop fetching, finish the record in
+hand, commit its offset and leave the group; the relay finishes the batch it holds and flushes
+the producer. Whatever still runs after `grace_seconds` is cancelled (its transaction rolls back,
+so its records are redelivered and deduplicated), which bounds the exit below the SIGKILL of
+`stack.py stop` (15 s) and of Kubernetes (30 s). A second signal cancels at once.
+Metrics are served on WORKER_METRICS_PORT if set.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import start_http_server
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,35 +27,64 @@ from pinstack_kit.outbox import OutboxRelay, create_producer
 
 log = logging.getLogger("pinstack.worker")
 
+SHUTDOWN_GRACE_SECONDS = 8.0
+
 
 class Loop(Protocol):
     async def run(self) -> None: ...
     def stop(self) -> None: ...
 
 
-async def run_loops(loops: list[Loop], *, grace_seconds: float = 20.0) -> None:
+class LoopCrashed(RuntimeError):
+    """A loop ended by itself with an error: the process exits non-zero so a supervisor restarts it."""
+
+
+async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
     port = os.environ.get("WORKER_METRICS_PORT")
     if port:
         start_http_server(int(port), addr="127.0.0.1" if os.environ.get("ENVIRONMENT") != "production" else "")
     stop = asyncio.Event()
+    hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     tasks = [asyncio.create_task(item.run(), name=type(item).__name__) for item in loops]
     log.info("worker started: %s", ", ".join(t.get_name() for t in tasks))
     stopped = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        if task is not stopped and task.exception():
-            log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
-    log.info("worker stopping")
+    crashed = [task for task in done if task is not stopped and task.exception()]
+    for task in crashed:
+        log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
+    started = loop.time()
+    log.info("worker stopping (grace %.0fs)", grace_seconds)
     for item in loops:
         item.stop()
-    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    hurried: asyncio.Task[Any] = asyncio.create_task(hurry.wait())
+    pending: set[asyncio.Task[Any]] = {task for task in tasks if not task.done()}
+    while pending and not hurry.is_set():
+        left = grace_seconds - (loop.time() - started)
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait([*pending, hurried], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        pending.discard(hurried)
     for task in pending:
+        log.warning("worker loop %s did not stop in time: cancelled", task.get_name())
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() and task not in crashed:
+            log.error("worker loop %s failed while stopping", task.get_name(), exc_info=task.exception())
     stopped.cancel()
+    hurried.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    log.info("worker stopped in %.1fs", loop.time() - started)
+    if crashed:
+        raise LoopCrashed(", ".join(task.get_name() for task in crashed))
 
 
 LoopsFactory = Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], list[Loop]]
@@ -74,4 +107,7 @@ def run_worker(settings: BaseServiceSettings, consumers: LoopsFactory | None = N
         finally:
             await engine.dispose()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except LoopCrashed as exc:
+        raise SystemExit(f"worker loop crashed: {exc}") from None

@@ -1,0 +1,242 @@
+"""Graceful shutdown: a SIGTERMed server answers the requests it holds and reports not ready
+while it drains; a SIGTERMed worker lets its loops finish their unit of work within a bound;
+consumers commit what they handled and the relay publishes what it holds when stopped."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from pinstack_kit import testing
+from pinstack_kit.consumer import ConsumerRunner
+from pinstack_kit.db import sessionmaker
+from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue
+from pinstack_kit.testing import KAFKA, eventually, free_port, spawn_process, wait_healthy
+
+HERE = Path(__file__).resolve().parent
+
+
+def server_args(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "sigterm_targets:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--timeout-graceful-shutdown",
+        "8",
+    ]
+
+
+@pytest.mark.fault
+class TestServerSigterm:
+    def test_a_request_in_flight_is_answered_and_readiness_drains_first(self) -> None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {"PYTHONPATH": str(HERE), "SHUTDOWN_DRAIN_SECONDS": "1.5"}
+        log = testing.test_log("sigterm-server")
+        with spawn_process(server_args(port), env, log) as proc:
+            wait_healthy(url, proc, log)
+            assert httpx.get(f"{url}/readyz").status_code == 200
+            answers: list[httpx.Response] = []
+            slow = threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/slow?seconds=3", timeout=15)))
+            slow.start()
+            time.sleep(0.5)  # the slow request is in the server's hands
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            draining = httpx.get(f"{url}/readyz", timeout=5)
+            assert draining.status_code == 503
+            assert draining.json() == {"status": 503, "message": "not ready: shutdown (ShuttingDown)"}
+            assert draining.headers["connection"] == "close"
+            assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # still serving while draining
+            slow.join(timeout=15)
+            assert [(r.status_code, r.json()) for r in answers] == [(200, {"status": 200, "data": {"slept": 3.0}})]
+            proc.wait(timeout=10)
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{url}/healthz", timeout=2)
+
+    def test_without_drain_time_the_request_in_flight_is_still_answered(self) -> None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = testing.test_log("sigterm-server")
+        with spawn_process(server_args(port), {"PYTHONPATH": str(HERE)}, log) as proc:
+            wait_healthy(url, proc, log)
+            answers: list[httpx.Response] = []
+            slow = threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/slow?seconds=2", timeout=15)))
+            slow.start()
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with pytest.raises(httpx.ConnectError):  # no new connections once shutting down
+                httpx.get(f"{url}/healthz", timeout=2)
+            slow.join(timeout=15)
+            assert [r.status_code for r in answers] == [200]
+            assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+@pytest.mark.fault
+class TestWorkerSigterm:
+    def test_loops_finish_their_work_and_a_stuck_one_is_cancelled_within_the_grace_bound(self) -> None:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and test file
+            [sys.executable, str(HERE / "sigterm_targets.py"), "3"],
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            seen = [proc.stdout.readline(), proc.stdout.readline()]
+            assert sorted(seen) == ["polite running\n", "stuck running\n"]
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=15)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, out
+        assert "polite finished its work" in out
+        assert "stuck finished" not in out
+        assert "did not stop in time: cancelled" in out or "worker exited" in out
+        assert 2.5 <= took < 10, out  # waited the grace bound for the stuck loop, no longer
+
+
+async def consumed(engine: AsyncEngine, topic: str) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM stop_consumed WHERE topic = :t"), {"t": topic}) or 0)
+
+
+@pytest.mark.integration
+class TestConsumerStop:
+    async def test_stop_finishes_the_record_in_hand_and_commits_what_was_handled(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS stop_consumed (topic text, value text)"))
+        topic = kafka_topic("stop-in")
+        group = f"{topic}-group"
+        producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
+        await producer.start()
+        try:
+            for i in range(60):
+                await producer.send(topic, value=str(i).encode(), key=b"k", headers=[("event_id", f"e{i}".encode())])
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+        async def slow_handler(session: AsyncSession, record: ConsumerRecord) -> None:
+            await asyncio.sleep(0.05)
+            await session.execute(
+                text("INSERT INTO stop_consumed (topic, value) VALUES (:t, :v)"),
+                {"t": record.topic, "v": record.value.decode()},
+            )
+
+        def runner() -> ConsumerRunner:
+            return ConsumerRunner(
+                bootstrap_servers=KAFKA,
+                group_id=group,
+                topics=[topic],
+                handler=slow_handler,
+                sessionmaker=sessionmaker(engine),
+                producer_factory=lambda: create_producer(KAFKA, "stop-dlt"),
+                dead_letter_topic=f"{topic}.dlt",
+            )
+
+        first = runner()
+        task = asyncio.create_task(first.run())
+        await eventually(lambda: _at_least(consumed(engine, topic), 5), timeout=30.0)
+        first.stop()
+        await asyncio.wait_for(task, 5)  # not the rest of the 60-record batch
+        handled = await consumed(engine, topic)
+        assert 5 <= handled < 60
+        assert await committed(group, topic) == handled  # every handled record, and only those
+
+        second = runner()
+        task = asyncio.create_task(second.run())
+        await eventually(lambda: _at_least(consumed(engine, topic), 60), timeout=30.0)
+        second.stop()
+        await asyncio.wait_for(task, 5)
+        async with engine.connect() as conn:
+            values = (await conn.execute(text("SELECT value FROM stop_consumed WHERE topic = :t"), {"t": topic})).all()
+        assert sorted(int(v) for (v,) in values) == list(range(60))  # nothing lost, nothing twice
+
+
+async def _at_least(value: Awaitable[int], n: int) -> bool:
+    return await value >= n
+
+
+async def committed(group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
+
+
+@pytest.mark.integration
+class TestRelayStop:
+    async def test_stop_publishes_the_batch_in_hand_and_marks_exactly_what_was_published(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        topic = kafka_topic("relay-stop")
+        async with sessionmaker(engine)() as session, session.begin():
+            for i in range(2000):
+                await enqueue(session, topic, "k", f"m{i}".encode())
+        relay = OutboxRelay(engine, lambda: create_producer(KAFKA, "relay-stop"), batch_size=50)
+        task = asyncio.create_task(relay.run())
+        await eventually(lambda: _sent(engine, topic, at_least=1), timeout=20.0)
+        relay.stop()
+        await asyncio.wait_for(task, 10)
+        sent = await _sent(engine, topic)
+        assert 0 < sent < 2000  # it stopped draining the backlog
+        assert await _published(topic, sent) == sent  # marked sent <=> on the broker
+
+
+async def _sent(engine: AsyncEngine, topic: str, at_least: int = 0) -> int:
+    async with engine.connect() as conn:
+        n = int(
+            await conn.scalar(
+                text("SELECT count(*) FROM outbox WHERE topic = :t AND sent_at IS NOT NULL"), {"t": topic}
+            )
+            or 0
+        )
+    return n if n >= at_least else 0
+
+
+async def _published(topic: str, expected: int) -> int:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        seen = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            seen += sum(len(records) for records in batch.values())
+            if not batch and seen >= expected:
+                break
+        return seen
+    finally:
+        await consumer.stop()
