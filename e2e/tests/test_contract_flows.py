@@ -136,6 +136,14 @@ def test_search_has_a_real_total_and_a_stable_order(api: Api, new_account) -> No
     assert_error(api.get("/users/search"), 400, "invalid search query")
 
 
+def test_search_wildcards_are_literal(api: Api, new_account) -> None:
+    marker = unique_name("wild")
+    new_account("wild", full_name=f"abcXdef {marker}")
+    for pattern in (f"abc_def {marker}", f"abc%def {marker}"):
+        assert data_of(api.get("/users/search", params={"query": pattern}), 200) == {"users": [], "total": 0}, pattern
+    assert data_of(api.get("/users/search", params={"query": f"abcxdef {marker}"}), 200)["total"] == 1
+
+
 # -- posts (routes 14-18) ------------------------------------------------------------------------
 
 

@@ -147,9 +147,20 @@ class Api:
 
     # -- the few resources journeys create again and again ---------------------------------------
 
-    def create_post(self, author: Account, title: str = "A post", **body: Any) -> dict[str, Any]:
+    def create_post(
+        self, author: Account, title: str = "A post", *, likeable: bool = True, **body: Any
+    ) -> dict[str, Any]:
+        """Create a post; with `likeable`, also wait until the activity service (which learns of
+        posts from `post-events`) accepts likes and comments on it."""
         body.setdefault("content", "Some content long enough to pass every rule.")
-        return data_of(self.post("/posts", token=author.access, json={"title": title, **body}), 201)
+        post = data_of(self.post("/posts", token=author.access, json={"title": title, **body}), 201)
+        if likeable:
+            eventually(
+                lambda: self.get(f"/posts/{post['id']}/likes"),
+                lambda r: r.status_code == 200,
+                what=f"post {post['id']} to reach the activity service",
+            )
+        return dict(post)
 
     def follow(self, follower: Account, followee: Account) -> None:
         data_of(self.post("/relation/follow", token=follower.access, json={"followee_id": followee.id}), 200)
