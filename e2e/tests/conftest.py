@@ -13,14 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pinstack_e2e.client import Account, Api
+from pinstack_e2e.client import Account, Api, gateway_url
 
 E2E_DIR = Path(__file__).resolve().parent.parent
 REPO = E2E_DIR.parent
-
-
-def gateway_url() -> str:
-    return os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 
 
 def _gateway_problem() -> str | None:

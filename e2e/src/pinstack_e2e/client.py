@@ -8,6 +8,7 @@ against the same long-lived stack. Every password and token the client handles i
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,11 @@ RUN_ID = secrets.token_hex(4)
 _counter = itertools.count(1)
 API_PREFIX = "/api/v1"
 RATE_LIMIT_PATIENCE_SECONDS = 90.0
+
+
+def gateway_url() -> str:
+    """The gateway `make up` started (`python3 scripts/stack.py env` exports it)."""
+    return os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
 
 
 def unique_name(prefix: str = "e2e") -> str:
