@@ -28,9 +28,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.social import FEED_URL, ROOT, STATE_DIR, GraphSpec, Seed, degree_summary, seed
+from bench.social import FEED_URL, GATEWAY, ROOT, STATE_DIR, GraphSpec, Seed, degree_summary, seed
 
-GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
 SCRIPT = Path(__file__).with_name("mixed.lua")
 RESULTS_FILE = STATE_DIR / "mixed-results.json"
 WRITE_LIMIT_PER_MINUTE = 120  # the gateway's per-user write limit
@@ -244,11 +243,10 @@ def print_report(
 ) -> None:
     spec = seeded.graph.spec
     how = "reused" if seeded.reused else "created"
+    timings = "".join(f", {k} {v:.1f} s" for k, v in seeded.steps.items())
     print(
         f"\nmixed: {spec.users} users, {len(seeded.graph.edges)} follows, {seeded.posts} seed posts "
-        f"({how}, seed phase {seeded.seconds:.1f} s: "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.steps.items())
-        + ")"
+        f"({how}; seed phase {seeded.seconds:.1f} s{timings})"
     )
     degrees = degree_summary(seeded.graph)
     print(
@@ -326,6 +324,7 @@ def run(
                 print(f"  warning: ~{step.writes_per_user_minute} writes/min per user, near the gateway's limit")
             time.sleep(settle)  # let the asynchronous fan-out of this step's posts drain
         if feed_posts:
+            time.sleep(settle)  # the fan-out of the last steps' posts drains before the idle probe
             probe = {
                 "concurrency": feed_concurrency,
                 "poll_interval": feed_poll_ms / 1000,
@@ -335,7 +334,7 @@ def run(
                 asyncio.run(post_to_feed(seeded, feed_posts, label="idle stack", rng_seed=graph_seed + 101, **probe))
             )
             if feed_load_connections:
-                time.sleep(settle)
+                time.sleep(settle * 2)
                 latencies.append(
                     feed_latency_under_load(
                         seeded,

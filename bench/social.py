@@ -37,6 +37,7 @@ AUTH_URL = os.environ.get("PINSTACK_AUTH_URL", "http://127.0.0.1:8102")
 POSTS_URL = os.environ.get("PINSTACK_POSTS_URL", "http://127.0.0.1:8103")
 RELATIONS_URL = os.environ.get("PINSTACK_RELATIONS_URL", "http://127.0.0.1:8104")
 FEED_URL = os.environ.get("PINSTACK_FEED_URL", "http://127.0.0.1:8106")
+GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
 
 # Expected degree of the user of rank r is proportional to (r + OFFSET) ** -EXPONENT (Chung-Lu).
 # With 962 users and 18.8k follows: ~20 followers on average (median 14), a hub with ~150 and
@@ -247,6 +248,15 @@ async def _renew_tokens(client: httpx.AsyncClient, spec: GraphSpec, state: dict[
     return logins
 
 
+async def _token_works(client: httpx.AsyncClient, state: dict[str, Any]) -> bool:
+    """A recent token can still be dead: the auth service signs with a new key after a restart
+    in development. One authenticated read through the gateway tells."""
+    token = state["users"]["0"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await _call(client, "GET", f"{GATEWAY}/api/v1/feed", params={"limit": 1}, headers=headers)
+    return response.status_code == 200
+
+
 async def _seed_follows(client: httpx.AsyncClient, graph: Graph, state: dict[str, Any], concurrency: int) -> None:
     ids = {int(k): v["id"] for k, v in state["users"].items()}
 
@@ -335,11 +345,13 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
             _save_state(spec, state)
             steps["users"] = time.perf_counter() - mark
             log(f"  users: {spec.users} ready in {steps['users']:.1f} s")
-        else:
+        elif time.time() - state.get("tokens_at", 0) > TOKEN_RENEW_AFTER or not await _token_works(client, state):
             logins = await _renew_tokens(client, spec, state, concurrency)
             _save_state(spec, state)
             steps["tokens"] = time.perf_counter() - mark
             log(f"  users: {spec.users} reused, tokens renewed in {steps['tokens']:.1f} s ({logins} by login)")
+        else:
+            log(f"  users: {spec.users} reused with their tokens of {time.time() - state['tokens_at']:.0f} s ago")
 
         mark = time.perf_counter()
         if not (state.get("follows_done") and await _follows_complete(client, graph, state)):
