@@ -303,12 +303,19 @@ def run(
     feed_timeout: float,
     feed_load_connections: int,
     seed_concurrency: int,
-) -> dict[str, Any]:
+    seed_only: bool = False,
+) -> dict[str, Any] | None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: run `make bootstrap` (it installs Debian's wrk)")
     spec = GraphSpec(users=users, follows=follows, posts_per_user=posts_per_user, seed=graph_seed)
     print(f"mixed: seeding {users} users / {follows} follows / {posts_per_user} posts each (seed {graph_seed})")
     seeded = asyncio.run(seed(spec, seed_concurrency))
+    if seed_only:
+        timings = ", ".join(f"{k} {v:.1f} s" for k, v in seeded.steps.items()) or "nothing to do"
+        print(
+            f"seed {'reused' if seeded.reused else 'created'} in {seeded.seconds:.1f} s ({timings}); {spec.state_file}"
+        )
+        return None
     users_file = write_users_file(seeded)
     steps: list[Step] = []
     latencies: list[FeedLatency] = []

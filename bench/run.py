@@ -9,6 +9,7 @@ Scenarios run one after another against the stack started by `make up`:
     python -m bench.run mixed      # the DeathStarBench-style social-network mix on a seeded ~1k-user
                                    # graph, stepped over connection counts, plus post -> feed latency
                                    # (bench/mixed.py); table + .stack/bench/mixed-results.json
+    python -m bench.run mixed-seed # only seed (or check and reuse) the mixed scenario's graph
 """
 
 from __future__ import annotations
@@ -276,6 +277,7 @@ def run_mixed(args: argparse.Namespace) -> None:
         feed_timeout=args.feed_timeout,
         feed_load_connections=args.feed_load_connections,
         seed_concurrency=args.seed_concurrency,
+        seed_only=args.scenario == "mixed-seed",
     )
 
 
@@ -284,9 +286,10 @@ def main() -> int:
     parser.add_argument(
         "scenario",
         nargs="?",
-        choices=["all", "endpoints", "mixed"],
+        choices=["all", "endpoints", "mixed", "mixed-seed"],
         default="all",
-        help="endpoints: one route at a time; mixed: the social-network mix (bench/mixed.py); all: both",
+        help="endpoints: one route at a time; mixed: the social-network mix (bench/mixed.py); "
+        "mixed-seed: only seed (or check) its graph; all: endpoints and mixed",
     )
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--connections", type=int, default=int(os.environ.get("BENCH_CONNECTIONS", "32")))
@@ -303,7 +306,7 @@ def main() -> int:
         return 2
     if args.scenario in ("all", "endpoints"):
         run_endpoints(args)
-    if args.scenario in ("all", "mixed"):
+    if args.scenario in ("all", "mixed", "mixed-seed"):
         run_mixed(args)
     return 0
 
