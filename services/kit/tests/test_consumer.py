@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -89,3 +90,45 @@ class TestConsumerRunner:
 
 async def _equals(value, expected) -> bool:  # type: ignore[no-untyped-def]
     return (await value) == expected
+
+
+class TestDependencyOutage:
+    async def test_a_redis_outage_is_waited_out_not_dead_lettered(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS consumed (topic text, value text)"))
+        topic = kafka_topic("consumer-redis-down")
+        await produce(topic, [("r1", b"one")])
+        failures = {"left": 4}  # more than max_attempts: a poison record would be parked by now
+
+        async def redis_down_for_a_while(session: AsyncSession, record: ConsumerRecord) -> None:
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise RedisConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+            await handler(session, record)
+
+        parked: list[bytes] = []
+        runner = ConsumerRunner(
+            bootstrap_servers=KAFKA,
+            group_id=f"{topic}-group",
+            topics=[topic],
+            handler=redis_down_for_a_while,
+            sessionmaker=sessionmaker(engine),
+            producer_factory=lambda: create_producer(KAFKA, "test-dlt"),
+            dead_letter_topic=kafka_topic("consumer-redis-dlt"),
+            max_attempts=2,
+        )
+
+        async def park(record: ConsumerRecord) -> None:
+            parked.append(record.value)
+
+        runner._dead_letter = park  # type: ignore[method-assign]
+        task = asyncio.create_task(runner.run())
+        await eventually(lambda: _equals(count(engine, topic), 1), timeout=30.0)
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+        assert failures["left"] == 0
+        assert parked == []

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,6 +33,9 @@ from pinstack_kit.outbox import ProducerFactory, create_producer
 log = logging.getLogger("pinstack.consumer")
 
 Handler = Callable[[AsyncSession, ConsumerRecord], Awaitable[None]]
+
+# Failures that mean "a dependency is unreachable", not "this record is poison".
+OUTAGES = (OperationalError, InterfaceError, OSError, RedisConnectionError, RedisTimeoutError)
 
 CONSUMED = Counter("kafka_consumed_total", "Records consumed", ["group", "topic", "outcome"])
 CONSUMER_LAG = Gauge("kafka_consumer_lag", "Records behind the end of the partition", ["group", "topic"])
@@ -133,7 +138,7 @@ class ConsumerRunner:
 
     async def _handle(self, record: ConsumerRecord) -> bool:
         """Applies `record` once (or parks it in the dead-letter topic); False when it was left
-        unhandled because the runner is stopping during a database outage."""
+        unhandled because the runner is stopping during an outage of a dependency."""
         key = event_key(record)
         attempt, outage = 0, 0
         while attempt < self.max_attempts:
@@ -154,12 +159,13 @@ class ConsumerRunner:
                     await run_after_commit(session)
                 CONSUMED.labels(self.group_id, record.topic, "ok").inc()
                 return True
-            except (OperationalError, InterfaceError, OSError) as exc:
-                # The database is down, not the message bad: wait for it, never dead-letter.
+            except OUTAGES as exc:
+                # A dependency (the database, Redis) is down, not the message bad: wait for it,
+                # never dead-letter.
                 if self._stopping:
                     return False  # uncommitted: the next member of the group gets it again
                 outage += 1
-                log.warning("consumer %s: database unavailable (%s), retrying", self.group_id, exc)
+                log.warning("consumer %s: dependency unavailable (%s), retrying", self.group_id, exc)
                 await self._pause(min(0.5 * outage, 5.0))
             except Exception:
                 attempt += 1
