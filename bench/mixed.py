@@ -51,6 +51,7 @@ class Step:
     statuses: dict[str, int]
     socket_errors: dict[str, int]
     writes_per_user_minute: float
+    by_kind: dict[str, dict[str, float]]  # kind -> n, p50_ms, p90_ms, p99_ms, max_ms (measured in Lua)
 
     @property
     def error_ratio(self) -> float:
@@ -129,6 +130,10 @@ def run_step(users_file: str, users: int, connections: int, seconds: float, weig
         statuses=data["statuses"],
         socket_errors={k: v for k, v in sockets.items() if v},
         writes_per_user_minute=round(per_user_minute, 1),
+        by_kind={
+            kind: {"n": v["n"], **{f"{k}_ms": round(v[k] / 1000, 2) for k in ("p50", "p90", "p99", "max")}}
+            for kind, v in data["latency_us_by_kind"].items()
+        },
     )
 
 
@@ -264,6 +269,16 @@ def print_report(
             f"{s.connections:28d} {s.requests_per_second:8.1f} {s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.max_ms:8.1f} "
             f"{s.requests:9d} {s.errors:7d}  {kinds}{flag}"
         )
+    if steps:
+        kinds = ("feed", "timeline", "post")
+        print(f"\n{'by kind: p50 / p99 ms':28} " + " ".join(f"{k:>20}" for k in kinds))
+        for s in steps:
+            cells = []
+            for kind in kinds:
+                k = s.by_kind.get(kind, {})
+                cells.append(f"{k.get('p50_ms', float('nan')):9.1f} / {k.get('p99_ms', float('nan')):8.1f}")
+            print(f"{s.connections:28d} " + " ".join(f"{c:>20}" for c in cells))
+        print("(feed: GET /feed?limit=20; timeline: GET /posts/list?author_id=&limit=20; post: POST /posts)")
     if best:
         print(
             f"sustained at p99 <= {target_ms:.0f} ms: {best.requests_per_second:.1f} req/s "
