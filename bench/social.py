@@ -128,7 +128,8 @@ class Seed:
     posts: int
     seconds: float
     reused: bool
-    steps: dict[str, float]
+    steps: dict[str, float]  # what this run did, seconds per step
+    creation_seconds: dict[str, float]  # what creating the graph took, over every run that added to it
 
     def user_id(self, index: int) -> int:
         return self.users[index].id
@@ -378,6 +379,10 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
             await _renew_tokens(client, spec, state, concurrency)
             steps["tokens"] = steps.get("tokens", 0) + time.perf_counter() - mark
             log(f"  tokens renewed after the long seed in {time.perf_counter() - mark:.1f} s")
+        creation = state.setdefault("creation_seconds", {})
+        for step in ("users", "follows", "posts", "fanout_wait"):
+            if step in steps:
+                creation[step] = round(creation.get(step, 0) + steps[step], 1)
         state["complete"] = True
         _save_state(spec, state)
 
@@ -385,4 +390,5 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
         SeededUser(i, u["id"], spec.username(i), u["access_token"], u["refresh_token"])
         for i, u in sorted(((int(k), v) for k, v in state["users"].items()), key=lambda kv: kv[0])
     ]
-    return Seed(graph, users, spec.users * spec.posts_per_user, time.perf_counter() - started, reused, steps)
+    elapsed = time.perf_counter() - started
+    return Seed(graph, users, spec.users * spec.posts_per_user, elapsed, reused, steps, state["creation_seconds"])
