@@ -34,9 +34,15 @@ def unique_name(prefix: str = "e2e") -> str:
     return f"{prefix[:10]}_{RUN_ID}_{next(_counter)}"
 
 
+USED_SECRETS: set[str] = set()
+"""Every password, token and key the tier handled in this process (the log-hygiene test reads it)."""
+
+
 def new_password() -> str:
-    """Distinctive enough that finding it in a log file cannot be a coincidence."""
-    return f"Pw-{uuid.uuid4().hex}"
+    """Distinctive (`Pw-` and 32 hex digits) so finding it in a log file cannot be a coincidence."""
+    password = f"Pw-{uuid.uuid4().hex}"
+    USED_SECRETS.add(password)
+    return password
 
 
 @dataclass
@@ -56,7 +62,7 @@ class Account:
 @dataclass
 class Api:
     base_url: str
-    secrets: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=lambda: USED_SECRETS)
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.base_url.rstrip("/"), timeout=20.0)
