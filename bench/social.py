@@ -337,7 +337,7 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
         if state and not await _still_there(client, spec, state.get("users", {})):
             log("  the recorded seed is not in the stack any more: seeding again")
             state = {}
-        reused = bool(state.get("complete"))
+        was_complete = bool(state.get("complete"))
         state.update(version=STATE_VERSION, spec=spec.__dict__)
 
         mark = time.perf_counter()
@@ -391,4 +391,5 @@ async def seed(spec: GraphSpec, concurrency: int = 16, *, log: Callable[[str], N
         for i, u in sorted(((int(k), v) for k, v in state["users"].items()), key=lambda kv: kv[0])
     ]
     elapsed = time.perf_counter() - started
+    reused = was_complete and not any(step in steps for step in ("users", "follows", "posts"))
     return Seed(graph, users, spec.users * spec.posts_per_user, elapsed, reused, steps, state["creation_seconds"])
