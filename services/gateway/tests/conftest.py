@@ -33,6 +33,11 @@ from pinstack_kit.testing import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+NO_RATE_LIMITS = {
+    "RATE_LIMIT_AUTH_PER_MINUTE": "0",
+    "RATE_LIMIT_LOGIN_FAILURES": "0",
+    "RATE_LIMIT_WRITES_PER_MINUTE": "0",
+}
 BACKENDS = ("users", "auth", "posts", "relations", "notifications", "feed", "activity")
 TOPICS = ("user-events", "post-events", "relation-events", "activity-events")
 
@@ -105,6 +110,11 @@ def stack(
         **common,
         **{f"{name.upper()}_URL": url for name, url in urls.items()},
         "JWKS_URL": f"{urls['auth']}/.well-known/jwks.json",
+        "REDIS_KEY_PREFIX": f"test:{worker_id()}:{run}:gateway:",
+        # The contract tests register many accounts from one address: limits are off here and
+        # on only in test_rate_limits.py, which starts gateways of its own with small ones.
+        **NO_RATE_LIMITS,
+        "UVICORN_SERVER_HEADER": "false",
     }
     with ExitStack() as stack:
         # One at a time: started together, their imports starve each other on a small machine.
@@ -115,7 +125,7 @@ def stack(
         for name in BACKENDS:  # outbox relays and consumers: events flow as in production
             worker = [sys.executable, "-m", f"pinstack_{name}.worker"]
             stack.enter_context(spawn_process(worker, env[name], test_log(f"{name}-worker", logs)))
-        yield Stack(gateway=gateway_url, urls=urls, databases=databases, topic_prefix=prefix)
+        yield Stack(gateway=gateway_url, urls=urls, databases=databases, topic_prefix=prefix, gateway_env=gateway_env)
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +142,9 @@ def stranded_gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         "LOG_LEVEL": "WARNING",
         **{f"{name.upper()}_URL": url for name, url in urls.items()},
         "JWKS_URL": f"{urls['auth']}/.well-known/jwks.json",
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"test:{worker_id()}:{uuid.uuid4().hex[:8]}:stranded:",
+        **NO_RATE_LIMITS,
     }
     with spawn_service("pinstack_gateway.main:create_app", env, log_dir=tmp_path_factory.mktemp("logs")) as url:
         yield url

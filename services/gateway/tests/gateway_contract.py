@@ -29,6 +29,7 @@ class Stack:
     urls: dict[str, str]  # backend name → base URL
     databases: dict[str, str]  # backend name → DATABASE_URL
     topic_prefix: str
+    gateway_env: dict[str, str]  # what the gateway was started with (tests start variants of it)
 
 
 @dataclass(frozen=True)

@@ -232,3 +232,27 @@ def test_bad_comment_query(api: httpx.Client) -> None:
     assert_error(api.get("/posts/1/comments", params={"parent_id": "x"}), 400, "invalid input")
     assert_error(api.get("/posts/1/comments", params={"parent_id": "0"}), 400, "validation failed")
     assert_error(api.get("/posts/1/likes", params={"limit": "500"}), 400, "validation failed")
+
+
+class TestViews:
+    async def test_counted_once_per_user_and_window(
+        self, api: httpx.Client, account: Account, other: Account, events_ready: None
+    ) -> None:
+        post_id = post(api, account, "viewed")
+        await known_to_activity(api, post_id)
+        first = data_of(api.post(f"/posts/{post_id}/view", headers=other.headers))
+        assert first == {"counted": True, "view_count": 1}
+        assert data_of(api.post(f"/posts/{post_id}/view", headers=other.headers)) == {"counted": False, "view_count": 1}
+        assert data_of(api.post(f"/posts/{post_id}/view", headers=account.headers)) == {
+            "counted": True,
+            "view_count": 2,
+        }
+
+    def test_needs_a_token_and_a_valid_id(self, api: httpx.Client, account: Account) -> None:
+        assert_error(api.post("/posts/1/view"), 401, "unauthenticated")
+        assert_error(api.post("/posts/abc/view", headers=account.headers), 400, "invalid input")
+        assert_error(api.post("/posts/0/view", headers=account.headers), 400, "validation failed")
+
+    def test_an_unknown_post_is_404(self, api: httpx.Client, account: Account) -> None:
+        response = api.post(f"/posts/{10**15}/view", headers=account.headers)
+        assert response.status_code == 404, response.text

@@ -51,7 +51,19 @@ def test_every_contract_route_is_documented(document: dict[str, Any], route: Rou
         assert schema["$ref"].split("/")[-1] in document["components"]["schemas"]
     success = {1: "201", 10: "201", 12: "204", 16: "201"}.get(route.number, "200")
     assert success in operation["responses"]
-    assert "422" not in operation["responses"]  # bad input is a 400 in the envelope
+    # Bad input is a 400 in the envelope; 422 is only an Idempotency-Key used for another request.
+    keyed = any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", ()))
+    assert keyed == (route.number in (16, 19))
+    if keyed:
+        assert "Idempotency-Key" in operation["responses"]["422"]["description"]
+    else:
+        assert "422" not in operation["responses"]
+    limited = route.path.startswith("/auth/") or (route.jwt and route.method != "GET")
+    assert ("429" in operation["responses"]) == limited
+    if limited:
+        assert {"Retry-After", "RateLimit-Remaining"} <= operation["responses"]["429"]["headers"].keys()
+    if route.number in (9, 14, 21, 22, 23):  # the upstream lists that also page by cursor
+        assert "cursor" in {p["name"] for p in operation["parameters"]}
 
 
 def test_bearer_scheme(document: dict[str, Any]) -> None:
@@ -67,5 +79,5 @@ def test_bearer_scheme(document: dict[str, Any]) -> None:
         if operation.get("security")
     ]
     # routes 5, 10-13, 16-20 and 23-29
-    # plus the feed, like, unlike, comment and comment-deleting routes beyond the contract
-    assert len(secured) == sum(r.jwt for r in ROUTES) + 5 == 22
+    # plus the feed, like, unlike, view, comment and comment-deleting routes beyond the contract
+    assert len(secured) == sum(r.jwt for r in ROUTES) + 6 == 23

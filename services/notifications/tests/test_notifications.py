@@ -129,6 +129,27 @@ class TestSend:
 
 
 class TestFeed:
+    async def test_cursor_pages_cover_every_notification_once_while_more_arrive(
+        self, client: httpx.AsyncClient, seed: Seed
+    ) -> None:
+        [user] = await seed()
+        ids = [await send(client, user) for _ in range(5)]
+        first = await client.get(f"/users/{user}/notifications", params={"limit": 2})
+        assert "next_cursor" not in first.json()["data"]  # upstream's shape without a cursor
+        seen = [n["id"] for n in first.json()["data"]["notifications"]]
+        cursor: str | None = first.headers["X-Next-Cursor"]
+        while cursor:
+            await send(client, user)  # newer: at the head, before the cursor
+            response = await client.get(f"/users/{user}/notifications", params={"limit": 2, "cursor": cursor})
+            seen += [n["id"] for n in response.json()["data"]["notifications"]]
+            cursor = response.json()["data"]["next_cursor"]
+        assert seen == ids[::-1]
+
+    async def test_a_bad_cursor_is_validation_failed(self, client: httpx.AsyncClient, seed: Seed) -> None:
+        [user] = await seed()
+        response = await client.get(f"/users/{user}/notifications", params={"cursor": "bm9wZQ"})
+        assert response.json() == {"status": 400, "message": "validation failed"}
+
     async def test_newest_first_with_totals_and_pages(self, client: httpx.AsyncClient, seed: Seed) -> None:
         user, other = await seed(2)
         ids = [await send(client, user, payload={"n": i}) for i in range(5)]

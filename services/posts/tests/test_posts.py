@@ -234,6 +234,30 @@ class TestList:
         assert [[post["id"] for post in p["posts"]] for p in pages] == [newest[:2], newest[2:4], newest[4:], []]
         assert len((await listing(client, author_id=author["id"]))["posts"]) == 5
 
+    async def test_cursor_pages_break_ties_by_id_and_survive_inserts(
+        self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI
+    ) -> None:
+        ids = [(await create(client, author["id"], title=f"p{i}"))["id"] for i in range(5)]
+        # Equal timestamps: only the id orders them, and the cursor must carry it.
+        await sql(app, "UPDATE posts SET created_at = '2024-05-01T12:00:00Z' WHERE id = ANY(:ids)", ids=ids)
+        first = await client.get("/posts", params={"author_id": author["id"], "limit": 2})
+        assert set(first.json()["data"]) == {"posts", "total"}  # offset mode: upstream's shape
+        cursor, seen = first.headers["X-Next-Cursor"], [p["id"] for p in first.json()["data"]["posts"]]
+        while cursor:
+            await create(client, author["id"], title="newer")  # at the head: never on a later page
+            response = await client.get("/posts", params={"author_id": author["id"], "limit": 2, "cursor": cursor})
+            data = response.json()["data"]
+            assert data["total"] == 5 + len(seen) // 2
+            seen += [p["id"] for p in data["posts"]]
+            cursor = data["next_cursor"]
+            assert response.headers.get("X-Next-Cursor") == cursor
+        assert seen == sorted(ids, reverse=True)
+
+    @pytest.mark.parametrize("cursor", ["%%%", "MQ", "LTE6Mg", "x" * 201])
+    async def test_a_bad_cursor_is_validation_failed(self, client: httpx.AsyncClient, cursor: str) -> None:
+        response = await client.get("/posts", params={"cursor": cursor})
+        assert (response.status_code, response.json()["message"]) == (400, "validation failed")
+
     async def test_list_items_have_the_read_shape(self, client: httpx.AsyncClient, author: dict[str, Any]) -> None:
         post = await create(client, author["id"], content="c", tags=["t"], media_items=[IMAGE])
         [item] = (await listing(client, author_id=author["id"]))["posts"]

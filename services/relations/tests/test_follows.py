@@ -192,6 +192,31 @@ class TestUnfollow:
 
 
 class TestLists:
+    async def test_cursor_pages_cover_every_follow_once_while_more_arrive(
+        self, client: httpx.AsyncClient, seed: Seed
+    ) -> None:
+        [star] = await seed()
+        fans, late = await seed(5), await seed(2)
+        for fan in fans:
+            assert (await follow(client, fan, star)).status_code == 200
+        first = await client.get(f"/users/{star}/followers", params={"limit": 2})
+        assert set(first.json()["data"]) == {"followers", "total", "page", "limit"}  # upstream's shape
+        seen = [u["id"] for u in first.json()["data"]["followers"]]
+        cursor = first.headers["X-Next-Cursor"]
+        for newcomer in late:  # newer follows land at the head, before the cursor
+            assert (await follow(client, newcomer, star)).status_code == 200
+            data = (await client.get(f"/users/{star}/followers", params={"limit": 2, "cursor": cursor})).json()["data"]
+            seen += [u["id"] for u in data["followers"]]
+            cursor = data["next_cursor"]
+        assert cursor is None and seen == fans[::-1]
+        assert data["total"] == 7
+
+    @pytest.mark.parametrize("cursor", ["%%%", "MQ", "LTE6Mg"])
+    async def test_a_bad_cursor_is_validation_failed(self, client: httpx.AsyncClient, seed: Seed, cursor: str) -> None:
+        [user] = await seed()
+        response = await client.get(f"/users/{user}/followees", params={"cursor": cursor})
+        assert response.json() == {"status": 400, "message": "validation failed"}
+
     async def test_followers_and_followees_newest_first_with_totals(
         self, client: httpx.AsyncClient, seed: Seed
     ) -> None:

@@ -101,6 +101,23 @@ class TestSearch:
         assert [u["id"] for u in third["users"]] == ids[4:]
         assert beyond["users"] == []
 
+    async def test_cursor_pages_follow_the_id_order(self, client: httpx.AsyncClient) -> None:
+        tag = uuid.uuid4().hex[:10]
+        ids = [(await create(client, full_name=f"Cursor {tag} {i}"))["id"] for i in range(5)]
+        first = await client.get("/users/search", params={"query": tag, "limit": 2})
+        assert set(first.json()["data"]) == {"users", "total"}  # upstream's shape without a cursor
+        seen = [u["id"] for u in first.json()["data"]["users"]]
+        cursor: str | None = first.headers["X-Next-Cursor"]
+        while cursor:
+            response = await client.get("/users/search", params={"query": tag, "limit": 2, "cursor": cursor})
+            data = response.json()["data"]
+            assert data["total"] == 5
+            seen += [u["id"] for u in data["users"]]
+            cursor = data["next_cursor"]
+        assert seen == ids
+        bad = await client.get("/users/search", params={"query": tag, "cursor": "MTox"})
+        assert bad.json() == {"status": 400, "message": "validation failed"}
+
     @pytest.mark.parametrize("term", ["%", "_", "\\", "' OR 1=1 --"])
     async def test_metacharacters_match_literally(self, client: httpx.AsyncClient, term: str) -> None:
         response = await client.get("/users/search", params={"query": term})

@@ -1,3 +1,7 @@
+from ipaddress import IPv4Network, IPv6Network, ip_network
+
+from pydantic import Field, field_validator
+
 from pinstack_kit.config import BaseServiceSettings
 
 
@@ -14,3 +18,23 @@ class Settings(BaseServiceSettings):
     jwt_issuer: str = "pinstack"
     upstream_timeout_seconds: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    # Rate limits (0 disables one): per client IP on /api/v1/auth/*, failed logins per login name
+    # per 15 minutes, and writes per authenticated user.
+    rate_limit_auth_per_minute: int = Field(60, ge=0)
+    rate_limit_login_failures: int = Field(10, ge=0)
+    rate_limit_writes_per_minute: int = Field(120, ge=0)
+    # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks.
+    trusted_proxies: str = ""
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
+    # How long a key stays "in progress" if the process handling it dies mid-request.
+    idempotency_lock_seconds: int = Field(60, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        trusted_networks(value)  # refuse a typo at start-up rather than trusting nobody silently
+        return value
+
+
+def trusted_networks(value: str) -> list[IPv4Network | IPv6Network]:
+    return [ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()]

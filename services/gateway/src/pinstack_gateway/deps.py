@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pinstack_gateway.limits import limit_writes
 from pinstack_kit.deps import from_state
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
 from pinstack_kit.http_client import ServiceClient
@@ -25,6 +26,7 @@ async def _current_user(request: Request) -> int:
     except KeysUnavailable as exc:
         raise ServiceUnavailable() from exc
     request.state.user_id = int(claims["user_id"])
+    await limit_writes(request, request.state.user_id)
     return request.state.user_id
 
 

@@ -15,6 +15,8 @@ from pinstack_gateway.auth.endpoints import router as auth_router
 from pinstack_gateway.body import refuse_declared_oversize
 from pinstack_gateway.config import Settings
 from pinstack_gateway.feed.endpoints import router as feed_router
+from pinstack_gateway.headers import ResponseHeaders
+from pinstack_gateway.limits import RateLimiter
 from pinstack_gateway.notifications.endpoints import router as notifications_router
 from pinstack_gateway.openapi import api_routes, build_openapi
 from pinstack_gateway.posts.endpoints import router as posts_router
@@ -87,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for name, client in opened.items():
             setattr(app.state, name, client)
         app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
+        app.state.limiter = RateLimiter(app.state.redis, settings)
+        # Rate limits and idempotency keys fail open without Redis: the gateway keeps serving,
+        # so Redis is not a readiness condition of its own.
+        app.state.readiness_checks.pop("redis", None)
         app.state.readiness_checks["jwks"] = app.state.verifier.ready
         try:
             yield
@@ -103,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         '`{"status": <code>, "data": ...}` on success, `{"status": <code>, "message": "..."}` on error.',
         routers=ROUTERS,
         use_database=False,
-        use_redis=False,
+        use_redis=True,
         extra_lifespan=clients,
         dependencies=[Depends(refuse_declared_oversize)],
     )
@@ -125,4 +131,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RedirectResponse("/docs")
 
     app.add_middleware(TrailingSlash)
+    app.add_middleware(ResponseHeaders)  # outermost: it also sees the envelopes of errors
     return app

@@ -19,6 +19,38 @@ from fastapi.routing import APIRoute
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi.json"
 BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+WRITES = {"post", "put", "patch", "delete"}
+_QUOTA_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("RateLimit-Limit", "requests allowed in the window"),
+        ("RateLimit-Remaining", "requests left in the window"),
+        ("RateLimit-Reset", "seconds until the window ends"),
+    )
+}
+TOO_MANY = {
+    "description": "Rate limit reached (per client IP on /auth, per login name on failed logins, per user on "
+    'writes): `{"status":429,"message":"too many requests"}`',
+    "headers": {
+        **_QUOTA_HEADERS,
+        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
+    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+}
+
+
+KEY_REUSED = {
+    "description": "The Idempotency-Key was already used for a different request (method, path or body)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+}
+
+
+def _idempotent(route: APIRoute) -> bool:
+    return any(getattr(d.call, "__name__", "") == "_idempotency_key" for d in route.dependant.dependencies)
+
+
+def _rate_limited(route: APIRoute, method: str) -> bool:
+    return route.path_format.startswith("/api/v1/auth/") or (_needs_auth(route) and method in WRITES)
 
 
 def _body_models(route: APIRoute) -> list[Any]:
@@ -51,6 +83,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             operation["responses"].pop("422", None)  # bad input is 400 in the envelope
             if _needs_auth(route):
                 operation["security"] = [{"BearerAuth": []}]
+            if _rate_limited(route, method.lower()):
+                operation["responses"]["429"] = TOO_MANY
+            if _idempotent(route):
+                operation["responses"]["422"] = KEY_REUSED
+                operation["responses"]["409"] = {
+                    **operation["responses"].get("409", {}),
+                    "description": "Conflict; or a request with this Idempotency-Key is still in progress",
+                }
             for model in _body_models(route):
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))

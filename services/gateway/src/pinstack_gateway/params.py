@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
 
 from pinstack_kit.errors import AppError, BadRequest, InvalidInput
 from pinstack_kit.validation import parse_int
+
+# The list routes that kept upstream's offset/page parameters page by keyset once given a cursor.
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="opaque cursor from the previous page's `Link` (or `next_cursor` in cursor mode); "
+        "absent or empty: upstream's offset/page paging, unchanged. With a cursor the answer adds `next_cursor`.",
+    ),
+]
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
 

@@ -3,13 +3,21 @@ token, never a value of the body or the query."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from pinstack_gateway.activity.schemas import Comment, CommentsPage, CreateCommentRequest, LikesPage, LikeState
+from pinstack_gateway.activity.schemas import (
+    Comment,
+    CommentsPage,
+    CreateCommentRequest,
+    LikesPage,
+    LikeState,
+    ViewCounted,
+)
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import ActivityDep, CurrentUser
 from pinstack_gateway.fields import documented
+from pinstack_gateway.idempotency import IdempotencyKey, idempotent
 from pinstack_gateway.params import page_size, positive_id, query_int
 from pinstack_gateway.proxy import forward
 from pinstack_kit.errors import BadRequest
@@ -35,9 +43,15 @@ def _page(limit: str | None, cursor: str | None) -> dict[str, Any]:
     return {"limit": page_size(limit), **({"cursor": cursor} if cursor else {})}
 
 
-@likes_router.put("/{post_id}/like", summary="Like a post (idempotent)", **documented(200, LikeState, 400, 401, 404))
-async def like(caller: CurrentUser, post_id: PostId, activity: ActivityDep) -> Response:
-    return await forward(activity, "PUT", f"/posts/{post_id}/likes/{caller}")
+@likes_router.put(
+    "/{post_id}/like", summary="Like a post (idempotent)", **documented(200, LikeState, 400, 401, 404, 409)
+)
+async def like(
+    request: Request, caller: CurrentUser, post_id: PostId, activity: ActivityDep, key: IdempotencyKey
+) -> Response:
+    return await idempotent(
+        request, key, caller, None, lambda: forward(activity, "PUT", f"/posts/{post_id}/likes/{caller}")
+    )
 
 
 @likes_router.delete(
@@ -59,13 +73,28 @@ async def likers(
 @likes_router.post(
     "/{post_id}/comments",
     summary="Comment on a post as the caller, or reply to one of its comments",
-    **documented(201, Comment, 400, 401, 404),
+    **documented(201, Comment, 400, 401, 404, 409),
 )
 async def create_comment(
-    caller: CurrentUser, post_id: PostId, body: CreateCommentBody, activity: ActivityDep
+    request: Request,
+    caller: CurrentUser,
+    post_id: PostId,
+    body: CreateCommentBody,
+    activity: ActivityDep,
+    key: IdempotencyKey,
 ) -> Response:
     payload = {"author_id": caller, **body.model_dump(exclude_none=True)}
-    return await forward(activity, "POST", f"/posts/{post_id}/comments", json=payload)
+    path = f"/posts/{post_id}/comments"
+    return await idempotent(request, key, caller, body, lambda: forward(activity, "POST", path, json=payload))
+
+
+@likes_router.post(
+    "/{post_id}/view",
+    summary="Count the caller's view of a post: once per user and post per window",
+    **documented(200, ViewCounted, 400, 401, 404),
+)
+async def view(caller: CurrentUser, post_id: PostId, activity: ActivityDep) -> Response:
+    return await forward(activity, "POST", f"/posts/{post_id}/views", json={"user_id": caller})
 
 
 @likes_router.get(

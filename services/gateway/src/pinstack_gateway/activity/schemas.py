@@ -36,3 +36,8 @@ class Comment(BaseModel):
 class CommentsPage(BaseModel):
     comments: list[Comment] = Field(description="oldest first")
     next_cursor: str | None = None
+
+
+class ViewCounted(BaseModel):
+    counted: bool = Field(description="false when the caller's view of this post was already counted in this window")
+    view_count: int

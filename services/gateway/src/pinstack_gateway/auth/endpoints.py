@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from pinstack_gateway.auth.schemas import (
@@ -15,14 +15,20 @@ from pinstack_gateway.auth.schemas import (
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import AuthDep, CurrentUser
 from pinstack_gateway.fields import MessageData, documented
+from pinstack_gateway.limits import limit_auth_ip, limiter
 from pinstack_gateway.proxy import forward
+from pinstack_kit.errors import AppError
 
 RegisterBody = Annotated[RegisterRequest, json_body(RegisterRequest)]
 LoginBody = Annotated[LoginRequest, json_body(LoginRequest)]
 RefreshTokenBody = Annotated[RefreshTokenRequest, json_body(RefreshTokenRequest)]
 UpdatePasswordBody = Annotated[UpdatePasswordRequest, json_body(UpdatePasswordRequest)]
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# Per client IP, before anything else of the request is looked at.
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[Depends(limit_auth_ip)])
+
+# Answers that mean "wrong name or password": they count towards the login name's lockout.
+FAILED_LOGIN = (401, 404)
 
 
 @router.post("/register", summary="Create an account and sign in", **documented(201, TokenPair, 400, 409, 503))
@@ -30,9 +36,20 @@ async def register(body: RegisterBody, auth: AuthDep) -> Response:
     return await forward(auth, "POST", "/register", json=body.model_dump(exclude_none=True))
 
 
-@router.post("/login", summary="Sign in with username or email", **documented(200, TokenPair, 400, 401, 404))
-async def login(body: LoginBody, auth: AuthDep) -> Response:
-    return await forward(auth, "POST", "/login", json=body.model_dump())
+@router.post(
+    "/login",
+    summary="Sign in with username or email; too many failures for one name lock it for 15 minutes",
+    **documented(200, TokenPair, 400, 401, 404),
+)
+async def login(request: Request, body: LoginBody, auth: AuthDep) -> Response:
+    rl = limiter(request)
+    failures = await rl.check_login(request, body.login)
+    try:
+        return await forward(auth, "POST", "/login", json=body.model_dump())
+    except AppError as exc:
+        if failures is not None and exc.status in FAILED_LOGIN:
+            await rl.login_failed(request, failures)
+        raise
 
 
 @router.post("/refresh", summary="Rotate a refresh token for a new pair", **documented(200, TokenPair, 400, 401, 404))

@@ -2,9 +2,9 @@
 one to any user. The notifications service checks ownership in the statement that reads or
 changes the row; the gateway passes the caller from the token."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from pinstack_gateway.body import json_body
@@ -18,8 +18,8 @@ from pinstack_gateway.notifications.schemas import (
     SuccessMessage,
     UnreadCount,
 )
-from pinstack_gateway.params import positive_id, query_int
-from pinstack_gateway.proxy import forward
+from pinstack_gateway.params import CursorQuery, positive_id, query_int
+from pinstack_gateway.proxy import forward, forward_page
 from pinstack_kit.envelope import ok
 from pinstack_kit.errors import InvalidInput
 
@@ -49,13 +49,21 @@ def _success(message: str) -> Response:
 
 @router.get("/feed", summary="The caller's notifications, newest first", **documented(200, NotificationsPage, 400, 401))
 async def feed(
+    request: Request,
     caller: CurrentUser,
     notifications: NotificationsDep,
     page: Annotated[str | None, Query(description="int32 ≥ 1, default 1")] = None,
     limit: Annotated[str | None, Query(description="1-100, default 10")] = None,
+    cursor: CursorQuery = None,
 ) -> Response:
-    params = {"page": _strict_page(page, DEFAULT_PAGE, None), "limit": _strict_page(limit, DEFAULT_LIMIT, MAX_LIMIT)}
-    return await forward(notifications, "GET", f"/users/{caller}/notifications", params=params)
+    params: dict[str, Any] = {
+        "page": _strict_page(page, DEFAULT_PAGE, None),
+        "limit": _strict_page(limit, DEFAULT_LIMIT, MAX_LIMIT),
+    }
+    if cursor:
+        params["cursor"] = cursor
+    path = f"/users/{caller}/notifications"
+    return await forward_page(request, notifications, path, params, position=("page",))
 
 
 @router.get(

@@ -3,15 +3,16 @@ changed post is the caller from the token, never a value of the body."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, PostsDep
 from pinstack_gateway.fields import documented
-from pinstack_gateway.params import is_rfc3339, path_id, positive_id, query_int
+from pinstack_gateway.idempotency import IdempotencyKey, idempotent
+from pinstack_gateway.params import CursorQuery, is_rfc3339, path_id, positive_id, query_int
 from pinstack_gateway.posts.schemas import CreatedPost, CreatePostRequest, Post, PostsPage, UpdatePostRequest
-from pinstack_gateway.proxy import forward
+from pinstack_gateway.proxy import forward, forward_page
 from pinstack_kit.errors import BadRequest
 
 CreatePostBody = Annotated[CreatePostRequest, json_body(CreatePostRequest)]
@@ -43,12 +44,14 @@ def _time(raw: str | None) -> str | None:
 
 @router.get("/list", summary="Newest posts first; `total` counts every match", **documented(200, PostsPage, 400))
 async def list_posts(
+    request: Request,
     posts: PostsDep,
     author_id: Annotated[str | None, Query(description="int64; 0 or absent: every author")] = None,
     created_after: Annotated[str | None, Query(description="RFC 3339; only posts strictly after")] = None,
     created_before: Annotated[str | None, Query(description="RFC 3339; only posts strictly before")] = None,
     offset: Annotated[str | None, Query(description="int64 ≥ 0")] = None,
     limit: Annotated[str | None, Query(description="0-100; 0 or absent: 20")] = None,
+    cursor: CursorQuery = None,
 ) -> Response:
     # Parsing first, in upstream's order (`invalid input`; a bad time is `validation failed`),
     # then the ranges upstream left to its backend, which answered 500: `validation failed`.
@@ -57,8 +60,15 @@ async def list_posts(
     skip, size = query_int(offset), query_int(limit)
     if (author or 0) < 0 or (skip or 0) < 0 or not 0 <= (size or 0) <= MAX_LIMIT:
         raise BadRequest()
-    params = {"author_id": author, "created_after": after, "created_before": before, "offset": skip, "limit": size}
-    return await forward(posts, "GET", "/posts", params={k: v for k, v in params.items() if v})
+    params = {
+        "author_id": author,
+        "created_after": after,
+        "created_before": before,
+        "offset": skip,
+        "limit": size,
+        "cursor": cursor,
+    }
+    return await forward_page(request, posts, "/posts", {k: v for k, v in params.items() if v}, position=("offset",))
 
 
 @router.get("/{post_id}", summary="A post with its author, media and tags", **documented(200, Post, 400, 404))
@@ -66,10 +76,12 @@ async def get_post(post_id: str, posts: PostsDep) -> Response:
     return await forward(posts, "GET", f"/posts/{positive_id(post_id, PostValidationFailed())}")
 
 
-@router.post("", summary="Create a post written by the caller", **documented(201, CreatedPost, 400, 401, 404))
-async def create_post(caller: CurrentUser, body: CreatePostBody, posts: PostsDep) -> Response:
+@router.post("", summary="Create a post written by the caller", **documented(201, CreatedPost, 400, 401, 404, 409))
+async def create_post(
+    request: Request, caller: CurrentUser, body: CreatePostBody, posts: PostsDep, key: IdempotencyKey
+) -> Response:
     payload = {"author_id": caller, **body.model_dump(exclude_none=True)}
-    return await forward(posts, "POST", "/posts", json=payload)
+    return await idempotent(request, key, caller, body, lambda: forward(posts, "POST", "/posts", json=payload))
 
 
 @router.put("/{post_id}", summary="Change the caller's post", **documented(200, Post, 400, 401, 403, 404))

@@ -1,6 +1,6 @@
 """Contract routes 6-13: read, search, create, update, delete users and set avatars."""
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -9,8 +9,8 @@ from starlette.responses import Response
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, UsersDep
 from pinstack_gateway.fields import documented
-from pinstack_gateway.params import lenient_int, positive_id
-from pinstack_gateway.proxy import forward
+from pinstack_gateway.params import CursorQuery, lenient_int, positive_id
+from pinstack_gateway.proxy import forward, forward_page
 from pinstack_gateway.users.schemas import (
     CreateUserRequest,
     UpdateAvatarRequest,
@@ -33,14 +33,17 @@ MIN_USERNAME, MAX_USERNAME = 3, 32
 
 
 @router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
-async def search_users(request: Request, users: UsersDep) -> Response:
+async def search_users(request: Request, users: UsersDep, cursor: CursorQuery = None) -> Response:
     params = request.query_params
     query = params.get("query", "")
     if not query or len(query) > MAX_QUERY_LENGTH or "\x00" in query:
         raise BadRequest("invalid search query")
     page = lenient_int(params.get("page"), 1, 1, 1_000_000)
     limit = lenient_int(params.get("limit"), 10, 1, 100)
-    return await forward(users, "GET", "/users/search", params={"query": query, "page": page, "limit": limit})
+    upstream: dict[str, Any] = {"query": query, "page": page, "limit": limit}
+    if cursor:
+        upstream["cursor"] = cursor
+    return await forward_page(request, users, "/users/search", upstream, position=("page",))
 
 
 @router.get("/username/{username}", summary="User by username", **documented(200, User, 400, 404))

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok
 from pinstack_kit.validation import INT64_MAX
 from pinstack_notifications.deps import SessionDep, UsersDep
@@ -23,7 +24,8 @@ async def send(body: SendNotification, session: SessionDep, users: UsersDep) -> 
 
 @router.get("/users/{user_id}/notifications", summary="A user's notifications, newest first")
 async def feed(user_id: Id, query: Annotated[FeedQuery, Query()], session: SessionDep) -> Response:
-    return ok(await NotificationService(session).feed(user_id, query.page, query.limit))
+    page, next_cursor = await NotificationService(session).feed(user_id, query.page, query.limit, query.cursor)
+    return page_response(page, next_cursor, cursor_mode=bool(query.cursor))
 
 
 @router.get("/users/{user_id}/notifications/unread-count", summary="How many notifications are unread")

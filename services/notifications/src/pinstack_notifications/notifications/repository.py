@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, exists, func, insert, select, update
+from sqlalchemy import Row, exists, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_notifications.models import Notification
@@ -24,22 +25,27 @@ async def get(session: AsyncSession, notification_id: int) -> Row | None:
     return (await session.execute(select(*WIRE).where(c.id == notification_id))).first()
 
 
-async def feed(session: AsyncSession, user_id: int, offset: int, limit: int) -> tuple[list[Row], int]:
+async def feed(
+    session: AsyncSession, user_id: int, offset: int, limit: int, after: tuple[datetime, int] | None = None
+) -> tuple[list[Row], int]:
+    """Newest first, and how many there are in all; with `after` (keyset paging: created_at and
+    id), only the notifications strictly older than that."""
+    keyset = [tuple_(c.created_at, c.id) < tuple_(*after)] if after is not None else []
     total_col = func.count().over().label("total")
     stmt = (
         select(*WIRE, total_col)
-        .where(c.user_id == user_id)
+        .where(c.user_id == user_id, *keyset)
         .order_by(c.created_at.desc(), c.id.desc())
         .offset(offset)
         .limit(limit)
     )
     rows = list((await session.execute(stmt)).all())
-    if rows:
-        return rows, int(rows[0].total)
-    if offset == 0:
+    if rows and after is None:
+        return rows, int(rows[0].total)  # the window counted every notification, not only this page
+    if offset == 0 and after is None:
         return [], 0
     total = await session.scalar(select(func.count()).select_from(notifications).where(c.user_id == user_id))
-    return [], int(total or 0)
+    return rows, int(total or 0)
 
 
 async def unread_count(session: AsyncSession, user_id: int) -> int:

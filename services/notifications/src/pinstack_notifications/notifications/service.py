@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_notifications.errors import NotificationAccessDenied, NotificationNotFound
@@ -60,15 +61,21 @@ class NotificationService:
     async def remove_all_of(self, user_id: int) -> int:
         return await repository.delete_all_of(self.session, user_id)
 
-    async def feed(self, user_id: int, page: int, limit: int) -> dict[str, Any]:
-        rows, total = await repository.feed(self.session, user_id, (page - 1) * limit, limit)
-        return {
+    async def feed(self, user_id: int, page: int, limit: int, cursor: str = "") -> tuple[dict[str, Any], str | None]:
+        """A page and the cursor of the next one. With a cursor `page` is only echoed."""
+        after = cursors.decode_time_cursor(cursor) if cursor else None
+        offset = 0 if after else (page - 1) * limit
+        rows, total = await repository.feed(self.session, user_id, offset, limit + 1, after)
+        more, rows = len(rows) > limit, rows[:limit]
+        next_cursor = cursors.time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+        page_data = {
             "notifications": [to_wire(r) for r in rows],
             "total": total,
             "page": page,
             "limit": limit,
             "total_pages": -(-total // limit),
         }
+        return page_data, next_cursor
 
     async def unread_count(self, user_id: int) -> int:
         return await repository.unread_count(self.session, user_id)

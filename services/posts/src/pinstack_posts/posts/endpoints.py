@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok, ok_raw
 from pinstack_kit.validation import INT64_MAX
 from pinstack_posts.deps import RedisDep, SessionDep, SettingsDep, UsersDep
@@ -26,7 +27,8 @@ async def create_post(
 async def list_posts(
     query: Annotated[ListQuery, Query()], session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Response:
-    return ok(await PostService(session, redis, settings).list_posts(query))
+    page, next_cursor = await PostService(session, redis, settings).list_posts(query)
+    return page_response(page, next_cursor, cursor_mode=bool(query.cursor))
 
 
 @router.get("/batch", summary="Many posts by id, in the order asked; unknown ids are skipped")

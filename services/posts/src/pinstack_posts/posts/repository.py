@@ -9,7 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Row, any_, bindparam, exists, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,11 +89,16 @@ async def get_posts(session: AsyncSession, post_ids: Sequence[int]) -> list[Row]
     return list((await session.execute(stmt)).all())
 
 
-async def page(session: AsyncSession, filters: Filters, offset: int, limit: int) -> list[Row]:
+async def page(
+    session: AsyncSession, filters: Filters, offset: int, limit: int, after: tuple[datetime, int] | None = None
+) -> list[Row]:
+    """Newest first; with `after` (keyset paging), only the posts strictly older than that
+    (created_at, id)."""
+    keyset = [tuple_(p.created_at, p.id) < tuple_(*after)] if after is not None else []
     stmt = (
         select(*WITH_AUTHOR)
         .select_from(posts.outerjoin(authors, a.id == p.author_id))
-        .where(*filters.where())
+        .where(*filters.where(), *keyset)
         .order_by(*NEWEST_FIRST)
         .offset(offset)
         .limit(limit)

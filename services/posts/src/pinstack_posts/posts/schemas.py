@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from pinstack_kit.cursors import MAX_CURSOR_LENGTH
 from pinstack_kit.errors import BadRequest
 from pinstack_kit.validation import INT64_MAX, check_url, parse_int
 
@@ -121,3 +122,6 @@ class ListQuery(BaseModel):  # query strings are text: numbers are parsed, not s
     created_before: Rfc3339 | None = None
     offset: int = Field(0, ge=0, le=INT64_MAX)
     limit: int = Field(0, ge=0, le=100, description="0 or absent: 20")
+    cursor: str = Field(
+        "", max_length=MAX_CURSOR_LENGTH, description="X-Next-Cursor of the previous page; empty: offset paging"
+    )

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit import cursors
 from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import dumps, rfc3339
@@ -177,16 +178,21 @@ class PostService:
         rows = {row.id: row for row in await repository.get_posts(self.session, post_ids)}
         return {"posts": await self._details([rows[i] for i in post_ids if i in rows])}
 
-    async def list_posts(self, query: ListQuery) -> dict[str, Any]:
+    async def list_posts(self, query: ListQuery) -> tuple[dict[str, Any], str | None]:
+        """A page and the cursor of the next one. With a cursor the offset is not used."""
         since, until = wire_bounds(query.created_after, query.created_before)
         filters = Filters(author_id=query.author_id or None, tag=query.tag or None, since=since, until=until)
         limit = query.limit or DEFAULT_LIMIT
-        rows = await repository.page(self.session, filters, query.offset, limit)
-        if rows and len(rows) < limit:
-            total = query.offset + len(rows)  # the last page: no need to count
+        after = cursors.decode_time_cursor(query.cursor) if query.cursor else None
+        offset = 0 if after else query.offset
+        rows = await repository.page(self.session, filters, offset, limit + 1, after)
+        more, rows = len(rows) > limit, rows[:limit]
+        if rows and not more and after is None:
+            total = offset + len(rows)  # the last page: no need to count
         else:
             total = await repository.count(self.session, filters)
-        return {"posts": await self._details(rows), "total": total}
+        next_cursor = cursors.time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+        return {"posts": await self._details(rows), "total": total}, next_cursor
 
     async def create(self, body: CreatePost, users: ServiceClient) -> dict[str, Any]:
         author = await AuthorService(self.session).ensure(body.author_id, users)

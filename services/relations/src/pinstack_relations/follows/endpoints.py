@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok
 from pinstack_kit.validation import INT64_MAX
 from pinstack_relations.deps import SessionDep, SettingsDep, UsersDep
@@ -30,7 +31,10 @@ async def followers(
     user_id: UserId, query: Annotated[PageQuery, Query()], session: SessionDep, settings: SettingsDep, users: UsersDep
 ) -> Response:
     service = FollowService(session, settings, users)
-    return ok(await service.related(user_id, followers=True, page=query.page, limit=query.limit))
+    page, next_cursor = await service.related(
+        user_id, followers=True, page=query.page, limit=query.limit, cursor=query.cursor
+    )
+    return page_response(page, next_cursor, cursor_mode=bool(query.cursor))
 
 
 @router.get("/users/{user_id}/followees", summary="Whom the user follows, newest first")
@@ -38,4 +42,7 @@ async def followees(
     user_id: UserId, query: Annotated[PageQuery, Query()], session: SessionDep, settings: SettingsDep, users: UsersDep
 ) -> Response:
     service = FollowService(session, settings, users)
-    return ok(await service.related(user_id, followers=False, page=query.page, limit=query.limit))
+    page, next_cursor = await service.related(
+        user_id, followers=False, page=query.page, limit=query.limit, cursor=query.cursor
+    )
+    return page_response(page, next_cursor, cursor_mode=bool(query.cursor))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, func, literal, select
+from datetime import datetime
+
+from sqlalchemy import Row, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,28 +50,39 @@ async def delete_all_of(session: AsyncSession, user_id: int) -> list[Row]:
 
 
 async def list_related(
-    session: AsyncSession, user_id: int, *, followers: bool, offset: int, limit: int
+    session: AsyncSession,
+    user_id: int,
+    *,
+    followers: bool,
+    offset: int,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
 ) -> tuple[list[Row], int]:
-    """A page of the users following `user_id` (followers) or followed by it, newest first."""
+    """A page of the users following `user_id` (followers) or followed by it, newest first, and
+    how many there are in all. With `after` (keyset paging: a follow's created_at and id), only
+    the follows strictly older than that."""
     mine, theirs = (f.followee_id, f.follower_id) if followers else (f.follower_id, f.followee_id)
+    keyset = [tuple_(f.created_at, f.id) < tuple_(*after)] if after is not None else []
     total_col = func.count().over().label("total")
     stmt = (
         select(
             theirs.label("id"),
             func.coalesce(u.username, literal(MISSING_USER)).label("username"),
             u.avatar_url,
+            f.created_at.label("followed_at"),
+            f.id.label("follow_id"),
             total_col,
         )
         .select_from(follows.outerjoin(users, u.id == theirs))
-        .where(mine == user_id)
+        .where(mine == user_id, *keyset)
         .order_by(f.created_at.desc(), f.id.desc())
         .offset(offset)
         .limit(limit)
     )
     rows = list((await session.execute(stmt)).all())
-    if rows:
-        return rows, int(rows[0].total)
-    if offset == 0:
+    if rows and after is None:
+        return rows, int(rows[0].total)  # the window counted every follow, not only this page
+    if offset == 0 and after is None:
         return [], 0
     total = await session.scalar(select(func.count()).select_from(follows).where(mine == user_id))
-    return [], int(total or 0)
+    return rows, int(total or 0)

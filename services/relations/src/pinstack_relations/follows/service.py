@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue
@@ -63,10 +64,17 @@ class FollowService:
             await self._emit(FOLLOW_DELETED, row.follower_id, row.followee_id, row.removed_at)
         return len(rows)
 
-    async def related(self, user_id: int, *, followers: bool, page: int, limit: int) -> dict[str, Any]:
+    async def related(
+        self, user_id: int, *, followers: bool, page: int, limit: int, cursor: str = ""
+    ) -> tuple[dict[str, Any], str | None]:
+        """A page and the cursor of the next one. With a cursor `page` is only echoed."""
+        after = cursors.decode_time_cursor(cursor) if cursor else None
         await self.directory.require(user_id)
+        offset = 0 if after else (page - 1) * limit
         rows, total = await repository.list_related(
-            self.session, user_id, followers=followers, offset=(page - 1) * limit, limit=limit
+            self.session, user_id, followers=followers, offset=offset, limit=limit + 1, after=after
         )
+        more, rows = len(rows) > limit, rows[:limit]
+        next_cursor = cursors.time_cursor(rows[-1].followed_at, rows[-1].follow_id) if more else None
         key = "followers" if followers else "followees"
-        return {key: [to_wire(r) for r in rows], "total": total, "page": page, "limit": limit}
+        return {key: [to_wire(r) for r in rows], "total": total, "page": page, "limit": limit}, next_cursor

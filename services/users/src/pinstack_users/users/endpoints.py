@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import no_content, ok, ok_raw
 from pinstack_users.deps import RedisDep, SessionDep, SettingsDep
 from pinstack_users.users.schemas import CreateUser, SearchQuery, UpdateAvatar, UpdateUser
@@ -23,7 +24,9 @@ async def create_user(body: CreateUser, session: SessionDep, redis: RedisDep, se
 async def search_users(
     query: Annotated[SearchQuery, Query()], session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Response:
-    return ok(await UserService(session, redis, settings).search(query.query, query.page, query.limit))
+    service = UserService(session, redis, settings)
+    page, next_cursor = await service.search(query.query, query.page, query.limit, query.cursor)
+    return page_response(page, next_cursor, cursor_mode=bool(query.cursor))
 
 
 @router.get("/by-username/{username}")

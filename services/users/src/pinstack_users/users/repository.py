@@ -66,7 +66,11 @@ def _escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def search(session: AsyncSession, term: str, offset: int, limit: int) -> tuple[list[Row], int]:
+async def search(
+    session: AsyncSession, term: str, offset: int, limit: int, after_id: int | None = None
+) -> tuple[list[Row], int]:
+    """Matches in id order, and how many there are in all; with `after_id` (keyset paging), only
+    the users with a greater id."""
     pattern = f"%{_escape_like(term)}%"
     where = or_(
         c.username.ilike(pattern, escape="\\"),
@@ -74,14 +78,15 @@ async def search(session: AsyncSession, term: str, offset: int, limit: int) -> t
         c.full_name.ilike(pattern, escape="\\"),
     )
     total_col = func.count().over().label("total")
-    stmt = select(*PUBLIC, total_col).where(where).order_by(c.id).offset(offset).limit(limit)
+    keyset = [c.id > after_id] if after_id is not None else []
+    stmt = select(*PUBLIC, total_col).where(where, *keyset).order_by(c.id).offset(offset).limit(limit)
     rows = list((await session.execute(stmt)).all())
-    if rows:
-        return rows, int(rows[0].total)
-    if offset == 0:
+    if rows and after_id is None:
+        return rows, int(rows[0].total)  # the window counted every match, not only this page
+    if offset == 0 and after_id is None:
         return [], 0
     total = await session.scalar(select(func.count()).select_from(users).where(where))
-    return [], int(total or 0)
+    return rows, int(total or 0)
 
 
 async def update_user(session: AsyncSession, user_id: int, values: dict[str, Any]) -> tuple[Row, Row] | None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from pinstack_kit.cursors import MAX_CURSOR_LENGTH
 from pinstack_kit.validation import check_email, check_url
 
 Username = Annotated[str, StringConstraints(min_length=3, max_length=32)]
@@ -44,3 +45,6 @@ class SearchQuery(BaseModel):  # query strings are text: numbers are parsed, not
     query: str = Field(min_length=1, max_length=100)
     page: int = Field(1, ge=1, le=1_000_000)
     limit: int = Field(10, ge=1, le=100)
+    cursor: str = Field(
+        "", max_length=MAX_CURSOR_LENGTH, description="X-Next-Cursor of the previous page; empty: page numbers"
+    )

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_kit import cursors
 from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import dumps, rfc3339
@@ -82,9 +83,14 @@ class UserService:
     async def get_by_email(self, email: str) -> bytes:
         return await self._read("email", email, repository.get_by_email)
 
-    async def search(self, term: str, page: int, limit: int) -> dict[str, Any]:
-        rows, total = await repository.search(self.session, term, (page - 1) * limit, limit)
-        return {"users": [to_wire(r) for r in rows], "total": total}
+    async def search(self, term: str, page: int, limit: int, cursor: str = "") -> tuple[dict[str, Any], str | None]:
+        """A page and the cursor of the next one (users are in id order: the id is the key)."""
+        after = cursors.decode(cursor, 1)[0] if cursor else None
+        offset = 0 if after is not None else (page - 1) * limit
+        rows, total = await repository.search(self.session, term, offset, limit + 1, after)
+        more, rows = len(rows) > limit, rows[:limit]
+        next_cursor = cursors.encode(rows[-1].id) if more else None
+        return {"users": [to_wire(r) for r in rows], "total": total}, next_cursor
 
     async def create(self, values: dict[str, Any]) -> dict[str, Any]:
         password = values.pop("password")

@@ -1,0 +1,239 @@
+"""Rate limits at the gateway (Redis): per client IP on /auth, per login name on failed logins,
+per user on writes; `RateLimit-*` headers, 429 with `Retry-After`, and failing open when Redis is
+unreachable. The shared stack's gateway runs without limits; these tests start gateways of
+their own with small ones in front of the same backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import count
+
+import httpx
+import pytest
+from gateway_contract import PASSWORD, Account, Stack, assert_error, assert_token_pair, data_of, unique_name
+from starlette.requests import Request
+
+from pinstack_gateway.config import Settings, trusted_networks
+from pinstack_gateway.limits import RateLimiter
+from pinstack_kit.testing import free_port, spawn_service, worker_id
+
+pytestmark = pytest.mark.contract
+
+Register = Callable[..., Account]
+AUTH_LIMIT, LOGIN_FAILURES, WRITES = 6, 3, 3
+_addresses = count(1)
+
+
+@contextmanager
+def start_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory, **overrides: str) -> Iterator[str]:
+    env = {
+        **stack.gateway_env,
+        "REDIS_KEY_PREFIX": f"test:{worker_id()}:{uuid.uuid4().hex[:8]}:gateway:",
+        **overrides,
+    }
+    with spawn_service("pinstack_gateway.main:create_app", env, log_dir=tmp_path_factory.mktemp("logs")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def limited(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """Small limits; 127.0.0.1 is a trusted proxy, so each test is its own client by X-Forwarded-For."""
+    with (
+        start_gateway(
+            stack,
+            tmp_path_factory,
+            RATE_LIMIT_AUTH_PER_MINUTE=str(AUTH_LIMIT),
+            RATE_LIMIT_LOGIN_FAILURES=str(LOGIN_FAILURES),
+            RATE_LIMIT_WRITES_PER_MINUTE=str(WRITES),
+            TRUSTED_PROXIES="127.0.0.1,::1",
+        ) as url,
+        httpx.Client(base_url=f"{url}/api/v1", timeout=15.0) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def without_redis(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The same small limits, but Redis is a closed port."""
+    with (
+        start_gateway(
+            stack,
+            tmp_path_factory,
+            REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+            RATE_LIMIT_AUTH_PER_MINUTE="2",
+            RATE_LIMIT_LOGIN_FAILURES="1",
+            RATE_LIMIT_WRITES_PER_MINUTE="1",
+        ) as url,
+        httpx.Client(base_url=url, timeout=15.0) as client,
+    ):
+        yield client
+
+
+def client_address() -> dict[str, str]:
+    """A client of its own (TEST-NET-3), as the trusted proxy in front of the gateway reports it."""
+    n = next(_addresses) + 1000 * int(worker_id().removeprefix("gw") or 0)
+    return {"X-Forwarded-For": f"203.0.{113 + n // 250}.{n % 250 + 1}"}
+
+
+def assert_quota(response: httpx.Response, limit: int, remaining: int) -> None:
+    assert response.headers["RateLimit-Limit"] == str(limit), response.headers
+    assert response.headers["RateLimit-Remaining"] == str(remaining), response.headers
+    assert 0 <= int(response.headers["RateLimit-Reset"]) <= 60 * 15, response.headers
+
+
+def assert_refused(response: httpx.Response) -> None:
+    assert_error(response, 429, "too many requests")
+    assert 1 <= int(response.headers["Retry-After"]) <= 15 * 60, response.headers
+    assert response.headers["RateLimit-Remaining"] == "0"
+
+
+class TestAuthPerClientIp:
+    def test_headers_count_down_then_429_with_retry_after(self, limited: httpx.Client) -> None:
+        me = client_address()
+        body = {"refresh_token": "not-a-token"}
+        for used in range(1, AUTH_LIMIT + 1):
+            response = limited.post("/auth/logout", json=body, headers=me)
+            assert response.status_code == 401, response.text  # the request itself went through
+            assert_quota(response, AUTH_LIMIT, AUTH_LIMIT - used)
+        refused = limited.post("/auth/logout", json=body, headers=me)
+        assert_refused(refused)
+        assert int(refused.headers["Retry-After"]) <= 60
+
+    def test_each_client_ip_has_its_own_window(self, limited: httpx.Client) -> None:
+        me, you = client_address(), client_address()
+        for _ in range(AUTH_LIMIT + 1):
+            limited.post("/auth/logout", json={"refresh_token": "x"}, headers=me)
+        assert_refused(limited.post("/auth/logout", json={"refresh_token": "x"}, headers=me))
+        response = limited.post("/auth/logout", json={"refresh_token": "x"}, headers=you)
+        assert response.status_code == 401
+        assert_quota(response, AUTH_LIMIT, AUTH_LIMIT - 1)
+
+    def test_registering_counts_too(self, limited: httpx.Client) -> None:
+        me = client_address()
+        for _ in range(AUTH_LIMIT):
+            limited.post("/auth/register", json={}, headers=me)
+        assert_refused(limited.post("/auth/register", json={}, headers=me))
+
+    def test_routes_outside_auth_are_not_limited_by_ip(self, limited: httpx.Client) -> None:
+        me = client_address()
+        for _ in range(AUTH_LIMIT + 2):
+            response = limited.get("/posts/list", params={"limit": 1}, headers=me)
+            assert response.status_code == 200
+            assert "RateLimit-Limit" not in response.headers
+
+
+class TestLoginFailuresPerName:
+    def test_locked_after_failures_even_with_the_right_password(
+        self, limited: httpx.Client, register: Register
+    ) -> None:
+        victim = register()
+        for attempt in range(LOGIN_FAILURES):
+            # Each attempt from another address: the lockout is per name, not per IP.
+            wrong = limited.post(
+                "/auth/login", json={"login": victim.username, "password": "wrong-pass"}, headers=client_address()
+            )
+            assert_error(wrong, 401, "invalid credentials")
+            assert_quota(wrong, LOGIN_FAILURES, LOGIN_FAILURES - attempt - 1)
+        right = {"login": victim.username.upper(), "password": PASSWORD}  # the name is case-insensitive
+        refused = limited.post("/auth/login", json=right, headers=client_address())
+        assert_refused(refused)
+        assert 60 < int(refused.headers["Retry-After"]) <= 15 * 60
+
+    def test_other_names_and_successes_are_unaffected(self, limited: httpx.Client, register: Register) -> None:
+        victim, bystander = register(), register()
+        for _ in range(LOGIN_FAILURES):
+            limited.post("/auth/login", json={"login": victim.username, "password": "wrong-pass"})
+        for _ in range(LOGIN_FAILURES + 1):  # successes never count
+            ok = limited.post(
+                "/auth/login", json={"login": bystander.username, "password": PASSWORD}, headers=client_address()
+            )
+            assert_token_pair(data_of(ok))
+
+    def test_unknown_names_count_as_failures(self, limited: httpx.Client) -> None:
+        ghost = unique_name()
+        for _ in range(LOGIN_FAILURES):
+            assert_error(
+                limited.post("/auth/login", json={"login": ghost, "password": "whatever"}, headers=client_address()),
+                404,
+                "user not found",
+            )
+        assert_refused(
+            limited.post("/auth/login", json={"login": ghost, "password": "whatever"}, headers=client_address())
+        )
+
+
+class TestWritesPerUser:
+    def test_writes_are_counted_per_user(self, limited: httpx.Client, register: Register) -> None:
+        me, you = register(), register()
+        for used in range(1, WRITES + 1):
+            response = limited.put("/notification/read-all", headers=me.headers)
+            assert response.status_code == 200, response.text
+            assert_quota(response, WRITES, WRITES - used)
+        assert_refused(limited.put("/notification/read-all", headers=me.headers))
+        assert limited.put("/notification/read-all", headers=you.headers).status_code == 200
+
+    def test_reads_are_not_counted(self, limited: httpx.Client, register: Register) -> None:
+        me = register()
+        for _ in range(WRITES + 2):
+            response = limited.get("/notification/unread-count", headers=me.headers)
+            assert response.status_code == 200
+            assert "RateLimit-Limit" not in response.headers
+
+
+class TestRedisDown:
+    def test_limits_fail_open_and_are_counted(self, without_redis: httpx.Client, register: Register) -> None:
+        me = register()
+        for _ in range(4):
+            response = without_redis.post("/api/v1/auth/logout", json={"refresh_token": "x"})
+            assert response.status_code == 401, response.text
+            assert "RateLimit-Limit" not in response.headers
+        for _ in range(3):
+            assert without_redis.put("/api/v1/notification/read-all", headers=me.headers).status_code == 200
+        for _ in range(3):
+            wrong = without_redis.post("/api/v1/auth/login", json={"login": me.username, "password": "wrong-pass"})
+            assert_error(wrong, 401, "invalid credentials")
+        assert_token_pair(
+            data_of(without_redis.post("/api/v1/auth/login", json={"login": me.username, "password": PASSWORD}))
+        )
+        metrics = without_redis.get("/metrics").text
+        assert 'gateway_redis_unavailable_total{feature="auth"}' in metrics
+        assert 'gateway_redis_unavailable_total{feature="writes"}' in metrics
+
+    def test_idempotency_keys_fail_open(self, without_redis: httpx.Client, register: Register) -> None:
+        me = register()
+        headers = {**me.headers, "Idempotency-Key": "k1"}
+        first = without_redis.post("/api/v1/posts", json={"title": "no redis"}, headers=headers)
+        assert first.status_code == 201, first.text
+        assert "Idempotent-Replayed" not in first.headers
+
+
+class TestClientIp:
+    """Which address is the client: the socket peer, or X-Forwarded-For behind a trusted proxy."""
+
+    @staticmethod
+    def ip(peer: str, forwarded: str | None, trusted: str) -> str:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+        request = Request({"type": "http", "headers": headers, "client": (peer, 1234)})
+        limiter = RateLimiter.__new__(RateLimiter)
+        limiter.trusted = trusted_networks(trusted)
+        return limiter.client_ip(request)
+
+    @pytest.mark.parametrize(
+        ("peer", "forwarded", "trusted", "expected"),
+        [
+            ("198.51.100.7", "203.0.113.9", "", "198.51.100.7"),  # nobody trusted: the peer
+            ("198.51.100.7", "203.0.113.9", "10.0.0.0/8", "198.51.100.7"),  # an untrusted peer may lie
+            ("10.1.2.3", "203.0.113.9", "10.0.0.0/8", "203.0.113.9"),
+            ("10.1.2.3", "1.1.1.1, 203.0.113.9, 10.9.9.9", "10.0.0.0/8", "203.0.113.9"),  # nearest untrusted hop
+            ("10.1.2.3", None, "10.0.0.0/8", "10.1.2.3"),
+            ("10.1.2.3", "garbage", "10.0.0.0/8", "garbage"),
+        ],
+    )
+    def test_client_ip(self, peer: str, forwarded: str | None, trusted: str, expected: str) -> None:
+        assert self.ip(peer, forwarded, trusted) == expected
+
+    def test_settings_refuse_a_bad_network(self) -> None:
+        with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+            Settings(trusted_proxies="10.0.0.0/8, not-a-network")
