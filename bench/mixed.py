@@ -33,6 +33,7 @@ from bench.social import FEED_URL, GATEWAY, ROOT, STATE_DIR, GraphSpec, Seed, de
 SCRIPT = Path(__file__).with_name("mixed.lua")
 RESULTS_FILE = STATE_DIR / "mixed-results.json"
 WRITE_LIMIT_PER_MINUTE = 120  # the gateway's per-user write limit
+KINDS = ("feed", "timeline", "post")  # the request kinds of bench/mixed.lua
 
 
 @dataclass
@@ -143,16 +144,16 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * pct / 100))]
 
 
+@dataclass(frozen=True)
+class Probe:
+    posts: int
+    concurrency: int  # probes in flight
+    poll_interval: float  # seconds
+    timeout: float  # seconds per post
+
+
 async def post_to_feed(
-    seeded: Seed,
-    count: int,
-    *,
-    concurrency: int,
-    poll_interval: float,
-    timeout: float,
-    label: str,
-    rng_seed: int,
-    background_connections: int = 0,
+    seeded: Seed, probe: Probe, *, label: str, rng_seed: int, background_connections: int = 0
 ) -> FeedLatency:
     """Creates `count` posts through the gateway, each by a different author with followers, and
     times from the create response until the post id is in one follower's home timeline, read
@@ -161,7 +162,8 @@ async def post_to_feed(
     rng = random.Random(rng_seed)
     authors = [i for i in range(graph.spec.users) if graph.followers.get(i)]
     rng.shuffle(authors)
-    jobs = [(authors[n % len(authors)], rng.choice(graph.followers[authors[n % len(authors)]])) for n in range(count)]
+    picked = [authors[n % len(authors)] for n in range(probe.posts)]
+    jobs = [(author, rng.choice(graph.followers[author])) for author in picked]
     samples: list[float] = []  # create response -> in the follower's timeline
     creates: list[float] = []  # the create request itself, through the gateway
     timeouts = create_errors = poll_errors = 0
@@ -184,7 +186,7 @@ async def post_to_feed(
         creates.append((created - sent) * 1000)
         post_id = payload["data"]["id"]
         url = f"{FEED_URL}/users/{seeded.users[follower].id}/feed?limit=20"
-        while time.perf_counter() - created < timeout:
+        while time.perf_counter() - created < probe.timeout:
             try:
                 async with session.get(url) as response:
                     page = await response.json(content_type=None)
@@ -195,7 +197,7 @@ async def post_to_feed(
             if found:
                 samples.append((time.perf_counter() - created) * 1000)
                 return
-            await asyncio.sleep(poll_interval)
+            await asyncio.sleep(probe.poll_interval)
         timeouts += 1
 
     queue = list(jobs)
@@ -205,14 +207,14 @@ async def post_to_feed(
             author, follower = queue.pop()
             await one(session, author, follower)
 
-    connector = aiohttp.TCPConnector(limit=concurrency * 2)
+    connector = aiohttp.TCPConnector(limit=probe.concurrency * 2)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(session) for _ in range(probe.concurrency)))
     samples.sort()
     creates.sort()
     return FeedLatency(
         label=label,
-        posts=count,
+        posts=probe.posts,
         seen=len(samples),
         timeouts=timeouts,
         create_errors=create_errors,
@@ -220,7 +222,7 @@ async def post_to_feed(
         p90_ms=round(percentile(samples, 90), 1),
         p99_ms=round(percentile(samples, 99), 1),
         max_ms=round(samples[-1], 1) if samples else float("nan"),
-        poll_interval_ms=poll_interval * 1000,
+        poll_interval_ms=probe.poll_interval * 1000,
         poll_errors=poll_errors,
         create_p50_ms=round(percentile(creates, 50), 1),
         create_p99_ms=round(percentile(creates, 99), 1),
@@ -229,15 +231,18 @@ async def post_to_feed(
     )
 
 
-def feed_latency_under_load(seeded: Seed, users_file: str, connections: int, **kwargs: Any) -> FeedLatency:
+def feed_latency_under_load(
+    seeded: Seed, users_file: str, connections: int, probe: Probe, *, label: str, rng_seed: int
+) -> FeedLatency:
     """The same probe while wrk runs the mixed load with a few connections in the background."""
-    budget = int(kwargs["timeout"] * kwargs["count"] / kwargs["concurrency"]) + 30
+    budget = int(probe.timeout * probe.posts / probe.concurrency) + 30  # stopped as soon as the probe ends
     cmd = wrk_command(users_file, connections, budget, (60, 30, 10))
     background = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1)  # let the load ramp up
-        count = kwargs.pop("count")
-        return asyncio.run(post_to_feed(seeded, count, background_connections=connections, **kwargs))
+        return asyncio.run(
+            post_to_feed(seeded, probe, label=label, rng_seed=rng_seed, background_connections=connections)
+        )
     finally:
         background.terminate()
         background.wait(10)
@@ -274,11 +279,10 @@ def print_report(
             f"{s.requests:9d} {s.errors:7d}  {kinds}{flag}"
         )
     if steps:
-        kinds = ("feed", "timeline", "post")
-        print(f"\n{'by kind: p50 / p99 ms':28} " + " ".join(f"{k:>20}" for k in kinds))
+        print(f"\n{'by kind: p50 / p99 ms':28} " + " ".join(f"{k:>20}" for k in KINDS))
         for s in steps:
             cells = []
-            for kind in kinds:
+            for kind in KINDS:
                 k = s.by_kind.get(kind, {})
                 cells.append(f"{k.get('p50_ms', float('nan')):9.1f} / {k.get('p99_ms', float('nan')):8.1f}")
             print(f"{s.connections:28d} " + " ".join(f"{c:>20}" for c in cells))
@@ -351,14 +355,8 @@ def run(
             time.sleep(settle)  # let the asynchronous fan-out of this step's posts drain
         if feed_posts:
             time.sleep(settle)  # the fan-out of the last steps' posts drains before the idle probe
-            probe = {
-                "concurrency": feed_concurrency,
-                "poll_interval": feed_poll_ms / 1000,
-                "timeout": feed_timeout,
-            }
-            latencies.append(
-                asyncio.run(post_to_feed(seeded, feed_posts, label="idle stack", rng_seed=graph_seed + 101, **probe))
-            )
+            probe = Probe(feed_posts, feed_concurrency, feed_poll_ms / 1000, feed_timeout)
+            latencies.append(asyncio.run(post_to_feed(seeded, probe, label="idle stack", rng_seed=graph_seed + 101)))
             if feed_load_connections:
                 time.sleep(settle * 2)
                 latencies.append(
@@ -366,10 +364,9 @@ def run(
                         seeded,
                         users_file,
                         feed_load_connections,
-                        count=feed_posts,
+                        probe,
                         label=f"under load ({feed_load_connections} conn)",
                         rng_seed=graph_seed + 202,
-                        **probe,
                     )
                 )
     finally:
