@@ -163,6 +163,7 @@ def _load_state(spec: GraphSpec) -> dict[str, Any]:
 def _save_state(spec: GraphSpec, state: dict[str, Any]) -> None:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     tmp = spec.state_file.with_suffix(".tmp")
+    tmp.touch(mode=0o600)  # it holds live refresh tokens
     tmp.write_text(json.dumps(state))
     tmp.replace(spec.state_file)  # a crash never leaves a half-written file (refresh tokens rotate)
 
