@@ -138,6 +138,24 @@ def run_step(users_file: str, users: int, connections: int, seconds: float, weig
     )
 
 
+def on_target(step: Step, target_ms: float) -> bool:
+    return step.p99_ms <= target_ms and step.error_ratio <= 0.01
+
+
+def refine_between(steps: list[Step], target_ms: float) -> int | None:
+    """A connection count halfway between the largest on target and the next one measured above
+    it that missed, when there is an untried count between them: the doubling steps are coarse."""
+    passed = [s.connections for s in steps if on_target(s, target_ms)]
+    if not passed:
+        return None
+    low = max(passed)
+    missed = [s.connections for s in steps if s.connections > low and not on_target(s, target_ms)]
+    if not missed:
+        return None
+    middle = (low + min(missed)) // 2
+    return middle if middle not in {s.connections for s in steps} and middle > low else None
+
+
 def percentile(sorted_values: list[float], pct: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -326,6 +344,7 @@ def run(
     feed_timeout: float,
     feed_load_connections: int,
     seed_concurrency: int,
+    refine: int = 2,
     seed_only: bool = False,
 ) -> dict[str, Any] | None:
     if not shutil.which("wrk"):
@@ -343,16 +362,26 @@ def run(
     steps: list[Step] = []
     latencies: list[FeedLatency] = []
     try:
-        for c in connections:
+
+        def step_at(c: int, note: str = "") -> None:
             step = run_step(users_file, users, c, seconds, (60, 30, 10))
             steps.append(step)
             print(
                 f"  {c:3d} connections: {step.requests_per_second:8.1f} req/s  p50 {step.p50_ms:7.2f} ms  "
-                f"p99 {step.p99_ms:7.2f} ms  errors {step.errors}"
+                f"p99 {step.p99_ms:7.2f} ms  errors {step.errors}{note}"
             )
             if step.writes_per_user_minute > WRITE_LIMIT_PER_MINUTE / 2:
                 print(f"  warning: ~{step.writes_per_user_minute} writes/min per user, near the gateway's limit")
             time.sleep(settle)  # let the asynchronous fan-out of this step's posts drain
+
+        for c in connections:
+            step_at(c)
+        for _ in range(refine):
+            between = refine_between(steps, target_ms)
+            if between is None:
+                break
+            step_at(between, "  (refining)")
+        steps.sort(key=lambda s: s.connections)
         if feed_posts:
             time.sleep(settle)  # the fan-out of the last steps' posts drains before the idle probe
             probe = Probe(feed_posts, feed_concurrency, feed_poll_ms / 1000, feed_timeout)
@@ -372,7 +401,7 @@ def run(
     finally:
         os.unlink(users_file)
 
-    ok = [s for s in steps if s.p99_ms <= target_ms and s.error_ratio <= 0.01]
+    ok = [s for s in steps if on_target(s, target_ms)]
     best = max(ok, key=lambda s: s.requests_per_second) if ok else None
     print_report(seeded, steps, best, target_ms, latencies)
     result = {

@@ -246,6 +246,9 @@ def add_mixed_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mixed-seconds", type=float, default=float(env("BENCH_MIXED_SECONDS", "10")), help="per step")
     group.add_argument("--mixed-settle", type=float, default=2.0, help="pause after each step, seconds")
     group.add_argument("--mixed-target-p99", type=float, default=100.0, help="p99 target, milliseconds")
+    group.add_argument(
+        "--mixed-refine", type=int, default=2, help="extra steps bisecting the connections around the target"
+    )
     group.add_argument("--feed-posts", type=int, default=200, help="posts timed into a follower's feed (0: skip)")
     group.add_argument("--feed-concurrency", type=int, default=4, help="probes in flight")
     group.add_argument("--feed-poll-ms", type=float, default=5.0, help="poll interval of the feed, milliseconds")
@@ -277,6 +280,7 @@ def run_mixed(args: argparse.Namespace) -> None:
         feed_timeout=args.feed_timeout,
         feed_load_connections=args.feed_load_connections,
         seed_concurrency=args.seed_concurrency,
+        refine=args.mixed_refine,
         seed_only=args.scenario == "mixed-seed",
     )
 
