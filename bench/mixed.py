@@ -345,6 +345,7 @@ def run(
     feed_load_connections: int,
     seed_concurrency: int,
     refine: int = 2,
+    warmup: float = 3.0,
     seed_only: bool = False,
 ) -> dict[str, Any] | None:
     if not shutil.which("wrk"):
@@ -374,6 +375,11 @@ def run(
                 print(f"  warning: ~{step.writes_per_user_minute} writes/min per user, near the gateway's limit")
             time.sleep(settle)  # let the asynchronous fan-out of this step's posts drain
 
+        if warmup and connections:
+            run_step(
+                users_file, users, min(2, max(connections)), warmup, (60, 30, 10)
+            )  # warm caches and pools, not recorded
+            time.sleep(settle)
         for c in connections:
             step_at(c)
         for _ in range(refine):
@@ -414,6 +420,9 @@ def run(
         },
         "mix": {"home_feed": 60, "user_timeline": 30, "create_post": 10},
         "target_p99_ms": target_ms,
+        "seconds_per_step": seconds,
+        "warmup_seconds": warmup,
+        "settle_seconds": settle,
         "steps": [asdict(s) for s in steps],
         "sustained": asdict(best) if best else None,
         "post_to_feed": [asdict(f) for f in latencies],

@@ -244,6 +244,7 @@ def add_mixed_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated connection counts to step through",
     )
     group.add_argument("--mixed-seconds", type=float, default=float(env("BENCH_MIXED_SECONDS", "10")), help="per step")
+    group.add_argument("--mixed-warmup", type=float, default=3.0, help="unrecorded load before the steps, seconds")
     group.add_argument("--mixed-settle", type=float, default=2.0, help="pause after each step, seconds")
     group.add_argument("--mixed-target-p99", type=float, default=100.0, help="p99 target, milliseconds")
     group.add_argument(
@@ -281,6 +282,7 @@ def run_mixed(args: argparse.Namespace) -> None:
         feed_load_connections=args.feed_load_connections,
         seed_concurrency=args.seed_concurrency,
         refine=args.mixed_refine,
+        warmup=args.mixed_warmup,
         seed_only=args.scenario == "mixed-seed",
     )
 
