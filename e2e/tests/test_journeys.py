@@ -235,3 +235,51 @@ def test_a_new_post_can_be_liked_and_commented_at_once(api: Api, new_account) ->
         data_of(api.put(f"/posts/{post_id}/like", token=fan.access), 200)
         post_id = api.create_post(author, f"Fresh comment {attempt}", likeable=False)["id"]
         data_of(api.post(f"/posts/{post_id}/comments", token=fan.access, json={"content": "first!"}), 201)
+
+
+def walk(api: Api, path: str, key: str, token: str | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a cursor-paginated list, page by page, checking each page's size."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(50):
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        page = data_of(api.get(path, token=token, params=query), 200)
+        assert len(page[key]) <= int(params["limit"])
+        items += page[key]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return items
+    raise AssertionError(f"{path} never reached its last page")
+
+
+def test_cursor_pages_of_the_feed_comments_and_likes(api: Api, new_account) -> None:
+    author, reader = new_account("pager"), new_account("reader")
+    fans = [new_account("liker") for _ in range(3)]
+    api.follow(reader, author)
+    posts = [api.create_post(author, f"Page {i}")["id"] for i in range(3)]
+    eventually(
+        lambda: feed_ids(api, reader), lambda ids: set(posts) <= set(ids), what="three posts in the reader's feed"
+    )
+    assert [p["id"] for p in walk(api, "/feed", "items", token=reader.access, limit=1)] == posts[::-1]
+
+    comments = [
+        data_of(api.post(f"/posts/{posts[0]}/comments", token=fan.access, json={"content": f"c{i}"}), 201)["id"]
+        for i, fan in enumerate(fans)
+    ]
+    assert [c["id"] for c in walk(api, f"/posts/{posts[0]}/comments", "comments", limit=2)] == comments, "oldest first"
+    for fan in fans:
+        data_of(api.put(f"/posts/{posts[0]}/like", token=fan.access), 200)
+    likers = [like["user_id"] for like in walk(api, f"/posts/{posts[0]}/likes", "likes", limit=2)]
+    assert likers == [fan.id for fan in fans][::-1], "newest first"
+    assert_error(api.get("/feed", token=reader.access, params={"cursor": "not-a-cursor"}), 400)
+
+
+def test_unfollowing_takes_the_authors_posts_out_of_the_feed(api: Api, new_account) -> None:
+    author, reader = new_account("unfol"), new_account("reader")
+    api.follow(reader, author)
+    post = api.create_post(author, "Soon gone from the feed", likeable=False)["id"]
+    eventually(lambda: feed_ids(api, reader), lambda ids: post in ids, what="the post in the reader's feed")
+    data_of(api.post("/relation/unfollow", token=reader.access, json={"followee_id": author.id}), 200)
+    eventually(
+        lambda: feed_ids(api, reader), lambda ids: post not in ids, what="the post to leave the feed after unfollow"
+    )
