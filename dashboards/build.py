@@ -71,22 +71,20 @@ def _dashboard(uid: str, title: str, description: str, service_variable: bool = 
     return d
 
 
+def _error_ratio(by: str) -> str:
+    """Share of 5xx answers; 0 (not "No data") for a service that answered no 5xx."""
+    group = f"sum by ({by}) " if by else "sum "
+    errors = group + '(rate(http_requests_total{status=~"5..",' + JOB + "}[5m]))"
+    served = group + "(rate(http_requests_total{" + JOB + "}[5m]))"
+    return f"({errors} or 0 * {served}) / {served}"
+
+
 def overview() -> Dashboard:
     return (
         _dashboard("pinstack-overview", "Pinstack / Overview", "Every service at a glance: traffic, errors, latency.")
         .with_panel(_stat("Services up", "none", "sum(up{" + JOB + "})"))
         .with_panel(_stat("Requests/s", "reqps", "sum(rate(http_requests_total{" + JOB + "}[5m]))"))
-        .with_panel(
-            _stat(
-                "Error ratio",
-                "percentunit",
-                'sum(rate(http_requests_total{status=~"5..",'
-                + JOB
-                + "}[5m])) / sum(rate(http_requests_total{"
-                + JOB
-                + "}[5m]))",
-            )
-        )
+        .with_panel(_stat("Error ratio", "percentunit", _error_ratio("")))
         .with_panel(_stat("Outbox backlog", "none", "sum(outbox_backlog{" + JOB + "})"))
         .with_panel(
             _ts(
@@ -99,11 +97,7 @@ def overview() -> Dashboard:
             _ts(
                 "Error ratio by service",
                 "percentunit",
-                (
-                    'sum by (job) (rate(http_requests_total{status=~"5..",' + JOB + "}[5m])) / sum by (job) "
-                    "(rate(http_requests_total{" + JOB + "}[5m]))",
-                    "{{job}}",
-                ),
+                (_error_ratio("job"), "{{job}}"),
             )
         )
         .with_panel(
@@ -122,7 +116,12 @@ def overview() -> Dashboard:
             _ts(
                 "Open circuit breakers",
                 "none",
-                ("sum by (job, upstream) (circuit_breaker_open{" + JOB + "})", "{{job}} → {{upstream}}"),
+                (
+                    # A breaker's gauge appears once it first opened: every upstream called shows 0 until then.
+                    "sum by (job, upstream) (circuit_breaker_open{" + JOB + "}) or sum by (job, upstream) "
+                    "(0 * rate(upstream_requests_total{" + JOB + "}[5m]))",
+                    "{{job}} → {{upstream}}",
+                ),
             )
         )
     )
@@ -150,8 +149,10 @@ def red() -> Dashboard:
                 "Errors (5xx) by route",
                 "reqps",
                 (
-                    'sum by (route, status) (rate(http_requests_total{status=~"5..",' + JOB + "}[5m]))",
-                    "{{route}} {{status}}",
+                    # 0 for every route served, so "no errors" is a flat line rather than "No data".
+                    'sum by (route) (rate(http_requests_total{status=~"5..",' + JOB + "}[5m])) or sum by (route) "
+                    "(0 * rate(http_requests_total{" + JOB + "}[5m]))",
+                    "{{route}}",
                 ),
             )
         )
@@ -211,13 +212,16 @@ def database() -> Dashboard:
         _dashboard(
             "pinstack-database",
             "Pinstack / Database pool",
-            "Connections per service database (postgres_exporter) and the SQLAlchemy pool of each service.",
+            "The SQLAlchemy connection pool of each service (APIs and workers).",
         )
         .with_panel(
             _ts(
-                "Connections by database and state",
+                "Idle pooled connections",
                 "none",
-                ('sum by (datname, state) (pg_stat_activity_count{datname=~".*"})', "{{datname}} {{state}}"),
+                (
+                    "sum by (job) (db_pool_size{" + JOB + "}) - sum by (job) (db_pool_checked_out{" + JOB + "})",
+                    "{{job}}",
+                ),
             )
         )
         .with_panel(
