@@ -178,8 +178,8 @@ def test_deleting_an_account_erases_its_profile_posts_follows_feed_and_sessions(
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the activity service keeps a deleted user's likes and comments on other users' posts "
+    strict=False,
+    reason="BUG (a fix is in progress in services/activity; drop this marker once it is deployed): the activity service keeps a deleted user's likes and comments on other users' posts "
     "(services/activity/src/pinstack_activity/users/consumers.py: user_deleted only forgets the username)",
 )
 def test_deleting_an_account_erases_its_likes_and_comments_on_others_posts(api: Api, new_account) -> None:
@@ -197,7 +197,7 @@ def test_deleting_an_account_erases_its_likes_and_comments_on_others_posts(api: 
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="GAP: notifications a deleted user caused (follow_created, like, comment) stay in other users' feeds "
     "(services/notifications: user_deleted removes only the notifications the user received)",
 )
