@@ -16,8 +16,14 @@ from pinstack_kit.testing import app_client
 
 
 @pytest.fixture
-def settings(pg_database: Callable[[str, Path], str]) -> Settings:
-    return Settings(environment="test", database_url=pg_database("activity", MIGRATIONS))
+def posts_url(service_server: Callable[..., str]) -> str:
+    """A real posts service (with its users service): the fallback for posts not projected yet."""
+    return service_server("posts", USERS_URL=service_server("users"))
+
+
+@pytest.fixture
+def settings(pg_database: Callable[[str, Path], str], posts_url: str) -> Settings:
+    return Settings(environment="test", database_url=pg_database("activity", MIGRATIONS), posts_url=posts_url)
 
 
 @pytest.fixture

@@ -279,6 +279,65 @@ class TestPostDeleted:
         }
 
 
+class TestProjectionLag:
+    async def test_a_post_not_projected_yet_is_asked_for_once(
+        self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, posts_url: str, service_server: Any
+    ) -> None:
+        """A like or comment right after the post was created, before `post_created` arrived."""
+        name = f"lag{uuid.uuid4().hex[:10]}"
+        async with httpx.AsyncClient(base_url=service_server("users")) as users:
+            created = await users.post(
+                "/users", json={"username": name, "email": f"{name}@example.com", "password": "long-enough-1"}
+            )
+        author = created.json()["data"]["id"]
+        async with httpx.AsyncClient(base_url=posts_url) as posts:
+            response = await posts.post("/posts", json={"author_id": author, "title": "Fresh"})
+        post_id = response.json()["data"]["id"]
+        liker = new_id()
+        assert (await client.put(f"/posts/{post_id}/likes/{liker}")).json()["data"] == {"liked": True, "like_count": 1}
+        await comment(client, post_id, liker)
+        await deliver(post_record("post_created", post_id, author))  # the event arrives late: no change
+        assert (await stats(client, [post_id], liker))[str(post_id)] == {
+            "like_count": 1,
+            "comment_count": 1,
+            "view_count": 0,
+            "liked_by_viewer": True,
+        }
+        assert await sql(app, "SELECT author_id FROM posts WHERE id = :id", id=post_id) == [(author,)]
+
+
+class TestUserDeleted:
+    async def test_an_account_takes_its_likes_views_and_comments_along(
+        self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, post: Post
+    ) -> None:
+        gone, stays = new_id(), new_id()
+        other = {"id": new_id(), "author_id": new_id()}
+        await deliver(post_record("post_created", other["id"], other["author_id"]))
+        for user in (gone, stays):
+            for target in (post, other):
+                await client.put(f"/posts/{target['id']}/likes/{user}")
+                await client.post(f"/posts/{target['id']}/views", json={"user_id": user})
+        thread = await comment(client, post["id"], gone, "Mine")
+        await comment(client, post["id"], stays, "A reply", parent_id=thread["id"])
+        await comment(client, post["id"], stays, "Top level")
+        await deliver(user_record("user_deleted", gone, f"gone{gone}"))
+        counters = await stats(client, [post["id"], other["id"]], stays)
+        assert counters[str(post["id"])] == {
+            "like_count": 1,
+            "comment_count": 1,
+            "view_count": 1,
+            "liked_by_viewer": True,
+        }
+        assert counters[str(other["id"])] == {
+            "like_count": 1,
+            "comment_count": 0,
+            "view_count": 1,
+            "liked_by_viewer": True,
+        }
+        for table, column in (("likes", "user_id"), ("views", "user_id"), ("comments", "author_id")):
+            assert await sql(app, f"SELECT count(*) FROM {table} WHERE {column} = :u", u=gone) == [(0,)]  # noqa: S608
+
+
 class TestWorker:
     async def test_post_events_in_activity_events_out(
         self, pg_database: Callable[[str, Path], str], kafka_topic: Callable[[str], str]

@@ -5,7 +5,8 @@ and a circuit breaker, so a dead backend costs a fast 503 instead of a hang or a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -62,6 +63,7 @@ class CircuitBreaker:
 class UpstreamResponse:
     status_code: int
     content: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive when from a service
 
     def json(self) -> Any:
         return orjson.loads(self.content)
@@ -127,7 +129,7 @@ class ServiceClient:
                 async with self._client().request(
                     method, self.base_url + path, data=content, params=query, headers=send_headers
                 ) as raw:
-                    response = UpstreamResponse(raw.status, await raw.read())
+                    response = UpstreamResponse(raw.status, await raw.read(), raw.headers)
             except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 outcome, error, last_exc = "timeout", ServiceTimeout(), exc
             except (aiohttp.ClientError, OSError) as exc:
@@ -152,6 +154,18 @@ class ServiceClient:
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+    async def find(self, path: str) -> Any | None:
+        """GET one resource's envelope `data`; None when the service answers 404.
+
+        The projection fallback of every service ("not seen in the events yet: ask its owner once").
+        """
+        response = await self.request("GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.json()["data"]
 
 
 def error_from_response(response: UpstreamResponse) -> AppError:

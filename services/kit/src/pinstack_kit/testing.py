@@ -366,19 +366,21 @@ SERVICES_DIR = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
-def service_server(pg_database: Callable[[str, Path], str]) -> Iterator[Callable[[str], str]]:
+def service_server(pg_database: Callable[[str, Path], str]) -> Iterator[Callable[..., str]]:
     """Factory: a real uvicorn server of `pinstack_<name>` on its own migrated test database,
-    one per name and test worker (e.g. the users service other services call over HTTP)."""
+    one per name and test worker (e.g. the users service other services call over HTTP).
+    `upstream` wires it to other such servers: `server("posts", USERS_URL=server("users"))`."""
     with ExitStack() as stack:
         urls: dict[str, str] = {}
 
-        def server(name: str) -> str:
+        def server(name: str, **upstream: str) -> str:
             if name not in urls:
                 env = {
                     "ENVIRONMENT": "test",
                     "DATABASE_URL": pg_database(name, SERVICES_DIR / name / "migrations"),
                     "REDIS_URL": REDIS_URL,
                     "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:{name}:",
+                    **upstream,
                 }
                 urls[name] = stack.enter_context(spawn_service(f"pinstack_{name}.main:create_app", env))
             return urls[name]

@@ -5,7 +5,7 @@ from starlette.responses import Response
 
 from pinstack_activity.comments.schemas import CommentsQuery, CreateComment, DeleteQuery
 from pinstack_activity.comments.service import CommentService
-from pinstack_activity.deps import SessionDep, SettingsDep
+from pinstack_activity.deps import PostsDep, SessionDep, SettingsDep
 from pinstack_kit.envelope import ok
 from pinstack_kit.validation import INT64_MAX
 
@@ -15,15 +15,21 @@ Id = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 @router.post("/posts/{post_id}/comments", status_code=201, summary="Comment on a post, or reply to a comment")
-async def create_comment(post_id: Id, body: CreateComment, session: SessionDep, settings: SettingsDep) -> Response:
-    return ok(await CommentService(session, settings).create(post_id, body), status=201)
+async def create_comment(
+    post_id: Id, body: CreateComment, session: SessionDep, settings: SettingsDep, posts: PostsDep
+) -> Response:
+    return ok(await CommentService(session, settings, posts).create(post_id, body), status=201)
 
 
 @router.get("/posts/{post_id}/comments", summary="A post's comments (or a comment's replies), oldest first")
 async def list_comments(
-    post_id: Id, query: Annotated[CommentsQuery, Query()], session: SessionDep, settings: SettingsDep
+    post_id: Id,
+    query: Annotated[CommentsQuery, Query()],
+    session: SessionDep,
+    settings: SettingsDep,
+    posts: PostsDep,
 ) -> Response:
-    service = CommentService(session, settings)
+    service = CommentService(session, settings, posts)
     return ok(await service.list_comments(post_id, query.parent_id, query.cursor, query.limit))
 
 

@@ -14,8 +14,10 @@ from pinstack_activity.comments.schemas import CreateComment
 from pinstack_activity.config import Settings
 from pinstack_activity.errors import CommentNotFound, NotAllowed, PostNotFound
 from pinstack_activity.events import ACTIVITY_EVENTS, COMMENT_CREATED, activity_event
+from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.users.service import UserDirectory
 from pinstack_kit.envelope import rfc3339_nano
+from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
 
 
@@ -32,14 +34,23 @@ def to_wire(row: Row, reply_count: int = 0) -> dict[str, Any]:
 
 
 class CommentService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, posts: ServiceClient | None = None) -> None:
         self.session = session
         self.topic = settings.topic(ACTIVITY_EVENTS)
+        self.posts = PostDirectory(session, settings, posts)
+
+    async def _post_author(self, post_id: int) -> int:
+        """The post's author (key-share locked); a post not in the projection yet is learnt first."""
+        author_id = await repository.post_author(self.session, post_id)
+        if author_id is None:
+            await self.posts.require(post_id)
+            author_id = await repository.post_author(self.session, post_id)
+        if author_id is None:
+            raise PostNotFound()
+        return author_id
 
     async def create(self, post_id: int, body: CreateComment) -> dict[str, Any]:
-        post_author_id = await repository.post_author(self.session, post_id)
-        if post_author_id is None:
-            raise PostNotFound()
+        post_author_id = await self._post_author(post_id)
         parent_author_id = None
         if body.parent_id is not None:
             parent = await repository.parent(self.session, body.parent_id, post_id)
@@ -69,8 +80,7 @@ class CommentService:
         self, post_id: int, parent_id: int | None, cursor: str | None, limit: int
     ) -> dict[str, Any]:
         after_id = cursors.decode(cursor, 1)[0] if cursor else None
-        if await repository.post_author(self.session, post_id) is None:
-            raise PostNotFound()
+        await self._post_author(post_id)
         rows = await repository.page(self.session, post_id, parent_id, after_id, limit + 1)
         page = rows[:limit]
         return {

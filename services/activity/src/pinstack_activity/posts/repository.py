@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,10 @@ async def add(session: AsyncSession, post_id: int, author_id: int) -> bool:
     """True when the post is new to the projection."""
     stmt = insert(posts).values(id=post_id, author_id=author_id).on_conflict_do_nothing().returning(p.id)
     return (await session.execute(stmt)).first() is not None
+
+
+async def known(session: AsyncSession, post_id: int) -> bool:
+    return (await session.scalar(select(p.id).where(p.id == post_id))) is not None
 
 
 async def delete(session: AsyncSession, post_id: int) -> None:

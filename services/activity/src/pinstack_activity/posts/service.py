@@ -7,15 +7,32 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_activity.config import Settings
+from pinstack_activity.errors import PostNotFound
 from pinstack_activity.events import ACTIVITY_EVENTS
 from pinstack_activity.posts import repository
 from pinstack_activity.users.service import UserDirectory
+from pinstack_kit.http_client import ServiceClient
 
 
 class PostDirectory:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, posts: ServiceClient | None = None) -> None:
         self.session = session
         self.topic = settings.topic(ACTIVITY_EVENTS)
+        self.posts = posts
+
+    async def require(self, post_id: int) -> None:
+        """Raise `PostNotFound` unless the post exists. A post created a moment ago may not have
+        reached the projection through `post-events` yet: then its owner is asked once, and the
+        answer is recorded as the event would have been (mentions included, exactly once).
+        A deletion racing with that lookup can leave the projection a post that is gone; the
+        next `post_deleted` replay or redelivery does not come, so such a post keeps its
+        likes until the posts service's cascade is consumed again (rare, and harmless)."""
+        if await repository.known(self.session, post_id):
+            return
+        post = await self.posts.find(f"/posts/{post_id}") if self.posts is not None else None
+        if post is None:
+            raise PostNotFound()
+        await self.created(post_id, int(post["author"]["id"]), post.get("title") or "", post.get("created_at"))
 
     async def created(self, post_id: int, author_id: int, title: str, created_at: str | None) -> None:
         if not await repository.add(self.session, post_id, author_id):

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from pinstack_activity.deps import SessionDep, SettingsDep
+from pinstack_activity.deps import PostsDep, SessionDep, SettingsDep
 from pinstack_activity.reactions.schemas import PageQuery, StatsQuery, ViewBody
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_kit.envelope import ok
@@ -21,8 +21,10 @@ async def post_stats(query: Annotated[StatsQuery, Query()], session: SessionDep,
 
 
 @router.put("/{post_id}/likes/{user_id}", summary="Like a post (idempotent)")
-async def like(post_id: PostId, user_id: UserId, session: SessionDep, settings: SettingsDep) -> Response:
-    return ok(await ReactionService(session, settings).like(post_id, user_id))
+async def like(
+    post_id: PostId, user_id: UserId, session: SessionDep, settings: SettingsDep, posts: PostsDep
+) -> Response:
+    return ok(await ReactionService(session, settings, posts).like(post_id, user_id))
 
 
 @router.delete("/{post_id}/likes/{user_id}", summary="Take a like back (idempotent)")
@@ -32,11 +34,17 @@ async def unlike(post_id: PostId, user_id: UserId, session: SessionDep, settings
 
 @router.get("/{post_id}/likes", summary="Who liked the post, newest first, with an opaque cursor")
 async def likers(
-    post_id: PostId, query: Annotated[PageQuery, Query()], session: SessionDep, settings: SettingsDep
+    post_id: PostId,
+    query: Annotated[PageQuery, Query()],
+    session: SessionDep,
+    settings: SettingsDep,
+    posts: PostsDep,
 ) -> Response:
-    return ok(await ReactionService(session, settings).likers(post_id, query.cursor, query.limit))
+    return ok(await ReactionService(session, settings, posts).likers(post_id, query.cursor, query.limit))
 
 
 @router.post("/{post_id}/views", summary="Count a view: once per user, post and window")
-async def view(post_id: PostId, body: ViewBody, session: SessionDep, settings: SettingsDep) -> Response:
-    return ok(await ReactionService(session, settings).view(post_id, body.user_id))
+async def view(
+    post_id: PostId, body: ViewBody, session: SessionDep, settings: SettingsDep, posts: PostsDep
+) -> Response:
+    return ok(await ReactionService(session, settings, posts).view(post_id, body.user_id))

@@ -9,11 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_activity import cursors
 from pinstack_activity.config import Settings
-from pinstack_activity.errors import InvalidInput, PostNotFound
+from pinstack_activity.errors import InvalidInput
 from pinstack_activity.events import ACTIVITY_EVENTS, LIKE_CREATED, activity_event
+from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.reactions import repository
 from pinstack_activity.reactions.schemas import MAX_STATS_IDS
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
+from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
 from pinstack_kit.validation import INT64_MAX, parse_int
 
@@ -29,14 +31,25 @@ def parse_ids(text: str) -> list[int]:
 
 
 class ReactionService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, posts: ServiceClient | None = None) -> None:
         self.session = session
         self.settings = settings
         self.topic = settings.topic(ACTIVITY_EVENTS)
+        self.posts = PostDirectory(session, settings, posts)
+
+    async def _learnt(self, post_id: int) -> bool:
+        """After a write found no post: True when the post was only missing from the projection
+        and is known now (the write is worth a retry); raises `PostNotFound` when it does not exist."""
+        if await repository.post(self.session, post_id) is not None:
+            return False
+        await self.posts.require(post_id)
+        return True
 
     async def like(self, post_id: int, user_id: int) -> dict[str, Any]:
         created_at = await repository.add_like(self.session, post_id, user_id)
-        if created_at is None:  # liked already, or no such post
+        if created_at is None and await self._learnt(post_id):
+            created_at = await repository.add_like(self.session, post_id, user_id)
+        if created_at is None:  # liked already
             return {"liked": True, "like_count": await self._count(post_id, "like_count")}
         post = await repository.bump(self.session, post_id, "like_count", +1)
         data = {
@@ -59,7 +72,10 @@ class ReactionService:
         window = self.settings.view_window_seconds
         elapsed = ((now or datetime.now(UTC)) - EPOCH) // timedelta(seconds=1)
         window_start = EPOCH + timedelta(seconds=elapsed - elapsed % window)
-        if not await repository.add_view(self.session, post_id, user_id, window_start):
+        counted = await repository.add_view(self.session, post_id, user_id, window_start)
+        if not counted and await self._learnt(post_id):
+            counted = await repository.add_view(self.session, post_id, user_id, window_start)
+        if not counted:
             return {"counted": False, "view_count": await self._count(post_id, "view_count")}
         post = await repository.bump(self.session, post_id, "view_count", +1)
         return {"counted": True, "view_count": post.view_count}
@@ -70,7 +86,7 @@ class ReactionService:
             micros, user_id = cursors.decode(cursor, 2)
             before = (EPOCH + timedelta(microseconds=micros), user_id)
         if await repository.post(self.session, post_id) is None:
-            raise PostNotFound()
+            await self.posts.require(post_id)
         rows = await repository.likers(self.session, post_id, before, limit + 1)
         page = rows[:limit]
         next_cursor = None
@@ -99,5 +115,6 @@ class ReactionService:
     async def _count(self, post_id: int, counter: str) -> int:
         post = await repository.post(self.session, post_id)
         if post is None:
-            raise PostNotFound()
+            await self.posts.require(post_id)  # raises unless only the projection lagged behind
+            return 0
         return int(getattr(post, counter))

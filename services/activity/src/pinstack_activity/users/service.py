@@ -35,7 +35,10 @@ class UserDirectory:
         await repository.upsert(self.session, int(user["id"]), str(user["username"]), at)
 
     async def forget(self, user_id: int) -> None:
+        """A deleted account takes its likes, views and comments (with the replies under them)
+        along, and the posts' counters drop by what went. Its own posts go by `post_deleted`."""
         await repository.delete(self.session, user_id)
+        await repository.erase_activity(self.session, user_id)
 
     async def mentioned(self, text: str, *, author_id: int) -> list[int]:
         """Ids of the users `text` mentions, in order, without its author: one query."""

@@ -11,7 +11,7 @@ from pinstack_auth.errors import InvalidRefreshToken, RefreshTokenReused, UserNo
 from pinstack_auth.keys.signing import SigningKeys
 from pinstack_auth.sessions import repository
 from pinstack_kit.errors import Unauthorized
-from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.jwt import TokenError, TokenExpired, decode
 
 
@@ -54,11 +54,8 @@ class SessionService:
             # A rotated token presented again: someone holds a copy. End the whole login.
             await repository.revoke_family(self.session, row.family_id, "reuse_detected")
             raise RefreshTokenReused()
-        user = await self.users.request("GET", f"/users/{row.user_id}")
-        if user.status_code == 404:
+        if await self.users.find(f"/users/{row.user_id}") is None:
             raise UserNotFound()
-        if user.status_code >= 400:
-            raise error_from_response(user)
         await repository.mark_rotated(self.session, row.jti)
         return await self._open(row.user_id, row.family_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.http_client import ServiceClient
 from pinstack_notifications.errors import UserNotFound
 from pinstack_notifications.users import repository
 
@@ -20,12 +20,8 @@ class Recipients:
         concurrent deletion waits and then removes what this transaction wrote."""
         alive = await repository.known(self.session, user_id, lock=True)
         if alive is None:
-            if self.users is not None:
-                response = await self.users.request("GET", f"/users/{user_id}")
-                if response.status_code == 404:
-                    return False
-                if response.status_code >= 400:
-                    raise error_from_response(response)
+            if self.users is not None and await self.users.find(f"/users/{user_id}") is None:
+                return False
             # Without a users client the caller vouches for the user (a follow event: the
             # relations service checked the followee).
             await repository.add_if_absent(self.session, user_id)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.http_client import ServiceClient
 from pinstack_posts.authors import repository
 from pinstack_posts.errors import UserNotFound
 
@@ -36,12 +36,10 @@ class AuthorService:
         row = await repository.get_for_post(self.session, author_id)
         if row is not None:
             return row
-        response = await users.request("GET", f"/users/{author_id}")
-        if response.status_code == 404:
+        user = await users.find(f"/users/{author_id}")
+        if user is None:
             raise UserNotFound()
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        await repository.upsert(self.session, profile(response.json()["data"]))
+        await repository.upsert(self.session, profile(user))
         row = await repository.get_for_post(self.session, author_id)
         if row is None:  # deleted by a `user_deleted` that committed in between
             raise UserNotFound()

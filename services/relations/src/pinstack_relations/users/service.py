@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.http_client import ServiceClient
 from pinstack_relations.errors import UserNotFound
 from pinstack_relations.users import repository
 
@@ -39,12 +39,9 @@ class UserDirectory:
 
     async def _fetch(self, user_id: int) -> dict[str, Any]:
         assert self.users is not None
-        response = await self.users.request("GET", f"/users/{user_id}")
-        if response.status_code == 404:
+        user: dict[str, Any] | None = await self.users.find(f"/users/{user_id}")
+        if user is None:
             raise UserNotFound()
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        user: dict[str, Any] = response.json()["data"]
         return user
 
     async def remember(self, user: dict[str, Any]) -> None:
