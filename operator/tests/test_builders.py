@@ -133,3 +133,44 @@ def test_scram_password_check() -> None:
     assert password_matches(stored, "r", "secret")
     assert not password_matches(stored, "r", "other")
     assert not password_matches(None, "r", "secret")
+
+
+def test_kafka_prefix_belongs_to_the_oldest_live_environment() -> None:
+    from pinstack_operator.builders.ownership import kafka_prefix_owner
+
+    def env(ns: str, created: str, prefix: str = "p.", deleting: bool = False) -> dict[str, object]:
+        meta: dict[str, object] = {"name": "env", "namespace": ns, "creationTimestamp": created}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-01-03T00:00:00Z"
+        return {"metadata": meta, "spec": {"kafka": {"bootstrapServers": "k:9092", "topicPrefix": prefix}}}
+
+    old, young = env("a", "2026-01-01T00:00:00Z"), env("b", "2026-01-02T00:00:00Z")
+    everyone = [old, young, env("c", "2025-01-01T00:00:00Z", prefix="other.")]
+    assert kafka_prefix_owner(young, everyone) == "a/env"
+    assert kafka_prefix_owner(old, everyone) is None
+    assert kafka_prefix_owner(young, [env("a", "2026-01-01T00:00:00Z", deleting=True), young]) is None
+
+
+def test_paused_and_failed_conditions_keep_what_the_components_last_said() -> None:
+    from pinstack_operator import conditions as c
+
+    ready = c.merge([], [c.Condition("PostgresReady", True, "Provisioned", "3 databases")], 1, "t0")
+    paused = c.paused(ready, 2, "t1")
+    assert {x["type"]: x["status"] for x in paused} == {"PostgresReady": "True", "Ready": "True", "Paused": "True"}
+    assert c.phase(paused, first_time=False) == "Paused"
+    assert next(x for x in paused if x["type"] == "PostgresReady")["observedGeneration"] == 1
+    failed = c.failed(paused, "RuntimeError: boom", 2, "t2")
+    assert {x["type"]: (x["status"], x["reason"]) for x in failed} == {
+        "PostgresReady": ("True", "Provisioned"),
+        "Ready": ("False", "ReconcileError"),
+    }
+    conflict = c.merge([], [c.Condition("PostgresReady", False, "Conflict", "database x belongs to ns/env")], 1, "t")
+    assert next(x for x in conflict if x["type"] == "Ready")["reason"] == "Conflict"
+    assert "ns/env" in next(x for x in conflict if x["type"] == "Ready")["message"]
+
+
+def test_owner_comment_round_trip() -> None:
+    from pinstack_operator.builders.ownership import comment_owner, database_comment
+
+    assert comment_owner(database_comment("ns/env")) == "ns/env"
+    assert comment_owner("a note somebody wrote") is None and comment_owner(None) is None

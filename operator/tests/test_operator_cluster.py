@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
+import logging
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,14 +58,38 @@ def operator(kube_cluster: KubeCluster, worker_prefix: str) -> Iterator[KopfRunn
     kube_cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "crd"))
     kube_cluster.kubectl("wait", "--for=condition=Established", "crd/pinstackenvironments.pinstack.io")
     args = ["run", "--standalone", f"--namespace={worker_prefix}*", "-m", "pinstack_operator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
+    recent = _RecentLog()
+    kopf_logger = logging.getLogger("kopf")
+    kopf_logger.addHandler(recent)
+    kopf_logger.setLevel(logging.DEBUG)
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            runner.recent = recent  # type: ignore[attr-defined]
+            yield runner
+    finally:
+        kopf_logger.removeHandler(recent)
     assert runner.exception is None or isinstance(runner.exception, SystemExit), runner.output[-3000:]
 
 
+class _RecentLog(logging.Handler):
+    """Kopf's last log lines (DEBUG included) while it runs: KopfRunner.output exists only after
+    the operator stopped, too late to explain a timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: collections.deque[str] = collections.deque(maxlen=300)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.created:.1f} {record.name} {record.levelname} {record.getMessage()}"[:500])
+
+    def tail(self, keep: int = 80) -> str:
+        return "\n".join(list(self.lines)[-keep:])
+
+
 class Env:
-    def __init__(self, cluster: KubeCluster, namespace: str, tag: str) -> None:
+    def __init__(self, cluster: KubeCluster, namespace: str, tag: str, runner: KopfRunner | None = None) -> None:
         self.cluster, self.namespace, self.tag, self.name = cluster, namespace, tag, "env"
+        self.runner = runner
 
     def kubectl(self, *args: str, **kw: Any) -> Any:
         return self.cluster.kubectl("-n", self.namespace, *args, **kw)
@@ -100,7 +131,7 @@ class Env:
     def apply(self, body: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
 
-    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 120, interval: float = 0.5) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -110,8 +141,16 @@ class Env:
                     return last
             except Exception as e:  # not there yet
                 last = e
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}: {last}")
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}: {last}\n{self.diagnostics()}")
+
+    def diagnostics(self) -> str:
+        """What a timeout needs to be understood: the resource (Kopf's progress annotations hold a
+        handler's retries and errors) and the operator's last log lines."""
+        got = self.kubectl("get", "pse", "-o", "yaml", check=False)
+        recent = getattr(self.runner, "recent", None)
+        log = recent.tail() if recent is not None else ""
+        return f"--- resources:\n{got.stdout[-4000:]}{got.stderr[-500:]}\n--- operator log:\n{log}"
 
     def ready(self) -> dict[str, Any]:
         body = self.get("pse", self.name)
@@ -124,18 +163,22 @@ class Env:
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
 
-@pytest.fixture
-def env(kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str) -> Iterator[Env]:
-    tag = f"t{uuid.uuid4().hex[:8]}"
-    namespace = f"{worker_prefix}{tag}"
-    e = Env(kube_cluster, namespace, tag)
-    kube_cluster.kubectl("create", "namespace", namespace)
+def _new_env(cluster: KubeCluster, namespace: str, tag: str, runner: KopfRunner | None) -> Env:
+    e = Env(cluster, namespace, tag, runner)
+    cluster.kubectl("create", "namespace", namespace)
     e.kubectl(
         "create", "secret", "generic", "pg-admin", "--from-literal=username=postgres", "--from-literal=password=x"
     )
     e.kubectl(
         "create", "secret", "generic", "redis-admin", "--from-literal=username=default", "--from-literal=password="
     )
+    return e
+
+
+@pytest.fixture
+def env(kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str) -> Iterator[Env]:
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    e = _new_env(kube_cluster, f"{worker_prefix}{tag}", tag, operator)
     yield e
     # Leave nothing behind on the shared servers, whatever the test did.
     e.kubectl("delete", "pse", "--all", "--wait=false", check=False)
@@ -152,6 +195,8 @@ def _drop_everything(tag: str) -> None:
     for user in r.acl_users():
         if user.startswith(f"{tag}."):
             r.acl_deluser(user)
+    for marker in r.scan_iter(f"pinstack-operator:owner:{tag}.*"):
+        r.delete(marker)
     asyncio.run(_delete_topics(tag))
 
 
@@ -235,7 +280,16 @@ def test_apply_becomes_ready_with_everything_provisioned(env: Env) -> None:
         r.set(f"{tag}.auth:k", "v")  # another service's keys
     auth = env.secret("auth")
     assert auth["JWT_PRIVATE_KEY"].startswith("-----BEGIN PRIVATE KEY-----")
-    assert "DATABASE_URL" not in env.secret("gateway")
+    # The gateway keeps rate limits and idempotency keys in Redis (Lua scripts): its own user.
+    gateway = env.secret("gateway")
+    assert set(gateway) == {"REDIS_URL", "REDIS_KEY_PREFIX", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC_PREFIX"}
+    assert gateway["REDIS_KEY_PREFIX"] == f"{tag}.gateway:"
+    g = redis_sync.Redis.from_url(gateway["REDIS_URL"])
+    window = g.register_script("local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 1000) return n")
+    assert window(keys=[f"{tag}.gateway:rl:k"]) == 1
+    assert g.set(f"{tag}.gateway:idem:k", "v", nx=True, ex=60)
+    with pytest.raises(redis_sync.exceptions.NoPermissionError):
+        g.set(f"{tag}.users:k", "v")
 
     dashboards = json.loads(env.kubectl("get", "cm", "-l", "grafana_dashboard=1", "-o", "json").stdout)["items"]
     assert {d["metadata"]["name"] for d in dashboards} == {
@@ -360,3 +414,272 @@ def test_invalid_resources_are_rejected_with_a_clear_message(env: Env, sample: P
     done = env.kubectl("apply", "-f", str(sample), check=False)
     assert done.returncode != 0
     assert expected[1].strip() in done.stderr, done.stderr
+
+
+# ------------------------------------------------------------------ failures, restarts, pause
+
+
+def test_a_failed_pass_is_reported_and_retried_within_seconds(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error that escapes a reconciliation is written to the status at once and retried after
+    RETRY_DELAY_SECONDS, not after Kopf's default 60 s backoff with an empty status (the cause of
+    resources that "were never picked up" under load: the API server's transient errors)."""
+    import pinstack_operator.handlers as handlers
+
+    real = handlers.reconcile
+    calls = {"n": 0}
+
+    async def failing_once(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        if spec.namespace == env.namespace:  # other tests' resources may still be going away
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the API server answered 429 Too Many Requests")
+        return await real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(handlers, "reconcile", failing_once)
+    env.apply(env.manifest())
+
+    def error_reported() -> dict[str, Any] | None:
+        conds = {c["type"]: c for c in env.get("pse", env.name).get("status", {}).get("conditions", [])}
+        ready = conds.get("Ready", {})
+        return ready if ready.get("reason") == "ReconcileError" else None
+
+    started = time.monotonic()
+    ready = env.wait_until(error_reported, "the error in the status", timeout=30)
+    assert "429 Too Many Requests" in ready["message"]
+    env.wait_until(env.ready, "Ready after the retry", timeout=30)
+    print(f"Ready {time.monotonic() - started:.1f}s after the failed pass")
+    assert calls["n"] >= 2
+
+
+def _operator_process(cluster: KubeCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
+    """The operator as its Deployment runs it: `python -m pinstack_operator`, its own process."""
+    env = {**cluster.env, "METRICS_PORT": "0", "DRIFT_INTERVAL_SECONDS": "3", "DRIFT_IDLE_SECONDS": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "pinstack_operator", "--standalone", f"--namespace={namespace}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_operator_killed_mid_reconcile_converges_after_a_restart(
+    kube_cluster: KubeCluster, operator: KopfRunner, tmp_path: Path
+) -> None:
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    # Outside the in-process operator's namespaces: only the operator process handles it.
+    e = _new_env(kube_cluster, f"pso-lone-{tag}", tag, None)
+    log = tmp_path / "operator.log"
+    first = _operator_process(kube_cluster, e.namespace, log)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        e.apply(e.manifest())
+
+        def provisioning_began() -> bool:
+            dbs, roles = pg_state(tag)
+            return bool(dbs or roles or acl_users(tag))
+
+        e.wait_until(provisioning_began, "the first reconcile to begin", timeout=120, interval=0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        status_at_kill = e.get("pse", e.name).get("status") or {}
+        assert not status_at_kill.get("conditions"), "the first reconcile had already finished: no kill mid-way"
+        partial = (pg_state(tag), acl_users(tag))
+        print(f"killed mid-reconcile with {partial}")
+
+        second = _operator_process(kube_cluster, e.namespace, log)
+        body = e.wait_until(e.ready, "Ready after the restart", timeout=120)
+
+        expected = {f"{tag}_users", f"{tag}_auth", f"{tag}_relations"}
+        assert pg_state(tag) == (expected, expected)
+        assert acl_users(tag) == {f"{tag}.{s}" for s in SERVICES}
+        assert {t for t in kafka_topics() if t.startswith(f"{tag}.")} == {
+            f"{tag}.relation-events",
+            f"{tag}.user-events",
+        }
+        secrets = json.loads(e.kubectl("get", "secret", "-l", "pinstack.io/environment=env", "-o", "json").stdout)
+        assert sorted(o["metadata"]["name"] for o in secrets["items"]) == sorted(
+            f"env-{s}-connection" for s in SERVICES
+        )
+        dashboards = json.loads(e.kubectl("get", "cm", "-l", "grafana_dashboard=1", "-o", "json").stdout)["items"]
+        assert len(dashboards) == 6
+        for service in ("users", "auth", "relations"):  # the passwords in the Secrets are the ones set
+            with psycopg.connect(e.secret(service)["DATABASE_URL"]):
+                pass
+        for service in SERVICES:
+            assert redis_sync.Redis.from_url(e.secret(service)["REDIS_URL"]).ping()
+
+        from pinstack_operator.builders.spec import parse_spec
+        from pinstack_operator.reconcile import reconcile
+
+        outcome = asyncio.run(reconcile(parse_spec(e.name, e.namespace, body["spec"]), body))
+        assert outcome.ready and outcome.writes == 0, outcome.changes
+    finally:
+        for process in (first, second):
+            if process is not None:
+                _stop(process)
+        e.kubectl("delete", "pse", "--all", "--wait=false", check=False)
+        # No operator is left for this namespace: let the resource go without its finalizer.
+        e.kubectl("patch", "pse", e.name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+        _drop_everything(tag)
+        print(log.read_text()[-3000:] if log.exists() else "")
+
+
+def _annotate(env: Env, *pairs: str) -> None:
+    env.kubectl("annotate", "pse", env.name, "--overwrite", *pairs)
+
+
+def _condition(env: Env, kind: str) -> dict[str, Any]:
+    conds = {c["type"]: c for c in env.get("pse", env.name).get("status", {}).get("conditions", [])}
+    return conds.get(kind, {})
+
+
+def test_paused_environment_is_left_alone_until_resumed(env: Env) -> None:
+    env.apply(env.manifest(partitions=2))
+    env.wait_until(env.ready, "Ready")
+    _annotate(env, "pinstack.io/paused=true")
+    env.wait_until(lambda: env.get("pse", env.name)["status"]["phase"] == "Paused", "phase Paused")
+    assert _condition(env, "Paused")["status"] == "True"
+    row = env.kubectl("get", "pse", env.name, "--no-headers").stdout.split()
+    assert row[2] == "Paused"
+
+    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+        conn.execute(f'DROP DATABASE "{env.tag}_auth" WITH (FORCE)')
+    env.apply(env.manifest(partitions=3))
+    time.sleep(8)  # two drift-timer cycles and the update: none of them may write
+    assert f"{env.tag}_auth" not in pg_state(env.tag)[0]
+    assert kafka_topics()[f"{env.tag}.user-events"] == 2
+    assert env.get("pse", env.name)["status"]["phase"] == "Paused"
+
+    body = env.get("pse", env.name)
+    assert body["status"]["observedGeneration"] < body["metadata"]["generation"]  # the update waits
+
+    env.kubectl("annotate", "pse", env.name, "pinstack.io/paused-")
+    env.wait_until(lambda: env.ready() and env.get("pse", env.name)["status"]["phase"] == "Ready", "resumed")
+    assert not _condition(env, "Paused")
+    assert f"{env.tag}_auth" in pg_state(env.tag)[0]
+    env.wait_until(lambda: kafka_topics()[f"{env.tag}.user-events"] == 3, "the update applied after resuming")
+
+
+def test_credentials_rotate_on_annotation(env: Env) -> None:
+    env.apply(env.manifest())
+    env.wait_until(env.ready, "Ready")
+    before = {s: env.secret(s) for s in ("users", "gateway")}
+    jwt = env.secret("auth")["JWT_PRIVATE_KEY"]
+    _annotate(env, "pinstack.io/rotate-credentials=2026-11-21")
+
+    def rotated() -> bool:
+        status = env.get("pse", env.name)["status"]
+        return status.get("credentialsRotation") == "2026-11-21" and bool(env.ready())
+
+    env.wait_until(rotated, "credentials rotated")
+    users, gateway = env.secret("users"), env.secret("gateway")
+    assert users["DATABASE_URL"] != before["users"]["DATABASE_URL"]
+    assert users["REDIS_URL"] != before["users"]["REDIS_URL"]
+    assert gateway["REDIS_URL"] != before["gateway"]["REDIS_URL"]
+    assert env.secret("auth")["JWT_PRIVATE_KEY"] == jwt  # signing keys need an overlap: not rotated here
+
+    with psycopg.connect(users["DATABASE_URL"]):
+        pass
+    # The local server trusts 127.0.0.1 (any password logs in), so ask it what the role's
+    # password is: the new one, no longer the old one.
+    from pinstack_operator.steps.postgres import password_matches
+
+    role = f"{env.tag}_users"
+    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+        row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    assert row is not None
+    assert password_matches(row[0], role, urlsplit(users["DATABASE_URL"]).password or "")
+    assert not password_matches(row[0], role, urlsplit(before["users"]["DATABASE_URL"]).password or "")
+    assert redis_sync.Redis.from_url(gateway["REDIS_URL"]).ping()
+    with pytest.raises(redis_sync.exceptions.AuthenticationError):
+        redis_sync.Redis.from_url(before["gateway"]["REDIS_URL"]).ping()
+
+    env.wait_until(
+        lambda: [
+            e
+            for e in json.loads(env.kubectl("get", "events", "-o", "json").stdout)["items"]
+            if e["reason"] == "CredentialsRotated"
+        ],
+        "a CredentialsRotated event",
+        timeout=30,
+    )
+    # Handled once: the next passes keep the new passwords.
+    time.sleep(4)
+    assert env.secret("users") == users
+
+
+def test_second_environment_claiming_the_same_names_is_refused(
+    env: Env, kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str
+) -> None:
+    env.apply(env.manifest())
+    env.wait_until(env.ready, "the owner Ready")
+    versions = {
+        o["metadata"]["name"]: o["metadata"]["resourceVersion"]
+        for o in json.loads(env.kubectl("get", "secret,cm", "-o", "json").stdout)["items"]
+    }
+    owner_status = env.get("pse", env.name)["metadata"]["resourceVersion"]
+
+    # Same database prefix, Redis key prefix and topic prefix on the same servers.
+    rival = _new_env(kube_cluster, f"{worker_prefix}{env.tag}-rival", env.tag, operator)
+    try:
+        rival.apply(rival.manifest(policy="Delete"))
+
+        def refused() -> dict[str, Any]:
+            ready = _condition(rival, "Ready")
+            return ready if ready.get("reason") == "Conflict" else {}
+
+        ready = rival.wait_until(refused, "Ready=False with reason Conflict")
+        assert ready["status"] == "False"
+        assert f"{env.namespace}/env" in ready["message"], ready
+        assert "database" in ready["message"] and "Redis" in ready["message"] and "Kafka" in ready["message"]
+        assert rival.kubectl("get", "secret", "env-users-connection", check=False).returncode != 0
+
+        # The rival goes, with deletionPolicy Delete: what the owner has stays.
+        rival.kubectl("delete", "pse", rival.name, "--wait=false")
+        rival.wait_until(lambda: rival.kubectl("get", "pse", rival.name, check=False).returncode != 0, "rival gone")
+    finally:
+        rival.kubectl("delete", "pse", "--all", "--wait=false", check=False)
+    after = {
+        o["metadata"]["name"]: o["metadata"]["resourceVersion"]
+        for o in json.loads(env.kubectl("get", "secret,cm", "-o", "json").stdout)["items"]
+    }
+    assert after == versions
+    assert env.get("pse", env.name)["metadata"]["resourceVersion"] == owner_status
+    dbs, _ = pg_state(env.tag)
+    assert dbs == {f"{env.tag}_users", f"{env.tag}_auth", f"{env.tag}_relations"}
+    with psycopg.connect(env.secret("users")["DATABASE_URL"]):
+        pass
+    assert acl_users(env.tag) == {f"{env.tag}.{s}" for s in SERVICES}
+
+
+def test_operator_dashboard_queries_name_exported_metrics(env: Env) -> None:
+    from pinstack_operator import metrics
+
+    env.apply(env.manifest())
+    env.wait_until(env.ready, "Ready")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics.serve(port)  # the registry the in-process operator fills
+    exported = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = {line.split("{")[0].split(" ")[0] for line in exported.splitlines() if line and not line.startswith("#")}
+    dashboard = json.loads((ROOT / "dashboards" / "json" / "operator.json").read_text())
+    named = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets") or []
+        for name in re.findall(r"\b(pinstack_operator_[a-z_]+)\b", target.get("expr", ""))
+    }
+    assert named, "the operator dashboard names no operator metric"
+    assert named <= samples, f"named by the dashboard, not exported with samples: {sorted(named - samples)}"

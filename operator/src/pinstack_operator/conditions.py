@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 COMPONENTS = ("PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady")
+PAUSED = "Paused"
+CONFLICT = "Conflict"
+PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Paused", "Deleting", "Failed")
 
 
 @dataclass(frozen=True)
@@ -24,15 +27,52 @@ def merge(
     before = {c.get("type"): c for c in previous or ()}
     ready = all(c.status for c in current)
     failed = [c.type for c in current if not c.status]
-    every = [
-        *current,
-        Condition(
+    conflicts = [c for c in current if not c.status and c.reason == CONFLICT]
+    if conflicts:  # the one reason a user must act on: say so at the top, naming the owner
+        summary = Condition("Ready", False, CONFLICT, "; ".join(c.message for c in conflicts))
+    else:
+        summary = Condition(
             "Ready",
             ready,
             "Reconciled" if ready else "ComponentsNotReady",
             "all components are ready" if ready else f"not ready: {', '.join(failed)}",
-        ),
+        )
+    return _stamp(before, [*current, summary], generation, now)
+
+
+def paused(previous: Sequence[Mapping[str, Any]], generation: int, now: str) -> list[dict[str, Any]]:
+    """While paused the components are not looked at: their last known conditions stay as they
+    were, and a Paused condition says why nothing changes."""
+    before = {c.get("type"): c for c in previous or ()}
+    kept = [
+        Condition(c["type"], c.get("status") == "True", c.get("reason") or "Unknown", c.get("message") or "")
+        for c in previous or ()
+        if c.get("type") != PAUSED
     ]
+    note = Condition(PAUSED, True, "ReconciliationPaused", 'annotation pinstack.io/paused is "true": no writes')
+    out = _stamp(before, [*kept, note], generation, now)
+    # The components were not reconciled at this generation: keep the generation they describe.
+    for c in out:
+        if c["type"] != PAUSED and before.get(c["type"], {}).get("observedGeneration") is not None:
+            c["observedGeneration"] = before[c["type"]]["observedGeneration"]
+    return out
+
+
+def failed(previous: Sequence[Mapping[str, Any]], error: str, generation: int, now: str) -> list[dict[str, Any]]:
+    """A reconciliation that could not run to its end: the components keep their last known
+    conditions and Ready says what went wrong (a retry follows within seconds)."""
+    before = {c.get("type"): c for c in previous or ()}
+    kept = [
+        Condition(c["type"], c.get("status") == "True", c.get("reason") or "Unknown", c.get("message") or "")
+        for c in previous or ()
+        if c.get("type") not in ("Ready", PAUSED)
+    ]
+    return _stamp(before, [*kept, Condition("Ready", False, "ReconcileError", error)], generation, now)
+
+
+def _stamp(
+    before: Mapping[Any, Mapping[str, Any]], every: Sequence[Condition], generation: int, now: str
+) -> list[dict[str, Any]]:
     out = []
     for c in every:
         status = "True" if c.status else "False"
@@ -52,6 +92,8 @@ def merge(
 
 
 def phase(conditions: Sequence[Mapping[str, Any]], first_time: bool) -> str:
+    if any(c["type"] == PAUSED and c["status"] == "True" for c in conditions):
+        return "Paused"
     ready = next((c for c in conditions if c["type"] == "Ready"), None)
     if ready and ready["status"] == "True":
         return "Ready"

@@ -18,6 +18,7 @@ class Config:
     drift_idle: float = 10.0
     watch_server_timeout: int = 300
     watch_client_timeout: int = 310
+    retry_delay: float = 10.0
 
     @classmethod
     def from_env(cls) -> Config:
@@ -31,6 +32,7 @@ class Config:
             drift_idle=float(env.get("DRIFT_IDLE_SECONDS", "10")),
             watch_server_timeout=int(env.get("WATCH_SERVER_TIMEOUT", "300")),
             watch_client_timeout=int(env.get("WATCH_CLIENT_TIMEOUT", "310")),
+            retry_delay=float(env.get("RETRY_DELAY_SECONDS", "10")),
         )
 
 

@@ -17,9 +17,14 @@ from pinstack_operator.reconcile import Outcome, reconcile, tear_down
 
 GROUP, VERSION, PLURAL = "pinstack.io", "v1alpha1", "pinstackenvironments"
 FINALIZER = "pinstack.io/finalizer"
+# Kopf ignores every annotation under its own storage prefix (pinstack.io/) when it diffs an
+# object, so no change handler fires for these two: `follow_annotations` watches every event.
+PAUSED = "pinstack.io/paused"
+ROTATE = "pinstack.io/rotate-credentials"
 
 _locks: dict[str, asyncio.Lock] = {}
 _last_success = {"at": time.time()}
+_phases: dict[str, str] = {}  # namespace/name -> phase, for the pinstack_operator_resources gauge
 
 
 @kopf.on.startup()
@@ -34,9 +39,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="pinstack.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # An unexpected error is retried after this delay, not Kopf's default of 60 s: a transient
+    # failure (an API server answering 429 or 500 under load) must not leave a new resource
+    # without status for a minute or more.
+    settings.execution.default_backoff = CONFIG.retry_delay
     settings.execution.max_workers = 8
     logging.getLogger().setLevel(CONFIG.log_level)
     metrics.serve(CONFIG.metrics_port)
+    _count_phase("", None)  # every phase has a series from the start, zeros included
+    metrics.declare_components()
 
 
 @kopf.on.probe(id="lastReconcileAgeSeconds")
@@ -53,23 +64,75 @@ def _exclusive(memo: kopf.Memo) -> asyncio.Lock:
     return lock
 
 
+def _normal(body: kopf.Body, reason: str, message: str) -> None:
+    """A Normal Event, always posted: kopf.info() obeys settings.posting.level (WARNING here, to
+    keep log lines out of Events) and would drop these."""
+    kopf.event(body, type="Normal", reason=reason, message=message)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _run(trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Any) -> Outcome | None:
+def is_paused(body: kopf.Body) -> bool:
+    return str(body.metadata.annotations.get(PAUSED, "")).lower() == "true"
+
+
+def rotation_wanted(body: kopf.Body, memo: kopf.Memo) -> str | None:
+    """The rotate-credentials value not handled yet (None: nothing to rotate). The memo covers
+    the moment between a rotation and the status patch reaching the body a timer holds."""
+    wanted = body.metadata.annotations.get(ROTATE)
+    done = {(body.get("status") or {}).get("credentialsRotation"), memo.get("rotated")}
+    return wanted if wanted and wanted not in done else None
+
+
+def _count_phase(key: str, phase: str | None) -> None:
+    if phase is None:
+        _phases.pop(key, None)
+    else:
+        _phases[key] = phase
+    for name in conditions.PHASES:
+        metrics.RESOURCES.labels(name).set(sum(1 for p in _phases.values() if p == name))
+
+
+async def _run(trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo) -> Outcome | None:
     key = f"{body.metadata.namespace}/{body.metadata.name}"
     async with _locks.setdefault(key, asyncio.Lock()):
         status = dict(body.get("status") or {})
         generation = int(body.metadata.get("generation") or 0)
+        if is_paused(body):
+            metrics.RECONCILIATIONS.labels(trigger, "paused").inc()
+            merged = conditions.paused(status.get("conditions") or [], generation, _now())
+            # observedGeneration stays at the last generation reconciled: a spec changed while
+            # paused is not applied (nor reported as such) until the annotation goes.
+            _write_status(patch, status, merged, int(status.get("observedGeneration") or 0))
+            _count_phase(key, "Paused")
+            return None
         try:
             env = parse_spec(body.metadata.name, body.metadata.namespace or "", body.spec)
         except (InvalidSpec, KeyError) as e:
             metrics.RECONCILIATIONS.labels(trigger, "invalid").inc()
             _set_status(patch, status, [conditions.Condition("SpecValid", False, "InvalidSpec", str(e))], generation)
             raise kopf.PermanentError(f"invalid spec: {e}") from e
-        with metrics.DURATION.labels(trigger).time():
-            outcome = await reconcile(env, body)
+        rotation = rotation_wanted(body, memo)
+        try:
+            with metrics.DURATION.labels(trigger).time():
+                outcome = await reconcile(env, body, rotate=rotation is not None)
+        except Exception as e:
+            # Components report their own failures; this is what broke the pass itself. Say it
+            # in the status (never leave it empty) and retry soon.
+            metrics.RECONCILIATIONS.labels(trigger, "error").inc()
+            message = f"{type(e).__name__}: {e}"[:1000]
+            _write_status(
+                patch,
+                status,
+                conditions.failed(status.get("conditions") or [], message, generation, _now()),
+                generation,
+            )
+            raise kopf.TemporaryError(message, delay=CONFIG.retry_delay) from e
+        if rotation is not None and outcome.ready:
+            patch.status["credentialsRotation"] = memo["rotated"] = rotation
+            _normal(body, reason="CredentialsRotated", message=f"new passwords for every role and user ({rotation})")
         for component, changes in outcome.changes.items():
             if changes:
                 metrics.WRITES.labels(component).inc(len(changes))
@@ -77,13 +140,19 @@ async def _run(trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Any) ->
         if outcome.ready:
             _last_success["at"] = time.time()
         _set_status(patch, status, outcome.conditions, generation)
+        _count_phase(key, patch.status.get("phase") or status.get("phase"))
         failed = "; ".join(f"{c.type}: {c.message}" for c in outcome.conditions if not c.status)
         logger.info(f"{trigger}: {outcome.writes} changes in {outcome.duration:.2f}s, ready={outcome.ready} {failed}")
         return outcome
 
 
 def _set_status(patch: kopf.Patch, status: dict[str, Any], current: list[Any], generation: int) -> None:
-    merged = conditions.merge(status.get("conditions") or [], current, generation, _now())
+    _write_status(
+        patch, status, conditions.merge(status.get("conditions") or [], current, generation, _now()), generation
+    )
+
+
+def _write_status(patch: kopf.Patch, status: dict[str, Any], merged: list[dict[str, Any]], generation: int) -> None:
     phase = conditions.phase(merged, first_time=not status.get("conditions"))
     if (
         conditions.same(status.get("conditions") or [], merged)
@@ -105,12 +174,34 @@ async def apply(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo
     async with _exclusive(memo):
         if memo.get("deleting"):
             return
-        outcome = await _run(str(reason or "apply"), body, patch, logger)
+        outcome = await _run(str(reason or "apply"), body, patch, logger, memo)
     if outcome and outcome.writes:
-        kopf.info(body, reason="Reconciled", message="; ".join(c for cs in outcome.changes.values() for c in cs)[:1000])
+        _normal(body, reason="Reconciled", message="; ".join(c for cs in outcome.changes.values() for c in cs)[:1000])
     if outcome and not outcome.ready:
         failed = [f"{c.type}: {c.message}" for c in outcome.conditions if not c.status]
         kopf.warn(body, reason="Degraded", message="; ".join(failed)[:1000])
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def follow_annotations(
+    body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo, type: str | None = None, **_: Any
+) -> None:
+    """Pausing, resuming and credential rotation take effect on the next watch event (Kopf's
+    change handlers never see annotations under its own prefix). Level-based: compares the
+    annotations with the status, so it is a no-op for every other event."""
+    if type == "DELETED" or body.metadata.get("deletionTimestamp"):
+        return
+    status = body.get("status") or {}
+    if not status.get("conditions"):
+        return  # never reconciled: the create (or resume) handler does the first pass
+    if is_paused(body) == (status.get("phase") == "Paused") and rotation_wanted(body, memo) is None:
+        return
+    async with _exclusive(memo):
+        if memo.get("deleting"):
+            return
+        outcome = await _run("annotations", body, patch, logger, memo)
+    if outcome and outcome.writes:
+        _normal(body, reason="Reconciled", message="; ".join(c for cs in outcome.changes.values() for c in cs)[:1000])
 
 
 @kopf.timer(
@@ -121,7 +212,7 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
         # The body may predate the deletion: the flag set by `delete` is the reliable signal.
         if memo.get("deleting") or body.metadata.get("deletionTimestamp"):
             return
-        outcome = await _run("timer", body, patch, logger)
+        outcome = await _run("timer", body, patch, logger, memo)
     if not outcome:
         return
     for component, changes in outcome.changes.items():
@@ -139,10 +230,11 @@ async def delete(body: kopf.Body, logger: Any, memo: kopf.Memo, **_: Any) -> Non
     except (InvalidSpec, KeyError):
         return  # never provisioned anything
     try:
-        changes = await tear_down(env)
+        changes = await tear_down(env, body)
     except LookupError as e:
         # The admin Secret is gone (namespace deletion): nothing can be dropped; do not block.
         kopf.warn(body, reason="DeleteIncomplete", message=str(e))
         return
+    _count_phase(f"{body.metadata.namespace}/{body.metadata.name}", None)
     logger.info(f"deleted ({env.deletion_policy}): {len(changes)} changes")
-    kopf.info(body, reason="Deleted", message=f"deletionPolicy {env.deletion_policy}: {len(changes)} changes")
+    _normal(body, reason="Deleted", message=f"deletionPolicy {env.deletion_policy}: {len(changes)} changes")

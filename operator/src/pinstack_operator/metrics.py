@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILIATIONS = Counter(
@@ -17,10 +19,27 @@ DRIFT = Counter("pinstack_operator_drift_corrections_total", "Drift found and co
 WRITES = Counter("pinstack_operator_writes_total", "Changes made to external systems and objects", ["component"])
 RESOURCES = Gauge("pinstack_operator_resources", "PinstackEnvironments by phase", ["phase"])
 
+COMPONENTS = ("postgres", "redis", "kafka", "secrets", "dashboards", "alerts")
+
 _started: set[int] = set()
 
 
+def declare_components() -> None:
+    """Zero series for every component, so dashboards and alerts see 0 instead of no data."""
+    for component in COMPONENTS:
+        DRIFT.labels(component)
+        WRITES.labels(component)
+
+
 def serve(port: int) -> None:
-    if port > 0 and port not in _started:
+    """Serve /metrics on `port` (0: not at all). A port already taken is logged, not raised: this
+    runs in Kopf's startup handler, and a failing startup handler keeps the whole operator from
+    watching anything while Kopf retries it (every 60 s by default)."""
+    if port <= 0 or port in _started:
+        return
+    try:
         start_http_server(port)
-        _started.add(port)
+    except OSError as e:
+        logging.getLogger(__name__).error(f"metrics not served: port {port} is not free ({e}); set METRICS_PORT")
+        return
+    _started.add(port)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pinstack_operator import assets
-from pinstack_operator.builders import kafka, monitoring, postgres, redis
+from pinstack_operator.builders import kafka, monitoring, ownership, postgres, redis
 from pinstack_operator.builders import secrets as secret_builder
 from pinstack_operator.builders.spec import EnvironmentSpec, SecretRef
 from pinstack_operator.conditions import Condition
@@ -65,15 +65,18 @@ class Credentials:
     jwt: str | None
 
 
-def _credentials(env: EnvironmentSpec, service: str, current: Mapping[str, str] | None) -> Credentials:
-    """Keep what the connection Secret already holds; generate what is missing."""
-    current = current or {}
+def _credentials(
+    env: EnvironmentSpec, service: str, current: Mapping[str, str] | None, rotate: bool = False
+) -> Credentials:
+    """Keep what the connection Secret already holds; generate what is missing. `rotate`: new
+    database and Redis passwords (the JWT signing key is kept: rotating it needs a key overlap)."""
+    current = {} if current is None else current
     jwt = (
         current.get(secret_builder.JWT_PRIVATE_KEY) or new_jwt_key() if secret_builder.needs_jwt_key(service) else None
     )
     return Credentials(
-        db=_password_from(current.get("DATABASE_URL")) or new_password(),
-        redis=_password_from(current.get("REDIS_URL")) or new_password(),
+        db=(None if rotate else _password_from(current.get("DATABASE_URL"))) or new_password(),
+        redis=(None if rotate else _password_from(current.get("REDIS_URL"))) or new_password(),
         jwt=jwt,
     )
 
@@ -119,10 +122,55 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:1000]
 
 
-async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any]) -> Outcome:
+ORDER = ["PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady"]
+
+
+async def find_conflicts(env: EnvironmentSpec, body: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Condition type -> what another environment owns (read only). A server that cannot be read
+    here is reported by the provisioning step itself, so errors are not conflicts."""
+    me = ownership.owner_id(env.namespace, env.name)
+
+    async def pg() -> list[str]:
+        return await pg_step.foreign_owners(await pg_admin(env), postgres.databases(env), me)
+
+    async def rd() -> list[str]:
+        return await redis_step.foreign_owners(await redis_admin(env), redis.acl_users(env), me)
+
+    async def kf() -> list[str]:
+        other = ownership.kafka_prefix_owner(body, await asyncio.to_thread(kube.list_environments))
+        if other is None:
+            return []
+        return [f"Kafka topic prefix {env.kafka.topic_prefix!r} on {env.kafka.bootstrap_servers} belongs to {other}"]
+
+    found = await asyncio.gather(pg(), rd(), kf(), return_exceptions=True)
+    return {
+        kind: messages
+        for kind, messages in zip(("PostgresReady", "RedisReady", "KafkaTopicsReady"), found, strict=True)
+        if isinstance(messages, list) and messages
+    }
+
+
+def _conflicted(conflicts: dict[str, list[str]], started: float) -> Outcome:
+    """Nothing is written while another environment owns a name this one wants."""
+    out = Outcome(changes={})
+    for kind in ORDER:
+        if kind in conflicts:
+            out.conditions.append(Condition(kind, False, "Conflict", "; ".join(conflicts[kind])[:1000]))
+        else:
+            out.conditions.append(Condition(kind, False, "Blocked", "not provisioned: another environment owns names"))
+    out.duration = time.monotonic() - started
+    return out
+
+
+async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool = False) -> Outcome:
+    """`rotate`: new passwords for every database role and Redis user (and their Secrets)."""
     started = time.monotonic()
+    conflicts = await find_conflicts(env, body)
+    if conflicts:
+        return _conflicted(conflicts, started)
     out = Outcome()
     owner = owner_reference(body)
+    me = ownership.owner_id(env.namespace, env.name)
     dbs = postgres.databases(env)
     users = redis.acl_users(env)
 
@@ -132,13 +180,16 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any]) -> Outcome:
             for s in env.services
         )
     )
-    creds = {s: _credentials(env, s, cur) for s, cur in zip(env.services, existing, strict=True)}
+    creds = {s: _credentials(env, s, cur, rotate) for s, cur in zip(env.services, existing, strict=True)}
 
     async def component(key: str, condition: str, work: Any, ok_message: str) -> None:
         try:
             changes = await work
             out.changes[key] = changes
             out.conditions.append(Condition(condition, True, "Provisioned", ok_message))
+        except ownership.Conflict as e:
+            out.changes.setdefault(key, [])
+            out.conditions.append(Condition(condition, False, "Conflict", str(e)))
         except Exception as e:
             out.changes.setdefault(key, [])
             out.conditions.append(Condition(condition, False, "Failed", _error(e)))
@@ -147,14 +198,14 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any]) -> Outcome:
         admin = await pg_admin(env)
         changes: list[str] = []
         for db in dbs:
-            changes += await pg_step.ensure_database(admin, db, creds[db.service].db)
+            changes += await pg_step.ensure_database(admin, db, creds[db.service].db, me)
         return changes
 
     async def do_redis() -> list[str]:
         admin = await redis_admin(env)
         changes: list[str] = []
         for user in users:
-            changes += await redis_step.ensure_user(admin, user, creds[user.service].redis)
+            changes += await redis_step.ensure_user(admin, user, creds[user.service].redis, me)
         return changes
 
     topics = kafka.topics(env)
@@ -217,14 +268,15 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any]) -> Outcome:
         ),
         component("alerts", "AlertsReady", do_alerts(), "alert rules written" if env.alerts_enabled else "disabled"),
     )
-    order = ["PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady"]
-    out.conditions.sort(key=lambda c: order.index(c.type))
+    out.conditions.sort(key=lambda c: ORDER.index(c.type))
     out.duration = time.monotonic() - started
     return out
 
 
-async def tear_down(env: EnvironmentSpec) -> list[str]:
-    """On deletion: remove the Kubernetes children; with deletionPolicy Delete also the data."""
+async def tear_down(env: EnvironmentSpec, body: Mapping[str, Any]) -> list[str]:
+    """On deletion: remove the Kubernetes children; with deletionPolicy Delete also the data this
+    environment owns (never what another environment claimed)."""
+    me = ownership.owner_id(env.namespace, env.name)
     changes: list[str] = []
     for s in env.services:
         changes += await asyncio.to_thread(
@@ -241,9 +293,10 @@ async def tear_down(env: EnvironmentSpec) -> list[str]:
         return changes
     admin = await pg_admin(env)
     for db in postgres.databases(env):
-        changes += await pg_step.drop_database(admin, db)
+        changes += await pg_step.drop_database(admin, db, me)
     radmin = await redis_admin(env)
     for user in redis.acl_users(env):
-        changes += await redis_step.delete_user(radmin, user)
-    changes += await kafka_step.delete_topics(env.kafka.bootstrap_servers, [t.name for t in kafka.topics(env)])
+        changes += await redis_step.delete_user(radmin, user, me)
+    if ownership.kafka_prefix_owner(body, await asyncio.to_thread(kube.list_environments)) is None:
+        changes += await kafka_step.delete_topics(env.kafka.bootstrap_servers, [t.name for t in kafka.topics(env)])
     return changes

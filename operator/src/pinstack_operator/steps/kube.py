@@ -159,3 +159,10 @@ def ensure_object(desired: dict[str, Any]) -> list[str]:
 
 def delete_object(kind: str, namespace: str, name: str) -> list[str]:
     return [f"deleted {kind} {namespace}/{name}"] if _Kind(kind).delete(namespace, name) else []
+
+
+def list_environments() -> list[dict[str, Any]]:
+    """Every PinstackEnvironment in the cluster (the owner of a Kafka topic prefix is among them)."""
+    found = custom().list_cluster_custom_object("pinstack.io", "v1alpha1", "pinstackenvironments")
+    items: list[dict[str, Any]] = found.get("items") or []
+    return items

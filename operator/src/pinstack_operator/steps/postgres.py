@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from pinstack_operator.builders.ownership import Conflict, comment_owner, database_comment
 from pinstack_operator.builders.postgres import Database
 
 
@@ -52,9 +53,35 @@ def password_matches(stored: str | None, role: str, password: str) -> bool:
     return False
 
 
-async def ensure_database(admin: Admin, db: Database, password: str) -> list[str]:
+async def _owner(conn: psycopg.AsyncConnection[Any], db: Database) -> tuple[bool, str | None]:
+    """(exists, owner the COMMENT records) of the database."""
+    cur = await conn.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db.name,)
+    )
+    row = await cur.fetchone()
+    return (row is not None, comment_owner(row[0]) if row else None)
+
+
+async def foreign_owners(admin: Admin, dbs: list[Database], owner: str) -> list[str]:
+    """Read only: '<database> belongs to <other>' for every database another environment owns."""
+    out = []
+    async with await admin.connect() as conn:
+        for db in dbs:
+            _, other = await _owner(conn, db)
+            if other is not None and other != owner:
+                out.append(f"database {db.name} belongs to {other}")
+    return out
+
+
+async def ensure_database(admin: Admin, db: Database, password: str, claimant: str) -> list[str]:
     changes: list[str] = []
     async with await admin.connect() as conn:
+        # One environment at a time per database name (across operators): the ownership check
+        # and the claim below cannot interleave with another environment's.
+        await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"pinstack.io/database/{db.name}",))
+        exists, other = await _owner(conn, db)
+        if other is not None and other != claimant:
+            raise Conflict(f"database {db.name} belongs to {other}")
         role = sql.Identifier(db.role)
         try:
             cur = await conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (db.role,))
@@ -83,14 +110,22 @@ async def ensure_database(admin: Admin, db: Database, password: str) -> list[str
         elif owner[0] != db.role:
             await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, role))
             changes.append(f"made {db.role} the owner of database {db.name}")
+        if other != claimant:
+            comment = sql.Literal(database_comment(claimant))
+            await conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, comment))
+            if exists:
+                changes.append(f"claimed database {db.name} for {claimant}")
     return changes
 
 
-async def drop_database(admin: Admin, db: Database) -> list[str]:
+async def drop_database(admin: Admin, db: Database, owner: str) -> list[str]:
+    """Drops the database and its role, unless another environment owns them."""
     changes: list[str] = []
     async with await admin.connect() as conn:
-        cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db.name,))
-        if await cur.fetchone():
+        exists, other = await _owner(conn, db)
+        if other is not None and other != owner:
+            return []
+        if exists:
             await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db.name)))
             changes.append(f"dropped database {db.name}")
         cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db.role,))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from pinstack_operator.builders.ownership import Conflict, redis_marker
 from pinstack_operator.builders.redis import COMMAND_RULES, AclUser, password_hash
 
 
@@ -60,8 +61,24 @@ async def get_user(client: aioredis.Redis, username: str) -> dict[str, object] |
     return {str(items[i]): items[i + 1] for i in range(0, len(items), 2)}
 
 
-async def ensure_user(admin: Admin, user: AclUser, password: str) -> list[str]:
+async def foreign_owners(admin: Admin, users: list[AclUser], owner: str) -> list[str]:
+    """Read only: 'Redis user <u> belongs to <other>' for every user another environment owns."""
     async with admin.client() as client:
+        found = await client.mget([redis_marker(u.username) for u in users]) if users else []
+    return [
+        f"Redis user {u.username} (keys {u.key_pattern}) belongs to {other!s}"
+        for u, other in zip(users, found, strict=True)
+        if other is not None and other != owner
+    ]
+
+
+async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str) -> list[str]:
+    async with admin.client() as client:
+        # SET NX: of two environments claiming the same user at once, exactly one wins.
+        await client.set(redis_marker(user.username), owner, nx=True)
+        other = str(await client.get(redis_marker(user.username)))
+        if other != owner:
+            raise Conflict(f"Redis user {user.username} (keys {user.key_pattern}) belongs to {other}")
         actual = await get_user(client, user.username)
         if acl_in_line(actual, user, password):
             return []
@@ -69,7 +86,12 @@ async def ensure_user(admin: Admin, user: AclUser, password: str) -> list[str]:
         return [f"{'updated' if actual else 'created'} Redis ACL user {user.username}"]
 
 
-async def delete_user(admin: Admin, user: AclUser) -> list[str]:
+async def delete_user(admin: Admin, user: AclUser, owner: str) -> list[str]:
+    """Deletes the user and its ownership marker, unless another environment owns them."""
     async with admin.client() as client:
+        other = await client.get(redis_marker(user.username))
+        if other is not None and other != owner:
+            return []
         deleted = await client.execute_command("ACL", "DELUSER", user.username)
+        await client.delete(redis_marker(user.username))
         return [f"deleted Redis ACL user {user.username}"] if deleted else []
