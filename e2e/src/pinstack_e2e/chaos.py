@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 stack.down()
             finally:
+                if (state / "logs").is_dir():
+                    logs = Path(tempfile.mkdtemp(prefix="pinstack-chaos-logs-"))
+                    shutil.copytree(state / "logs", logs, dirs_exist_ok=True)
+                    log(f"logs of every part: {logs}")
                 shutil.rmtree(state, ignore_errors=True)
 
 
