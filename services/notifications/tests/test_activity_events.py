@@ -180,6 +180,26 @@ class TestActivityNotifications:
         assert await stored(engine, gone) == []
 
 
+class TestDeletedActor:
+    async def test_what_a_deleted_user_caused_goes_with_the_account(
+        self, engine: AsyncEngine, settings: Settings, deliver: Deliver, seed: Seed
+    ) -> None:
+        author, gone, fan = await seed(3)
+        post = new_id()
+        for event in (like(post, author, gone), comment(post, author, gone), like(post, author, fan)):
+            await deliver(event)
+        await deliver_user_deleted(settings, engine, gone)
+        assert [payload["user_id"] for _, payload in await stored(engine, author)] == [fan]
+        await deliver(like(new_id(), author, gone))  # still in flight when the account went
+        assert len(await stored(engine, author)) == 1
+
+
+async def deliver_user_deleted(settings: Settings, engine: AsyncEngine, user_id: int) -> None:
+    event = Event(event_id=uuid.uuid4().hex, type="user_deleted", aggregate_id=str(user_id), data={"id": user_id})
+    async with sessionmaker(engine)() as session, session.begin():
+        await by_topic(settings)(session, as_record(settings.topic("user-events"), event))
+
+
 class TestActivityEventsOnKafka:
     async def test_the_same_event_delivered_twice_notifies_once(
         self, engine: AsyncEngine, settings: Settings, start: Start, seed: Seed

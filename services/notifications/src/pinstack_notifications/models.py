@@ -24,6 +24,7 @@ class Notification(Table, table=True):
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     # none_as_null: an absent payload is SQL NULL (omitted on the wire), not the JSON `null`.
     payload: Any = Field(default=None, sa_column=Column(JSONB(none_as_null=True)))
+    actor_id: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class User(Table, table=True):

@@ -16,8 +16,10 @@ c = notifications.c
 WIRE = (c.id, c.user_id, c.type, c.is_read, c.created_at, c.payload)
 
 
-async def insert_notification(session: AsyncSession, user_id: int, kind: str, payload: Any) -> int:
-    stmt = insert(notifications).values(user_id=user_id, type=kind, payload=payload).returning(c.id)
+async def insert_notification(
+    session: AsyncSession, user_id: int, kind: str, payload: Any, actor_id: int | None = None
+) -> int:
+    stmt = insert(notifications).values(user_id=user_id, type=kind, payload=payload, actor_id=actor_id).returning(c.id)
     return int((await session.execute(stmt)).scalar_one())
 
 
@@ -81,5 +83,6 @@ async def delete(session: AsyncSession, notification_id: int, user_id: int) -> R
 
 
 async def delete_all_of(session: AsyncSession, user_id: int) -> int:
-    result = await session.execute(notifications.delete().where(c.user_id == user_id))
+    """What the user received and what the user caused in other feeds."""
+    result = await session.execute(notifications.delete().where((c.user_id == user_id) | (c.actor_id == user_id)))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -48,15 +48,18 @@ class NotificationService:
         return await repository.insert_notification(self.session, user_id, kind, payload)
 
     async def notify_follow(self, followee_id: int, event: dict[str, Any]) -> None:
-        """The followee learns about a new follower; a deleted followee gets nothing."""
-        if await self.recipients.accept(followee_id):
-            await repository.insert_notification(self.session, followee_id, FOLLOW_CREATED, event)
+        """The followee learns about a new follower."""
+        await self.notify_activity(followee_id, int(event["follower_id"]), FOLLOW_CREATED, event)
 
     async def notify_activity(self, recipient_id: int, actor_id: int, kind: str, payload: dict[str, Any]) -> None:
-        """`recipient_id` learns what `actor_id` did; nobody hears of their own action, and a
-        deleted recipient gets nothing. The activity service vouches for the recipient."""
-        if recipient_id != actor_id and await self.recipients.accept(recipient_id):
-            await repository.insert_notification(self.session, recipient_id, kind, payload)
+        """`recipient_id` learns what `actor_id` did; nobody hears of their own action, and when
+        either is deleted (an event still in flight) nobody hears of it at all. The emitting
+        service vouches for both; their projection rows stay share-locked until commit, so a
+        concurrent deletion waits and then removes this notification too."""
+        if recipient_id == actor_id:
+            return
+        if await self.recipients.accept(actor_id) and await self.recipients.accept(recipient_id):
+            await repository.insert_notification(self.session, recipient_id, kind, payload, actor_id)
 
     async def remove_all_of(self, user_id: int) -> int:
         return await repository.delete_all_of(self.session, user_id)
