@@ -177,11 +177,6 @@ def test_deleting_an_account_erases_its_profile_posts_follows_feed_and_sessions(
     assert 400 <= follow.status_code < 500, follow.text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG (a fix is in progress in services/activity; drop this marker once it is deployed): the activity service keeps a deleted user's likes and comments on other users' posts "
-    "(services/activity/src/pinstack_activity/users/consumers.py: user_deleted only forgets the username)",
-)
 def test_deleting_an_account_erases_its_likes_and_comments_on_others_posts(api: Api, new_account) -> None:
     _friend, doomed, ids = _erased_account(api, new_account)
     post = ids["friend_post"]
@@ -196,11 +191,6 @@ def test_deleting_an_account_erases_its_likes_and_comments_on_others_posts(api: 
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="GAP: notifications a deleted user caused (follow_created, like, comment) stay in other users' feeds "
-    "(services/notifications: user_deleted removes only the notifications the user received)",
-)
 def test_deleting_an_account_erases_the_notifications_it_caused(api: Api, new_account) -> None:
     friend, doomed, _ = _erased_account(api, new_account)
 
@@ -221,13 +211,6 @@ def test_deleting_an_account_erases_the_notifications_it_caused(api: Api, new_ac
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="BUG (racy): a post can be liked or commented only after the activity service consumed its post_created "
-    "event; until then PUT /posts/{id}/like and POST /posts/{id}/comments answer 404 `post not found` "
-    "(services/activity/src/pinstack_activity/reactions/service.py `PostNotFound` on a projection miss; same in "
-    "comments/service.py)",
-)
 def test_a_new_post_can_be_liked_and_commented_at_once(api: Api, new_account) -> None:
     author, fan = new_account("fresh"), new_account("eager")
     for attempt in range(3):
