@@ -97,6 +97,16 @@ def _count_phase(key: str, phase: str | None) -> None:
 
 async def _run(trigger: str, body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo) -> Outcome | None:
     key = f"{body.metadata.namespace}/{body.metadata.name}"
+    try:
+        return await _reconcile_once(trigger, key, body, patch, logger, memo)
+    finally:
+        if trigger != "timer":  # what the drift timer waits after (see correct_drift)
+            memo["ran_at"] = time.monotonic()
+
+
+async def _reconcile_once(
+    trigger: str, key: str, body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo
+) -> Outcome | None:
     async with _locks.setdefault(key, asyncio.Lock()):
         status = dict(body.get("status") or {})
         generation = int(body.metadata.get("generation") or 0)
@@ -211,6 +221,10 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
     async with _exclusive(memo):
         # The body may predate the deletion: the flag set by `delete` is the reliable signal.
         if memo.get("deleting") or body.metadata.get("deletionTimestamp"):
+            return
+        # A pass that just ended has not reached this body yet (its status patch is applied after
+        # the handler returns): comparing with that stale status would rewrite it for nothing.
+        if time.monotonic() - memo.get("ran_at", -CONFIG.drift_idle) < CONFIG.drift_idle:
             return
         outcome = await _run("timer", body, patch, logger, memo)
     if not outcome:
