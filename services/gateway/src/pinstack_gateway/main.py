@@ -1,7 +1,7 @@
 """The API gateway: the public, wire-compatible `/api/v1` (contract §1) in front of the services."""
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -131,5 +131,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RedirectResponse("/docs")
 
     app.add_middleware(TrailingSlash)
-    app.add_middleware(ResponseHeaders)  # outermost: it also sees the envelopes of errors
+    _outermost(app, ResponseHeaders)
     return app
+
+
+def _outermost(app: FastAPI, middleware: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap even Starlette's ServerErrorMiddleware, so that unhandled-error 500s get it too
+    (`add_middleware` only reaches inside it)."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: middleware(build())  # type: ignore[method-assign]
