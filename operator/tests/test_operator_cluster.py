@@ -347,13 +347,21 @@ def test_drift_is_corrected_and_reported(env: Env) -> None:
     def corrected() -> bool:
         dbs, roles = pg_state(tag)
         cm = env.get("cm", "env-dashboard-red")["data"]["pinstack-red.json"]
-        return (
-            f"{tag}_auth" in dbs
-            and f"{tag}_auth" in roles
-            and f"{tag}.users" in acl_users(tag)
-            and kafka_topics().get(f"{tag}.user-events") == 2
-            and cm != "{}"
-        )
+        partitions = kafka_topics().get(f"{tag}.user-events")
+        missing = [
+            what
+            for what, ok in (
+                ("database", f"{tag}_auth" in dbs),
+                ("role", f"{tag}_auth" in roles),
+                ("ACL user", f"{tag}.users" in acl_users(tag)),
+                (f"topic (partitions {partitions})", partitions == 2),
+                ("dashboard", cm != "{}"),
+            )
+            if not ok
+        ]
+        if missing:  # raised, so a timeout names what was never corrected
+            raise AssertionError(f"not corrected yet: {missing}")
+        return True
 
     env.wait_until(corrected, "drift corrected", timeout=90)
     # The old Secret's password is still the one the recreated role has.
