@@ -8,10 +8,13 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
+from pinstack_auth.sessions import repository
 from pinstack_auth.sessions.consumers import on_user_event
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.jwt import decode, keys_from_jwks
+from pinstack_kit.worker import Housekeeping
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +108,25 @@ def decode_user(pair: dict[str, str]) -> int:
     import jwt
 
     return int(jwt.decode(pair["access_token"], options={"verify_signature": False})["user_id"])
+
+
+class TestHousekeeping:
+    async def test_refresh_tokens_a_day_past_expiry_are_purged(
+        self, client: httpx.AsyncClient, auth_app: FastAPI
+    ) -> None:
+        old, _ = await register(client)
+        fresh, _ = await register(client)
+        old_user, fresh_user = decode_user(old), decode_user(fresh)
+        engine = auth_app.state.engine
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE refresh_tokens SET expires_at = now() - interval '2 days' WHERE user_id = :u"),
+                {"u": old_user},
+            )
+        await Housekeeping(engine, [repository.PURGE_EXPIRED]).run_once()
+        async with engine.connect() as conn:
+            left = await conn.execute(
+                text("SELECT user_id, count(*) FROM refresh_tokens WHERE user_id IN (:a, :b) GROUP BY user_id"),
+                {"a": old_user, "b": fresh_user},
+            )
+            assert dict(left.all()) == {fresh_user: 1}

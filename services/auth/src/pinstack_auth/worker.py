@@ -1,7 +1,9 @@
-"""Background process of the auth service: consumes user events (account deletion)."""
+"""Background process of the auth service: consumes user events (account deletion) and purges
+expired refresh tokens."""
 
 from pinstack_auth.config import Settings
 from pinstack_auth.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_auth.sessions import repository
 from pinstack_auth.sessions.consumers import on_user_event
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import run_worker
@@ -14,4 +16,5 @@ if __name__ == "__main__":
             consumer_for(settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=on_user_event)
         ],
         relay=False,
+        housekeeping=[repository.PURGE_EXPIRED],
     )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import run_after_commit
-from pinstack_kit.outbox import ProducerFactory, create_producer
+from pinstack_kit.outbox import ProducerFactory, create_producer, sleep_until
 
 log = logging.getLogger("pinstack.consumer")
 
@@ -85,10 +85,7 @@ class ConsumerRunner:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep for a retry backoff, but wake at once when asked to stop."""
-        try:
-            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await sleep_until(self._stopped, seconds)
 
     async def run(self) -> None:
         backoff = 0.5

@@ -118,19 +118,19 @@ class OutboxRelay:
                     if producer is not None:
                         await _quietly_stop(producer)
                         producer = None
-                    await _wait(self._stopped, backoff)
+                    await sleep_until(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 except Exception:
                     OUTBOX_ERRORS.labels("database").inc()
                     log.exception("relay: round failed, retrying in %.1fs", backoff)
-                    await _wait(self._stopped, backoff)
+                    await sleep_until(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
                 if self._stopping:
                     break
                 self._wake.clear()
-                await _wait(self._wake, self.poll_interval)
+                await sleep_until(self._wake, self.poll_interval)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
@@ -197,7 +197,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
+async def sleep_until(event: asyncio.Event, seconds: float) -> None:
     """Sleep until `event` is set or `seconds` passed (a backoff that `stop()` cuts short)."""
     try:
         await asyncio.wait_for(event.wait(), timeout=seconds)

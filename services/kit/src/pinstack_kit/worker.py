@@ -14,16 +14,18 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import start_http_server
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.observability import configure_logging
-from pinstack_kit.outbox import OutboxRelay, create_producer
+from pinstack_kit.outbox import OutboxRelay, create_producer, sleep_until
 
 log = logging.getLogger("pinstack.worker")
 
@@ -87,11 +89,50 @@ async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_
         raise LoopCrashed(", ".join(task.get_name() for task in crashed))
 
 
+# A redelivered event is recognised for this long: longer than any topic keeps its records
+# (Kafka's default retention is 7 days), so no replay can apply an event twice.
+PROCESSED_EVENTS_RETENTION = "DELETE FROM processed_events WHERE processed_at < now() - interval '14 days'"
+
+
+class Housekeeping:
+    """Runs the service's clean-up statements (expired rows nobody reads any more) every
+    `interval` seconds, each in its own transaction; a database outage only skips a round."""
+
+    def __init__(self, engine: AsyncEngine, statements: Sequence[str], *, interval: float = 3600.0) -> None:
+        self.engine = engine
+        self.statements = [text(statement) for statement in statements]
+        self.interval = interval
+        self._stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def run_once(self) -> None:
+        for statement in self.statements:
+            async with self.engine.begin() as conn:
+                await conn.execute(statement)
+
+    async def run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                await self.run_once()
+            except (DBAPIError, OSError) as exc:
+                log.warning("housekeeping skipped a round: %s", exc)
+            await sleep_until(self._stopped, self.interval)
+
+
 LoopsFactory = Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], list[Loop]]
 
 
-def run_worker(settings: BaseServiceSettings, consumers: LoopsFactory | None = None, *, relay: bool = True) -> None:
-    """The whole worker process: logging, engine, the outbox relay and the service's consumers."""
+def run_worker(
+    settings: BaseServiceSettings,
+    consumers: LoopsFactory | None = None,
+    *,
+    relay: bool = True,
+    housekeeping: Sequence[str] = (),
+) -> None:
+    """The whole worker process: logging, engine, the outbox relay, the service's consumers and
+    housekeeping (the kit's processed-event log plus the service's own `housekeeping` statements)."""
 
     async def main() -> None:
         configure_logging(f"{settings.service_name}-worker", settings.log_level)
@@ -102,6 +143,7 @@ def run_worker(settings: BaseServiceSettings, consumers: LoopsFactory | None = N
             loops.append(OutboxRelay(engine, lambda: create_producer(settings.kafka_bootstrap_servers, client_id)))
         if consumers:
             loops.extend(consumers(engine, sessionmaker(engine)))
+        loops.append(Housekeeping(engine, [PROCESSED_EVENTS_RETENTION, *housekeeping]))
         try:
             await run_loops(loops)
         finally:
