@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from pinstack_gateway.body import json_body
@@ -33,14 +33,19 @@ MIN_USERNAME, MAX_USERNAME = 3, 32
 
 
 @router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
-async def search_users(request: Request, users: UsersDep, cursor: CursorQuery = None) -> Response:
-    params = request.query_params
-    query = params.get("query", "")
+async def search_users(
+    request: Request,
+    users: UsersDep,
+    query: Annotated[str | None, Query(description=f"required; 1-{MAX_QUERY_LENGTH} characters")] = None,
+    page: Annotated[str | None, Query(description="1-1000000; anything else: 1")] = None,
+    limit: Annotated[str | None, Query(description="1-100; anything else: 10")] = None,
+    cursor: CursorQuery = None,
+) -> Response:
     if not query or len(query) > MAX_QUERY_LENGTH or "\x00" in query:
         raise BadRequest("invalid search query")
-    page = lenient_int(params.get("page"), 1, 1, 1_000_000)
-    limit = lenient_int(params.get("limit"), 10, 1, 100)
-    upstream: dict[str, Any] = {"query": query, "page": page, "limit": limit}
+    page_number = lenient_int(page, 1, 1, 1_000_000)
+    size = lenient_int(limit, 10, 1, 100)
+    upstream: dict[str, Any] = {"query": query, "page": page_number, "limit": size}
     if cursor:
         upstream["cursor"] = cursor
     return await forward_page(request, users, "/users/search", upstream, position=("page",))
