@@ -14,9 +14,9 @@ SERVICE_TOPICS: dict[str, tuple[str, ...]] = {
     "auth": ("user-events",),
     "posts": ("post-events", "user-events"),
     "relations": ("relation-events", "user-events"),
-    "notifications": ("relation-events", "user-events"),
+    "notifications": ("relation-events", "activity-events", "user-events"),
     "feed": ("post-events", "relation-events"),
-    "activity": ("post-events", "relation-events", "user-events"),
+    "activity": ("activity-events", "post-events", "user-events"),
     "gateway": (),
 }
 # Services that keep data in PostgreSQL (the gateway is stateless).
