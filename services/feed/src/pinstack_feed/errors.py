@@ -1,5 +1,1 @@
-from pinstack_kit.errors import BadRequest
-
-
-class InvalidCursor(BadRequest):
-    message = "validation failed"
+"""Domain errors of the feed: it has none of its own (a bad cursor is the kit's 400 `validation failed`)."""

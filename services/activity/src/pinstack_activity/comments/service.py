@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_activity import cursors
 from pinstack_activity.comments import repository
 from pinstack_activity.comments.schemas import CreateComment
 from pinstack_activity.config import Settings
@@ -16,6 +15,7 @@ from pinstack_activity.errors import CommentNotFound, NotAllowed, PostNotFound
 from pinstack_activity.events import ACTIVITY_EVENTS, COMMENT_CREATED, activity_event
 from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.users.service import UserDirectory
+from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_activity import cursors
 from pinstack_activity.config import Settings
 from pinstack_activity.errors import InvalidInput
 from pinstack_activity.events import ACTIVITY_EVENTS, LIKE_CREATED, activity_event
 from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.reactions import repository
 from pinstack_activity.reactions.schemas import MAX_STATS_IDS
+from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
@@ -83,8 +83,7 @@ class ReactionService:
     async def likers(self, post_id: int, cursor: str | None, limit: int) -> dict[str, Any]:
         before = None
         if cursor:
-            micros, user_id = cursors.decode(cursor, 2)
-            before = (EPOCH + timedelta(microseconds=micros), user_id)
+            before = cursors.decode_time_cursor(cursor)
         if await repository.post(self.session, post_id) is None:
             await self.posts.require(post_id)
         rows = await repository.likers(self.session, post_id, before, limit + 1)
@@ -92,7 +91,7 @@ class ReactionService:
         next_cursor = None
         if len(rows) > limit:
             last = page[-1]
-            next_cursor = cursors.encode((last.created_at - EPOCH) // timedelta(microseconds=1), last.user_id)
+            next_cursor = cursors.time_cursor(last.created_at, last.user_id)
         return {
             "likes": [{"user_id": row.user_id, "created_at": rfc3339_nano(row.created_at)} for row in page],
             "next_cursor": next_cursor,

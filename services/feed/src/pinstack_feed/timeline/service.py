@@ -8,8 +8,6 @@ never shift the following pages.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -23,10 +21,11 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_feed.config import Settings
-from pinstack_feed.errors import InvalidCursor
 from pinstack_feed.timeline import repository
+from pinstack_kit import cursors
 from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import rfc3339
+from pinstack_kit.errors import BadRequest
 from pinstack_kit.redis import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -66,17 +65,13 @@ class Entry:
 
 
 def encode_cursor(entry: Entry) -> str:
-    return base64.urlsafe_b64encode(f"{entry.score}:{entry.post_id}".encode()).decode().rstrip("=")
+    return cursors.encode(entry.score, entry.post_id)
 
 
 def decode_cursor(cursor: str) -> Entry:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        score, post_id = (int(part) for part in text.split(":"))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor() from exc
-    if post_id < 1 or not 0 <= score < 2**53:
-        raise InvalidCursor()
+    score, post_id = cursors.decode(cursor, 2)
+    if post_id < 1 or score >= 2**53:  # a sorted-set score is a double: exact below 2**53
+        raise BadRequest()
     return Entry(score, post_id)
 
 
