@@ -328,6 +328,7 @@ def run_endpoints(args: argparse.Namespace) -> None:
     finally:
         ceiling.terminate()
         ceiling.wait(10)
+    warn_if_rate_limited()
     scenarios = [
         ("GET /users/{id}", get_script([f"/api/v1/users/{u.id}" for u in users])),
         ("POST /auth/login", login_script([u.username for u in users])),
@@ -354,6 +355,18 @@ def run_endpoints(args: argparse.Namespace) -> None:
         )
     )
     print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def warn_if_rate_limited() -> None:
+    """Login and the write scenarios measure the limiter, not the service, while limits are on."""
+    limit = httpx.post(f"{API}/auth/login", json={}, timeout=10).headers.get("RateLimit-Limit")
+    if limit and limit != "0":
+        print(
+            f"note: the gateway's rate limits are on (RateLimit-Limit: {limit}): 429s count as errors below.\n"
+            "      For raw capacity restart it with limits off:\n"
+            "      python3 scripts/stack.py stop gateway && "
+            "RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_WRITES_PER_MINUTE=0 make up"
+        )
 
 
 if __name__ == "__main__":

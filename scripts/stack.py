@@ -939,7 +939,7 @@ def service_env(cfg: Config, name: str) -> dict[str, str]:
     if name == "gateway":
         # Everything on a dev box comes from 127.0.0.1: one auth-limit bucket for all of it
         # (the production default is 60 per minute per client IP).
-        env["RATE_LIMIT_AUTH_PER_MINUTE"] = "600"
+        env.setdefault("RATE_LIMIT_AUTH_PER_MINUTE", "600")  # RATE_LIMIT_*=0 make up: limits off
         env["UVICORN_SERVER_HEADER"] = "false"  # no `server: uvicorn` on public answers
     if name in NO_DATABASE:
         env.pop("DATABASE_URL", None)
