@@ -48,7 +48,7 @@ test: infra cluster ## run every test tier against the local infra and control p
 	@$(MAKE) --no-print-directory e2e
 
 e2e: up ## run the end-to-end journeys and the schema fuzzing against the running stack (starts it)
-	@eval "$$($(STACK) env)"; $(call run_pytest,e2e $(PYTEST_ARGS))
+	@eval "$$($(STACK) env)"; eval "$$($(PYTHON) scripts/cluster.py env)"; $(call run_pytest,e2e $(PYTEST_ARGS))
 
 chaos: bootstrap ## faults under load on a private stack: stop/restart each part, count lost and duplicated writes
 	@$(UV_RUN) python -m pinstack_e2e.chaos $(CHAOS_ARGS)

@@ -16,11 +16,6 @@ from pinstack_e2e.client import Account, Api, assert_error, data_of, new_passwor
 
 PROBE = "/notification/unread-count"  # any route that needs an access token
 TOO_MANY = {"status": 429, "message": "too many requests"}
-# Both landed in the gateway's code (dbf4b2f) and pass against a gateway started from it; the
-# dev stack's gateway may still run older code until restarted. Drop these markers once every
-# stack that runs this tier (CI starts a fresh one) has them.
-RATE_LIMITS_PENDING = "gateway rate limits: a gateway started before dbf4b2f has none"
-HEADERS_PENDING = "gateway security headers: a gateway started before dbf4b2f sends none"
 
 
 def probe(api: Api, authorization: str | None) -> httpx.Response:
@@ -133,7 +128,6 @@ def test_reusing_a_rotated_refresh_token_revokes_its_family(api: Api, new_accoun
     assert data_of(api.refresh(elsewhere), 200)["refresh_token"]  # other sessions live on
 
 
-@pytest.mark.xfail(strict=False, reason=RATE_LIMITS_PENDING)
 def test_login_brute_force_is_throttled(api: Api, new_account) -> None:
     user = new_account("brute")
     for attempt in range(10):
@@ -146,7 +140,6 @@ def test_login_brute_force_is_throttled(api: Api, new_account) -> None:
     api.login(bystander.username, bystander.password)
 
 
-@pytest.mark.xfail(strict=False, reason=RATE_LIMITS_PENDING)
 def test_writes_are_throttled_per_user(api: Api, new_account) -> None:
     user = new_account("writer")
     post = api.create_post(user, "Liked a lot")["id"]
@@ -382,7 +375,6 @@ def test_oversized_bodies_are_refused_cleanly(api: Api, new_account, path: str) 
 # -- headers -------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason=HEADERS_PENDING)
 def test_security_headers(api: Api, new_account) -> None:
     user = new_account("headers")
     responses = {
