@@ -100,7 +100,8 @@ def stack(
             **common,
             "DATABASE_URL": databases[name],
             "REDIS_KEY_PREFIX": f"test:{worker_id()}:{run}:{name}:",
-            **({"USERS_URL": urls["users"]} if name != "users" else {}),
+            # every other backend's URL, as `make up` gives them (activity asks posts, ...)
+            **{f"{other.upper()}_URL": url for other, url in urls.items() if other != name},
         }
         for name in BACKENDS
     }
