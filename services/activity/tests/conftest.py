@@ -22,8 +22,15 @@ def posts_url(service_server: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def settings(pg_database: Callable[[str, Path], str], posts_url: str) -> Settings:
-    return Settings(environment="test", database_url=pg_database("activity", MIGRATIONS), posts_url=posts_url)
+def settings(pg_database: Callable[[str, Path], str], posts_url: str, kafka_topic: Callable[[str], str]) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=pg_database("activity", MIGRATIONS),
+        posts_url=posts_url,
+        # Outbox rows name test topics: a relay test on this shared database publishes every
+        # test's rows, and must never write to the real `activity-events` of a running stack.
+        kafka_topic_prefix=kafka_topic(""),
+    )
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from pinstack_kit.testing import REDIS_URL, app_client
 
 
 @pytest.fixture
-def settings(pg_database: Callable[[str, Path], str], redis_prefix: str) -> Settings:
+def settings(pg_database: Callable[[str, Path], str], redis_prefix: str, kafka_topic: Callable[[str], str]) -> Settings:
     return Settings(
         environment="test",
+        kafka_topic_prefix=kafka_topic(""),  # outbox rows name test topics, whoever relays them
         database_url=pg_database("feed", MIGRATIONS),
         redis_url=REDIS_URL,
         redis_key_prefix=redis_prefix,

@@ -81,7 +81,9 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     signing_key: Ed25519PrivateKey,
 ) -> Iterator[Stack]:
-    databases = {name: pg_database(name, REPO / f"services/{name}/migrations") for name in BACKENDS}
+    # Databases of its own: its workers' relays publish every unsent outbox row they find, so
+    # sharing a service test's database would publish that test's rows too.
+    databases = {name: pg_database(f"gw_{name}", REPO / f"services/{name}/migrations") for name in BACKENDS}
     key_file = tmp_path_factory.mktemp("keys") / "jwt-ed25519.pem"
     key_file.write_bytes(pem(signing_key))
     logs = tmp_path_factory.mktemp("logs")
