@@ -340,10 +340,11 @@ class TestUserDeleted:
 
 class TestWorker:
     async def test_post_events_in_activity_events_out(
-        self, pg_database: Callable[[str, Path], str], kafka_topic: Callable[[str], str]
+        self, pg_database: Callable[[str, Path], str], kafka_topic: Callable[[str], str], posts_url: str
     ) -> None:
         settings = Settings(
             environment="test",
+            posts_url=posts_url,
             # a database of its own: the relay publishes every unsent row it finds
             database_url=pg_database("activity_worker", MIGRATIONS),
             kafka_bootstrap_servers=KAFKA,
