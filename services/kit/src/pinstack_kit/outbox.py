@@ -106,6 +106,10 @@ class OutboxRelay:
                     if producer is None:
                         producer = self.producer_factory()
                         await producer.start()
+                    # Cleared before reading, not after: a NOTIFY arriving while this round
+                    # publishes keeps the event set, so its row goes out at once instead of
+                    # waiting for the next poll (it had cost up to poll_interval, 1 s).
+                    self._wake.clear()
                     while await self.publish_batch(producer) == self.batch_size and not self._stopping:
                         pass  # drain a backlog at full speed
                     rounds += 1
@@ -129,7 +133,6 @@ class OutboxRelay:
                     continue
                 if self._stopping:
                     break
-                self._wake.clear()
                 await sleep_until(self._wake, self.poll_interval)
         finally:
             listener.cancel()
