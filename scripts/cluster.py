@@ -47,7 +47,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -60,6 +59,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from proclib import ScriptError, env_port, pid_alive, port_in_use
+
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "scripts" / "k8s"
 HOST = "127.0.0.1"
@@ -69,8 +70,8 @@ STOP_TIMEOUT = 20.0
 EXIT_NOT_BUILT = 3
 
 
-class ClusterError(Exception):
-    """A failure with a message that tells the user what to do."""
+class ClusterError(ScriptError):
+    """A failure of the control plane (main() reports every ScriptError the same way)."""
 
 
 def say(component: str, message: str) -> None:
@@ -102,19 +103,6 @@ def read_versions() -> dict[str, str]:
         if os.environ.get(key, "").strip():
             versions[key] = os.environ[key].strip()
     return {k: v.lstrip("v") for k, v in versions.items()}
-
-
-def env_port(var: str, default: int) -> int:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ClusterError(f"{var}={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise ClusterError(f"{var}={port} is out of range 1..65535")
-    return port
 
 
 class Config:
@@ -496,30 +484,12 @@ def print_build_table(cfg: Config, names: list[str]) -> None:
 
 
 def read_pid(cfg: Config, name: str) -> int | None:
-    """The recorded PID if that process is alive and still runs our binary."""
+    """The recorded PID if that process is alive and still runs our binary (not a reused PID)."""
     try:
         pid = int(cfg.pidfile(name).read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if not cmdline or not cmdline[0].decode(errors="replace").endswith(f"/{name}"):
-        return None  # the PID was reused by another program
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-    except OSError:
-        return None
-    return pid
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
+    return pid if pid_alive(pid, needle=f"/{name} ") else None
 
 
 def spawn(cfg: Config, name: str, args: list[str]) -> int:
@@ -544,19 +514,6 @@ def log_tail(cfg: Config, name: str, lines: int = 25) -> str:
     return "\n".join(text[-lines:])
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def stop_pid(cfg: Config, name: str) -> bool:
     pid = read_pid(cfg, name)
     cfg.pidfile(name).unlink(missing_ok=True)
@@ -564,12 +521,12 @@ def stop_pid(cfg: Config, name: str) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if alive(pid):
+    if pid_alive(pid):
         say(name, f"pid {pid} ignored SIGTERM for {STOP_TIMEOUT:.0f}s: SIGKILL")
         os.kill(pid, signal.SIGKILL)
-        while alive(pid):
+        while pid_alive(pid):
             time.sleep(0.05)
     return True
 
@@ -670,7 +627,7 @@ def start_etcd(cfg: Config) -> None:
     pid = spawn(cfg, "etcd", args)
     deadline = t0 + 60
     while time.monotonic() < deadline:
-        if not alive(pid):
+        if not pid_alive(pid):
             raise ClusterError(f"etcd exited at start; see {cfg.logfile('etcd')}:\n{log_tail(cfg, 'etcd')}")
         if etcd_healthy(cfg):
             say("etcd", f"started (pid {pid}) in {fmt_seconds(time.monotonic() - t0)}: {cfg.etcd_url}")
@@ -724,7 +681,7 @@ def start_apiserver(cfg: Config) -> None:
     deadline = t0 + cfg.start_timeout
     last = ""
     while time.monotonic() < deadline:
-        if not alive(pid):
+        if not pid_alive(pid):
             raise ClusterError(
                 f"kube-apiserver exited at start; see {cfg.logfile('kube-apiserver')}:\n{log_tail(cfg, 'kube-apiserver')}"
             )
@@ -897,7 +854,7 @@ def main() -> int:
             shutil.rmtree(cfg.state, ignore_errors=True)
             say("clean", f"deleted {cfg.state}")
             return 0
-    except ClusterError as exc:
+    except ScriptError as exc:
         print(f"[cluster] ERROR: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
 
+from proclib import ScriptError, env_port, pid_alive, port_in_use
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 PG_BIN = Path(os.environ.get("PINSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -62,8 +64,8 @@ STOP_TIMEOUT = 15.0
 GRACEFUL_SHUTDOWN = 10  # uvicorn's bound for in-flight requests after SIGTERM, below STOP_TIMEOUT
 
 
-class StackError(Exception):
-    """A failure with a message that tells the user what to do."""
+class StackError(ScriptError):
+    """A failure of the local stack (main() reports every ScriptError the same way)."""
 
 
 def say(component: str, message: str) -> None:
@@ -71,19 +73,6 @@ def say(component: str, message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- configuration
-
-
-def env_port(var: str, default: int) -> int:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise StackError(f"{var}={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise StackError(f"{var}={port} is out of range 1..65535")
-    return port
 
 
 class Config:
@@ -151,45 +140,12 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def pid_alive(pid: int | None, needle: str | None = None) -> bool:
-    """True if `pid` runs (zombies count as dead) and, if given, its command line contains needle."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        state = stat.rsplit(")", 1)[1].split()[0]
-        if state in ("Z", "X"):
-            return False
-        if needle is not None:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return needle in cmdline
-        return True
-    except (OSError, IndexError):
-        return False
-
-
 def port_open(port: int, timeout: float = 0.3) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def port_in_use(port: int) -> bool:
-    """True if we could not bind HOST:port the way a server does (SO_REUSEADDR).
-
-    Catches listening servers and also client connections that got `port` as their ephemeral
-    local port (default ports like 59092 are inside Linux's ephemeral range 32768-60999); a mere
-    connect test misses those, and the server then fails with "Address already in use".
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return True
-    return False
 
 
 def reserve_ports(ports: list[int]) -> None:
@@ -1417,7 +1373,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_psql(cfg, args.svc, args.extra)
         if args.command == "clean":
             return cmd_clean(cfg)
-    except StackError as exc:
+    except ScriptError as exc:
         print(f"[stack] ERROR: {exc}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:

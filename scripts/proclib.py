@@ -1,0 +1,60 @@
+"""Process, port and environment helpers shared by stack.py and cluster.py (both run as scripts
+from this folder, so `import proclib` finds it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+class ScriptError(Exception):
+    """A failure with a message that tells the user what to do."""
+
+
+def env_port(var: str, default: int) -> int:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ScriptError(f"{var}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ScriptError(f"{var}={port} is out of range 1..65535")
+    return port
+
+
+def pid_alive(pid: int | None, needle: str | None = None) -> bool:
+    """True if `pid` runs (zombies count as dead) and, if given, its command line contains needle."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+        if needle is not None:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            return needle in cmdline
+        return True
+    except (OSError, IndexError):
+        return False
+
+
+def port_in_use(port: int) -> bool:
+    """True if we could not bind HOST:port the way a server does (SO_REUSEADDR).
+
+    Catches listening servers and also client connections that got `port` as their ephemeral
+    local port (default ports like 59092 are inside Linux's ephemeral range 32768-60999); a mere
+    connect test misses those, and the server then fails with "Address already in use".
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
