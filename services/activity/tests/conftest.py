@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +12,6 @@ from pinstack_activity.main import create_app
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users.consumers import user_event_handler
 from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import app_client
 
 
 @pytest.fixture
@@ -36,12 +35,6 @@ def settings(pg_database: Callable[[str, Path], str], posts_url: str, kafka_topi
 @pytest.fixture
 async def app(settings: Settings) -> FastAPI:
     return create_app(settings)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(app) as client:
-        yield client
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +12,7 @@ from pinstack_feed.config import Settings
 from pinstack_feed.main import create_app
 from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import REDIS_URL, app_client
+from pinstack_kit.testing import REDIS_URL
 
 
 @pytest.fixture
@@ -32,19 +32,6 @@ def settings(pg_database: Callable[[str, Path], str], redis_prefix: str, kafka_t
 @pytest.fixture
 async def app(settings: Settings) -> FastAPI:
     return create_app(settings)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import pytest
+from fastapi import FastAPI
 from notifications_support import Seed, new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_kit.db import create_engine
-from pinstack_kit.testing import app_client
 from pinstack_kit.worker import Loop
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
@@ -35,9 +34,8 @@ def settings(pg_database, kafka_topic, users_url: str) -> Settings:  # type: ign
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(settings)) as client:
-        yield client
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
 
 
 @pytest.fixture

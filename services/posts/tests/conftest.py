@@ -12,7 +12,7 @@ from posts_support import MIGRATIONS, UserEvent
 from redis.asyncio import Redis
 
 from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import REDIS_URL, app_client
+from pinstack_kit.testing import REDIS_URL
 from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
@@ -34,19 +34,6 @@ def settings(pg_database: Callable[[str, Path], str], redis_prefix: str, kafka_t
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     app = create_app(settings)
     yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from redis.asyncio import Redis
+from fastapi import FastAPI
 
-from pinstack_kit.testing import REDIS_URL, app_client
+from pinstack_kit.testing import REDIS_URL
 from pinstack_users.config import Settings
 from pinstack_users.main import create_app
 
@@ -24,13 +22,5 @@ def settings(pg_database, redis_prefix: str, kafka_topic) -> Settings:  # type: 
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(settings)) as client:
-        yield client
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)

@@ -100,6 +100,23 @@ async def app_client(app: FastAPI, base_url: str = "http://test") -> AsyncIterat
             yield client
 
 
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the `app` fixture each service's conftest defines (its create_app(settings))."""
+    async with app_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    """A client of the test Redis, for tests that look at what a service stored there."""
+    from redis.asyncio import Redis
+
+    connection = Redis.from_url(REDIS_URL)
+    yield connection
+    await connection.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
