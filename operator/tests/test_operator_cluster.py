@@ -180,17 +180,24 @@ def env(kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str) -> 
     tag = f"t{uuid.uuid4().hex[:8]}"
     e = _new_env(kube_cluster, f"{worker_prefix}{tag}", tag, operator)
     yield e
-    # Leave nothing behind on the shared servers, whatever the test did.
-    e.kubectl("delete", "pse", "--all", "--wait=false", check=False)
+    # Leave nothing behind on the shared servers, whatever the test did. Wait for the finalizer
+    # first: a drift pass that began before the delete may still be creating a database.
+    e.kubectl("delete", "pse", "--all", "--timeout=60s", check=False)
     _drop_everything(tag)
 
 
 def _drop_everything(tag: str) -> None:
+    like = (f"{tag}\\_%",)
     with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{tag}\\_%",)).fetchall():
-            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-        for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{tag}\\_%",)).fetchall():
-            conn.execute(f'DROP ROLE "{role}"')
+        for _ in range(3):  # an operator still running (test killed it mid-step) may race one round
+            try:
+                for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", like).fetchall():
+                    conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+                for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", like).fetchall():
+                    conn.execute(f'DROP ROLE "{role}"')
+                break
+            except psycopg.errors.DependentObjectsStillExist:
+                time.sleep(1)
     r = redis_sync.Redis(port=REDIS_PORT, decode_responses=True)
     for user in r.acl_users():
         if user.startswith(f"{tag}."):
