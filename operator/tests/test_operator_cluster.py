@@ -187,17 +187,7 @@ def env(kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str) -> 
 
 
 def _drop_everything(tag: str) -> None:
-    like = (f"{tag}\\_%",)
-    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        for _ in range(3):  # an operator still running (test killed it mid-step) may race one round
-            try:
-                for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", like).fetchall():
-                    conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-                for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", like).fetchall():
-                    conn.execute(f'DROP ROLE "{role}"')
-                break
-            except psycopg.errors.DependentObjectsStillExist:
-                time.sleep(1)
+    _drop_databases_and_roles(f"{tag}\\_%")
     r = redis_sync.Redis(port=REDIS_PORT, decode_responses=True)
     for user in r.acl_users():
         if user.startswith(f"{tag}."):
@@ -205,6 +195,21 @@ def _drop_everything(tag: str) -> None:
     for marker in r.scan_iter(f"pinstack-operator:owner:{tag}.*"):
         r.delete(marker)
     asyncio.run(_delete_topics(tag))
+
+
+def _drop_databases_and_roles(like: str) -> None:
+    """DROP DATABASE cannot share a transaction with DROP ROLE: a drift pass of a running operator
+    may re-create the database in between, so a round that races it is repeated."""
+    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+        for _ in range(3):
+            try:
+                for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,)).fetchall():
+                    conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+                for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (like,)).fetchall():
+                    conn.execute(f'DROP ROLE "{role}"')
+                break
+            except psycopg.errors.DependentObjectsStillExist:
+                time.sleep(1)
 
 
 async def _kafka_topics() -> dict[str, int]:
@@ -343,9 +348,7 @@ def test_drift_is_corrected_and_reported(env: Env) -> None:
     env.wait_until(env.ready, "Ready")
     tag = env.tag
     asyncio.run(_delete_one_topic(f"{tag}.user-events"))
-    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        conn.execute(f'DROP DATABASE "{tag}_auth" WITH (FORCE)')
-        conn.execute(f'DROP ROLE "{tag}_auth"')
+    _drop_databases_and_roles(f"{tag}\\_auth")
     redis_sync.Redis(port=REDIS_PORT).acl_deluser(f"{tag}.users")
     env.kubectl(
         "patch", "cm", "env-dashboard-red", "--type=merge", "-p", json.dumps({"data": {"pinstack-red.json": "{}"}})
