@@ -56,6 +56,7 @@ def test_post_follow_feed_like_comment_mention_notify(api: Api, new_account) -> 
         lambda: feed_ids(api, bob), lambda ids: post_id in ids, what=f"post {post_id} in the follower's home feed"
     )
     assert post_id not in feed_ids(api, carol), "a post reached the feed of someone who does not follow its author"
+    assert post_id in feed_ids(api, alice), "an author's home feed must show their own post"
 
     # Like, take it back, like again: the same like, so alice hears of it once.
     assert data_of(api.put(f"/posts/{post_id}/like", token=bob.access), 200) == {"liked": True, "like_count": 1}

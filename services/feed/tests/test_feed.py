@@ -102,6 +102,23 @@ class TestFanOut:
         await publish(deliver, author, 9)
         assert await ids(client, reader) == [kept]
 
+    async def test_authors_see_their_own_posts(
+        self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver, redis: Redis, settings: Settings
+    ) -> None:
+        author, followee, star = new_id(), new_id(), new_id()
+        await followers(app, star, settings.celebrity_threshold + 1)
+        await deliver(follow_event("follow_created", author, followee))
+        mine, theirs = await publish(deliver, author, 1), await publish(deliver, followee, 2)
+        starred = await publish(deliver, star, 3)  # a celebrity's own post is fanned out to them alone
+        assert await ids(client, author) == [theirs, mine]
+        assert await ids(client, star) == [starred]
+        await deliver(post_event("post_deleted", starred, star))
+        assert await ids(client, star) == []
+        await redis.delete(f"{settings.key_prefix}timeline:{author}", f"{settings.key_prefix}built:{author}")
+        assert await ids(client, author) == [theirs, mine]  # rebuilt with them
+        await deliver(post_event("post_deleted", mine, author))
+        assert await ids(client, author) == [theirs]
+
     async def test_the_backfill_is_bounded(
         self, client: httpx.AsyncClient, deliver: Deliver, settings: Settings
     ) -> None:

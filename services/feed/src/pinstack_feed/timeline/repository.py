@@ -96,7 +96,8 @@ def _followee_posts(
     reader_id: int, threshold: int, celebrities: bool | None, before: tuple[datetime, int] | None, limit: int
 ) -> Select:
     """The newest `limit` posts of the accounts `reader_id` follows (only the celebrities': True,
-    all but theirs: False, every one: None), strictly before the cursor.
+    all but theirs: False, every one: None) and of the reader, strictly before the cursor. The
+    reader's own posts are always fanned out to their timeline, so never counted as a celebrity's.
 
     A lateral index scan per followee that stops at `limit`, then one merge: the cost is bounded
     by followees x limit, never by how much the followees ever posted."""
@@ -110,7 +111,8 @@ def _followee_posts(
         authors = authors.where(followers > threshold)
     elif celebrities is False:
         authors = authors.where(followers <= threshold)
-    followed = authors.subquery("followed")
+    me = select(literal(reader_id, BigInteger).label("author_id"))
+    followed = (authors if celebrities is True else authors.union_all(me)).subquery("followed")
     recent = (
         select(p.id, p.created_at)
         .where(p.author_id == followed.c.author_id, *_before(before))
@@ -128,7 +130,7 @@ def _followee_posts(
 
 async def timeline_source(session: AsyncSession, reader_id: int, threshold: int, limit: int) -> list[Row]:
     """What the Redis timeline of `reader_id` holds when complete: the newest posts of the
-    accounts they follow, except the celebrities' (merged at read time)."""
+    reader and of the accounts they follow, except the celebrities' (merged at read time)."""
     stmt = _followee_posts(reader_id, threshold, False, None, limit)
     return list((await session.execute(stmt)).all())
 

@@ -229,22 +229,26 @@ class FeedService:
         created_at = _ms(created_at)
         if not await repository.add_post(self.session, post_id, author_id, created_at):
             return  # known already
-        if await repository.follower_count(self.session, author_id) > self.settings.celebrity_threshold:
+        readers, celebrity = await self._readers_of(author_id)
+        if celebrity:
             FANOUT_SKIPPED.inc()
-            return
-        followers = await repository.followers_of(self.session, author_id)
         entry = Entry(score_of(created_at), post_id)
-        self._after_commit("post_created", followers, lambda: self.timelines.add(followers, [entry]))
+        self._after_commit("post_created", readers, lambda: self.timelines.add(readers, [entry]))
 
     async def post_deleted(self, post_id: int) -> None:
         deleted = await repository.remove_post(self.session, post_id)
         if deleted is None:
             return
-        # A celebrity's posts are not in timelines (read from the projection, where it is gone).
-        if await repository.follower_count(self.session, deleted.author_id) > self.settings.celebrity_threshold:
-            return
-        followers = await repository.followers_of(self.session, deleted.author_id)
-        self._after_commit("post_deleted", followers, lambda: self.timelines.remove(followers, [post_id]))
+        readers, _ = await self._readers_of(deleted.author_id)
+        self._after_commit("post_deleted", readers, lambda: self.timelines.remove(readers, [post_id]))
+
+    async def _readers_of(self, author_id: int) -> tuple[list[int], bool]:
+        """(the timelines an author's posts are written to, whether the author is a celebrity).
+        The author's own timeline always (a home feed shows what you posted, as Mastodon's does);
+        every follower's unless the author is a celebrity, whose posts are merged at read time."""
+        if await repository.follower_count(self.session, author_id) > self.settings.celebrity_threshold:
+            return [author_id], True
+        return [author_id, *await repository.followers_of(self.session, author_id)], False
 
     async def follow_created(self, follower_id: int, followee_id: int, at: datetime) -> None:
         if not await repository.add_follow(self.session, follower_id, followee_id, at):
