@@ -44,8 +44,6 @@ class ResponseHeaders:
                 headers["Content-Security-Policy"] = DOCS_CSP if path in DOCS_PATHS else API_CSP
                 if authenticated:
                     headers["Cache-Control"] = "no-store"
-                if "server" in headers:
-                    del headers["server"]
                 headers.update(quota_headers(scope.get("state", {}), message["status"]))
             await send(message)
 

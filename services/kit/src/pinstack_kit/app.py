@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -46,11 +45,6 @@ log = logging.getLogger("pinstack.app")
 
 class ShuttingDown(Exception):
     """Readiness answer of an instance that received SIGTERM and drains."""
-
-
-def drain_seconds(settings: BaseServiceSettings) -> float:
-    raw = os.environ.get("SHUTDOWN_DRAIN_SECONDS", "")
-    return float(raw) if raw.strip() else (5.0 if settings.environment == "production" else 0.0)
 
 
 @contextmanager
@@ -153,7 +147,7 @@ def build_app(
         for name, client in upstreams.items():
             setattr(app.state, name, client)
         try:
-            with drain_on_sigterm(app, drain_seconds(settings)):
+            with drain_on_sigterm(app, settings.drain_seconds):
                 async with extra_lifespan(app) if extra_lifespan else nullcontext():
                     yield
         finally:

@@ -28,9 +28,19 @@ class BaseServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     kafka_topic_prefix: str = ""
 
+    # After SIGTERM, how long /readyz answers 503 while requests are still served (see app.py);
+    # unset: 5 s in production (a load balancer's probe period), none elsewhere.
+    shutdown_drain_seconds: float | None = Field(None, ge=0, le=300)
+
     @property
     def is_development(self) -> bool:
         return self.environment != "production"
+
+    @property
+    def drain_seconds(self) -> float:
+        if self.shutdown_drain_seconds is not None:
+            return self.shutdown_drain_seconds
+        return 5.0 if self.environment == "production" else 0.0
 
     @property
     def key_prefix(self) -> str:
