@@ -85,7 +85,7 @@ cluster-build: ## build kube-apiserver, kubectl, etcd, helm into ~/.cache/pinsta
 .PHONY: operator dashboards
 
 operator: cluster ## run the operator from this checkout against `make cluster` (all namespaces)
-	@eval "$$($(PYTHON) scripts/cluster.py env)" && kubectl apply --server-side -f manifests/crd/ && \
+	@eval "$$($(PYTHON) scripts/cluster.py env)" && kubectl apply --server-side --force-conflicts -f manifests/crd/ && \
 	$(UV_RUN) python -m pinstack_operator --standalone --all-namespaces --liveness=http://127.0.0.1:8089/healthz
 
 dashboards: ## regenerate dashboards/json and dashboards/rules (checked in; a test fails when stale)

@@ -35,6 +35,7 @@ MONITORING_API = "monitoring.coreos.com/v1"
 FIELD_MANAGER = "pinstack-tests"
 CRD_SOURCES = sorted((CHARTS / "pinstack-crds" / "files").glob("*.yaml"))
 SAMPLE = MANIFESTS / "samples" / "environment.yaml"
+MANAGED_SAMPLE = MANIFESTS / "samples" / "environment-managed.yaml"
 INVALID_SAMPLES = sorted((MANIFESTS / "samples" / "invalid").glob("*.yaml"))
 VALUE_SETS = sorted((CHARTS / UMBRELLA / "ci").glob("*.yaml"))
 # A value set without migration hooks: installable on a control plane where Jobs never finish.
@@ -434,6 +435,8 @@ OPERATOR_PERMISSIONS = [
     ("create", "events.k8s.io", "events", ""),
     ("create", "", "secrets", ""),
     ("delete", "", "configmaps", ""),
+    ("create", "", "services", ""),
+    ("update", "apps", "statefulsets", ""),
     ("create", "monitoring.coreos.com", "prometheusrules", ""),
     ("update", "coordination.k8s.io", "leases", ""),
 ]
@@ -600,6 +603,22 @@ def test_sample_environment_is_accepted_with_defaults(kube: KubeCluster, crds: N
 
 
 @cluster
+@cluster
+def test_managed_sample_gets_default_images_and_keeps_its_storage(
+    kube: KubeCluster, crds: None, namespace: str
+) -> None:
+    kube.kubectl(
+        "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-n", namespace, "-f", str(MANAGED_SAMPLE)
+    )
+    spec = get_json(kube, "pse", "pinstack", "-n", namespace)["spec"]
+    assert spec["mode"] == "Managed" and spec["managed"]["storage"] == "1Gi"
+    assert sorted(spec["managed"]["images"]) == ["kafka", "postgres", "redis"]  # CRD defaults
+    done = patch(kube, namespace, {"spec": {"managed": {"storage": "5Gi"}}})
+    assert done.returncode != 0 and "spec.managed.storage is immutable" in done.stderr, done.stderr
+    done = patch(kube, namespace, {"spec": {"mode": "External"}})
+    assert done.returncode != 0 and "spec.mode is immutable" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("path", INVALID_SAMPLES, ids=lambda p: p.stem)
 def test_invalid_environment_is_rejected(kube: KubeCluster, crds: None, namespace: str, path: Path) -> None:
     done = kube.kubectl("apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)

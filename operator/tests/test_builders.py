@@ -1,14 +1,17 @@
 """Pure builders: spec in, desired state out."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pinstack_operator import conditions
-from pinstack_operator.builders import kafka, monitoring, postgres, redis, secrets
-from pinstack_operator.builders.spec import InvalidSpec, parse_spec
+from pinstack_operator.builders import kafka, managed, monitoring, postgres, redis, secrets
+from pinstack_operator.builders.spec import InvalidSpec, SecretRef, parse_spec
 
 pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec(**over: Any) -> dict[str, Any]:
@@ -95,7 +98,8 @@ def test_dashboards_and_rules_objects() -> None:
     [
         ({"kafka": None}, "spec.kafka are required"),
         ({"services": ["billing"]}, "unknown services"),
-        ({"mode": "Managed"}, "Managed is not supported"),
+        ({"mode": "Managed"}, "the operator's in Managed mode"),
+        ({"mode": "Local"}, "expected External or Managed"),
     ],
 )
 def test_invalid_specs(over: dict[str, Any], message: str) -> None:
@@ -174,3 +178,59 @@ def test_owner_comment_round_trip() -> None:
 
     assert comment_owner(database_comment("ns/env")) == "ns/env"
     assert comment_owner("a note somebody wrote") is None and comment_owner(None) is None
+
+
+def test_managed_mode_points_every_server_at_its_in_cluster_service() -> None:
+    e = parse_spec("env", "dev", {"mode": "Managed", "services": ["users", "gateway"], "managed": {"storage": "2Gi"}})
+    assert e.managed is not None and e.managed.storage == "2Gi" and e.managed.postgres_image.startswith("postgres:")
+    assert (e.postgres.host, e.postgres.port, e.postgres.ssl_mode) == ("env-postgres.dev.svc", 5432, "disable")
+    assert e.postgres.admin == secrets_ref("postgres") and e.redis.admin == secrets_ref("redis")
+    assert e.kafka.bootstrap_servers == "env-kafka.dev.svc:9092" and e.kafka.replication_factor == 1
+    assert env().managed is None
+
+
+def secrets_ref(server: str) -> SecretRef:
+    return SecretRef("env-managed-admin", f"{server}-password", f"{server}-username")
+
+
+def test_managed_servers_are_statefulsets_with_volumes_behind_headless_services() -> None:
+    spec_ = managed.ManagedSpec(storage="3Gi", storage_class="fast")
+    for server in managed.SERVERS:
+        sts = managed.statefulset("env", "dev", server, spec_, "Retain")
+        svc = managed.service("env", "dev", server)
+        assert sts["metadata"]["name"] == svc["metadata"]["name"] == sts["spec"]["serviceName"] == f"env-{server}"
+        assert svc["spec"]["clusterIP"] == "None"
+        assert svc["spec"]["selector"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+        claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+        assert claim["resources"]["requests"]["storage"] == "3Gi" and claim["storageClassName"] == "fast"
+        assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+        assert managed.SPEC_HASH in sts["metadata"]["annotations"]
+        container = sts["spec"]["template"]["spec"]["containers"][0]
+        assert "readinessProbe" in container and container["ports"][0]["containerPort"] == managed.PORTS[server]
+    deleting = managed.statefulset("env", "dev", "kafka", spec_, "Delete")
+    assert deleting["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    # The hash follows the spec, so a changed spec is written and an unchanged one is not.
+    assert (
+        deleting["metadata"]["annotations"]
+        != managed.statefulset("env", "dev", "kafka", spec_, "Retain")["metadata"]["annotations"]
+    )
+    env_ = {e["name"]: e.get("value") for e in deleting["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env_["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://env-kafka.dev.svc:9092"
+    # Passwords come from the admin Secret, never inline.
+    pg = managed.statefulset("env", "dev", "postgres", spec_, "Retain")["spec"]["template"]["spec"]["containers"][0]
+    assert pg["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "env-managed-admin", "key": "postgres-password"}
+
+
+def test_starting_managed_servers_make_the_phase_provisioning() -> None:
+    starting = conditions.Condition(conditions.MANAGED, False, conditions.STARTING, "waiting")
+    merged = conditions.merge([], [starting], 1, "t")
+    assert conditions.phase(merged, first_time=False) == "Provisioning"
+
+
+def test_the_crd_defaults_the_managed_servers_as_the_operator_does() -> None:
+    crd = yaml.safe_load((ROOT / "manifests" / "crd" / "pinstack.io_pinstackenvironments.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["managed"]
+    images = {k: v["default"] for k, v in schema["properties"]["images"]["properties"].items()}
+    defaults = managed.ManagedSpec()
+    assert images == {"postgres": defaults.postgres_image, "redis": defaults.redis_image, "kafka": defaults.kafka_image}
+    assert schema["properties"]["storage"]["default"] == defaults.storage

@@ -55,7 +55,7 @@ def operator(kube_cluster: KubeCluster, worker_prefix: str) -> Iterator[KopfRunn
     os.environ["KUBECONFIG"] = str(kube_cluster.kubeconfig)
     # Read at import time by the kubernetes client (Kopf logs in through it): point it here.
     kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kube_cluster.kubeconfig)
-    kube_cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "crd"))
+    kube_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "manifests" / "crd"))
     kube_cluster.kubectl("wait", "--for=condition=Established", "crd/pinstackenvironments.pinstack.io")
     args = ["run", "--standalone", f"--namespace={worker_prefix}*", "-m", "pinstack_operator.handlers"]
     recent = _RecentLog()
@@ -421,6 +421,66 @@ def test_delete_honours_the_deletion_policy(env: Env, policy: str) -> None:
     else:
         assert dbs == set() and roles == set() and users == set()
         env.wait_until(lambda: not [t for t in kafka_topics() if t.startswith(f"{env.tag}.")], "topics deleted")
+
+
+def test_managed_mode_runs_its_own_servers_and_waits_for_them(env: Env) -> None:
+    """Managed mode on the real API server. There is no kubelet or controller manager here, so
+    no pod ever runs: the test stops at what the operator can be seen doing (the servers' objects,
+    waiting, moving on once their StatefulSets report ready pods, clean-up); that the images come
+    up and serve is not tested here."""
+    env.apply(
+        {
+            "apiVersion": "pinstack.io/v1alpha1",
+            "kind": "PinstackEnvironment",
+            "metadata": {"name": env.name, "namespace": env.namespace},
+            "spec": {"mode": "Managed", "deletionPolicy": "Delete", "services": ["users", "gateway"]},
+        }
+    )
+
+    def starting() -> dict[str, Any]:
+        conds = {c["type"]: c for c in env.get("pse", env.name).get("status", {}).get("conditions", [])}
+        return conds if conds.get("ManagedServersReady", {}).get("reason") == "Starting" else {}
+
+    conds = env.wait_until(starting, "ManagedServersReady=False, reason Starting")
+    assert "postgres, redis, kafka" in conds["ManagedServersReady"]["message"]
+    assert conds["PostgresReady"]["reason"] == "Waiting" and conds["Ready"]["status"] == "False"
+    assert env.get("pse", env.name)["status"]["phase"] == "Provisioning"
+    uid = env.get("pse", env.name)["metadata"]["uid"]
+    for server in ("postgres", "redis", "kafka"):
+        sts, svc = env.get("statefulset", f"env-{server}"), env.get("service", f"env-{server}")
+        assert [o["uid"] for o in sts["metadata"]["ownerReferences"]] == [uid]
+        assert [o["uid"] for o in svc["metadata"]["ownerReferences"]] == [uid]
+        assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    admin = env.get("secret", "env-managed-admin")
+    passwords = {k: base64.b64decode(v).decode() for k, v in admin["data"].items()}
+    assert len(passwords["postgres-password"]) >= 24 and len(passwords["redis-password"]) >= 24
+
+    # Waiting writes nothing: the objects are in line, the passwords kept.
+    versions = {
+        (kind, name): env.get(kind, name)["metadata"]["resourceVersion"]
+        for kind, name in (("statefulset", "env-kafka"), ("service", "env-kafka"), ("secret", "env-managed-admin"))
+    }
+    time.sleep(5)  # two passes of the waiting timer (RETRY_DELAY_SECONDS=2)
+    for (kind, name), version in versions.items():
+        assert env.get(kind, name)["metadata"]["resourceVersion"] == version, (kind, name)
+
+    # Once every StatefulSet reports a ready pod, provisioning starts against the in-cluster
+    # names, which do not resolve outside a cluster: a clear failure, not a silent wait.
+    for server in ("postgres", "redis", "kafka"):
+        status = json.dumps({"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}})
+        env.kubectl("patch", "statefulset", f"env-{server}", "--subresource=status", "--type=merge", "-p", status)
+
+    def provisioning() -> dict[str, Any]:
+        conds = {c["type"]: c for c in env.get("pse", env.name).get("status", {}).get("conditions", [])}
+        return conds if conds.get("PostgresReady", {}).get("reason") == "Failed" else {}
+
+    conds = env.wait_until(provisioning, "PostgresReady=False, reason Failed", timeout=60)
+    assert conds["ManagedServersReady"]["status"] == "True"
+    assert f"env-postgres.{env.namespace}.svc" in conds["PostgresReady"]["message"]
+
+    env.kubectl("delete", "pse", env.name, "--timeout=60s")
+    for kind, name in (("statefulset", "env-postgres"), ("service", "env-kafka"), ("secret", "env-managed-admin")):
+        assert env.kubectl("get", kind, name, check=False).returncode != 0, (kind, name)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 COMPONENTS = ("PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady")
+MANAGED = "ManagedServersReady"  # Managed mode only, before the others
+ORDER = (MANAGED, *COMPONENTS)
+STARTING = "Starting"  # the managed servers' pods are not ready yet
 PAUSED = "Paused"
 CONFLICT = "Conflict"
 PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Paused", "Deleting", "Failed")
@@ -97,6 +100,8 @@ def phase(conditions: Sequence[Mapping[str, Any]], first_time: bool) -> str:
     ready = next((c for c in conditions if c["type"] == "Ready"), None)
     if ready and ready["status"] == "True":
         return "Ready"
+    if any(c["type"] == MANAGED and c["reason"] == STARTING for c in conditions):
+        return "Provisioning"
     return "Provisioning" if first_time else "Degraded"
 
 

@@ -187,7 +187,7 @@ async def apply(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo
         outcome = await _run(str(reason or "apply"), body, patch, logger, memo)
     if outcome and outcome.writes:
         _normal(body, reason="Reconciled", message="; ".join(c for cs in outcome.changes.values() for c in cs)[:1000])
-    if outcome and not outcome.ready:
+    if outcome and not outcome.ready and not outcome.waiting:
         failed = [f"{c.type}: {c.message}" for c in outcome.conditions if not c.status]
         kopf.warn(body, reason="Degraded", message="; ".join(failed)[:1000])
 
@@ -233,6 +233,19 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
         if changes:
             metrics.DRIFT.labels(component).inc(len(changes))
             kopf.warn(body, reason="DriftCorrected", message=f"{component}: {'; '.join(changes)}"[:1000])
+
+
+def _starting(status: kopf.Status, **_: Any) -> bool:
+    return any(c.get("reason") == conditions.STARTING for c in status.get("conditions") or ())
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.retry_delay, when=_starting)
+async def wait_for_servers(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: kopf.Memo, **_: Any) -> None:
+    """Managed mode: while the servers' pods start, look every few seconds instead of at the
+    next drift pass (a start is not a failure, so no error retry)."""
+    async with _exclusive(memo):
+        if not (memo.get("deleting") or body.metadata.get("deletionTimestamp")):
+            await _run("starting", body, patch, logger, memo)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

@@ -19,7 +19,7 @@ DRIFT = Counter("pinstack_operator_drift_corrections_total", "Drift found and co
 WRITES = Counter("pinstack_operator_writes_total", "Changes made to external systems and objects", ["component"])
 RESOURCES = Gauge("pinstack_operator_resources", "PinstackEnvironments by phase", ["phase"])
 
-COMPONENTS = ("postgres", "redis", "kafka", "secrets", "dashboards", "alerts")
+COMPONENTS = ("managed", "postgres", "redis", "kafka", "secrets", "dashboards", "alerts")
 
 _started: set[int] = set()
 

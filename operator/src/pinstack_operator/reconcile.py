@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pinstack_operator import assets
-from pinstack_operator.builders import kafka, monitoring, ownership, postgres, redis
+from pinstack_operator.builders import kafka, managed, monitoring, ownership, postgres, redis
 from pinstack_operator.builders import secrets as secret_builder
 from pinstack_operator.builders.spec import EnvironmentSpec, SecretRef
-from pinstack_operator.conditions import Condition
+from pinstack_operator.conditions import COMPONENTS, MANAGED, ORDER, STARTING, Condition
 from pinstack_operator.steps import kafka as kafka_step
 from pinstack_operator.steps import kube
 from pinstack_operator.steps import postgres as pg_step
@@ -33,6 +33,7 @@ class Outcome:
     changes: dict[str, list[str]] = field(default_factory=dict)
     conditions: list[Condition] = field(default_factory=list)
     duration: float = 0.0
+    waiting: bool = False  # for the managed servers to start: retried soon, not a degradation
 
     @property
     def writes(self) -> int:
@@ -122,9 +123,6 @@ def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:1000]
 
 
-ORDER = ["PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady"]
-
-
 async def find_conflicts(env: EnvironmentSpec, body: Mapping[str, Any]) -> dict[str, list[str]]:
     """Condition type -> what another environment owns (read only). A server that cannot be read
     here is reported by the provisioning step itself, so errors are not conflicts."""
@@ -153,7 +151,7 @@ async def find_conflicts(env: EnvironmentSpec, body: Mapping[str, Any]) -> dict[
 def _conflicted(conflicts: dict[str, list[str]], started: float) -> Outcome:
     """Nothing is written while another environment owns a name this one wants."""
     out = Outcome(changes={})
-    for kind in ORDER:
+    for kind in COMPONENTS:
         if kind in conflicts:
             out.conditions.append(Condition(kind, False, "Conflict", "; ".join(conflicts[kind])[:1000]))
         else:
@@ -165,11 +163,24 @@ def _conflicted(conflicts: dict[str, list[str]], started: float) -> Outcome:
 async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool = False) -> Outcome:
     """`rotate`: new passwords for every database role and Redis user (and their Secrets)."""
     started = time.monotonic()
-    conflicts = await find_conflicts(env, body)
-    if conflicts:
-        return _conflicted(conflicts, started)
-    out = Outcome()
     owner = owner_reference(body)
+    out = Outcome()
+    if env.managed is not None:  # the servers are this environment's own: no one to conflict with
+        changes, waiting = await ensure_managed(env, owner)
+        out.changes["managed"] = changes
+        if waiting:
+            message = f"waiting for ready pods: {', '.join(waiting)}"
+            out.conditions = [Condition(MANAGED, False, STARTING, message)]
+            out.conditions += [
+                Condition(kind, False, "Waiting", "waiting for the managed servers") for kind in COMPONENTS
+            ]
+            out.waiting, out.duration = True, time.monotonic() - started
+            return out
+        out.conditions.append(Condition(MANAGED, True, "Running", "postgres, redis and kafka are ready"))
+    else:
+        conflicts = await find_conflicts(env, body)
+        if conflicts:
+            return _conflicted(conflicts, started)
     me = ownership.owner_id(env.namespace, env.name)
     dbs = postgres.databases(env)
     users = redis.acl_users(env)
@@ -273,6 +284,29 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool 
     return out
 
 
+async def ensure_managed(env: EnvironmentSpec, owner: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Managed mode: the admin Secret (passwords generated once), a Service and a StatefulSet per
+    server. Returns (changes, servers whose pod is not ready yet)."""
+    assert env.managed is not None
+    secret = managed.admin_secret_name(env.name)
+    current = await asyncio.to_thread(kube.read_secret, env.namespace, secret) or {}
+    passwords = {s: current.get(f"{s}-password") or new_password() for s in ("postgres", "redis")}
+    changes = await asyncio.to_thread(kube.ensure_object, managed.admin_secret(env.name, env.namespace, passwords))
+    for server in managed.SERVERS:
+        for obj in (
+            managed.service(env.name, env.namespace, server),
+            managed.statefulset(env.name, env.namespace, server, env.managed, env.deletion_policy),
+        ):
+            changes += await asyncio.to_thread(kube.ensure_object, _owned(obj, owner, env.namespace))
+    ready = await asyncio.gather(
+        *(
+            asyncio.to_thread(kube.ready_replicas, env.namespace, managed.workload_name(env.name, server))
+            for server in managed.SERVERS
+        )
+    )
+    return changes, [server for server, n in zip(managed.SERVERS, ready, strict=True) if n < 1]
+
+
 async def tear_down(env: EnvironmentSpec, body: Mapping[str, Any]) -> list[str]:
     """On deletion: remove the Kubernetes children; with deletionPolicy Delete also the data this
     environment owns (never what another environment claimed)."""
@@ -289,6 +323,17 @@ async def tear_down(env: EnvironmentSpec, body: Mapping[str, Any]) -> list[str]:
     changes += await asyncio.to_thread(kube.delete_object, "ConfigMap", env.namespace, f"{env.name}-alerts")
     if await asyncio.to_thread(kube.prometheus_rules_served):
         changes += await asyncio.to_thread(kube.delete_object, "PrometheusRule", env.namespace, f"{env.name}-alerts")
+    if env.managed is not None:
+        # The data is in the servers' volumes, kept or deleted with them by their claim
+        # retention policy; the admin Secret stays with kept volumes (they need its passwords).
+        for server in managed.SERVERS:
+            name = managed.workload_name(env.name, server)
+            changes += await asyncio.to_thread(kube.delete_object, "StatefulSet", env.namespace, name)
+            changes += await asyncio.to_thread(kube.delete_object, "Service", env.namespace, name)
+        if env.deletion_policy == "Delete":
+            secret = managed.admin_secret_name(env.name)
+            changes += await asyncio.to_thread(kube.delete_object, "Secret", env.namespace, secret)
+        return changes
     if env.deletion_policy != "Delete":
         return changes
     admin = await pg_admin(env)

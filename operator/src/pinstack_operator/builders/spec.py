@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinstack_operator.builders import managed as managed_builder
+from pinstack_operator.builders.managed import ManagedSpec
+
 SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
 
 # Kafka topics each service produces to or consumes from (names without the topic prefix).
@@ -83,6 +86,7 @@ class EnvironmentSpec:
     dashboards_labels: Mapping[str, str] = field(default_factory=dict)
     alerts_enabled: bool = True
     alerts_labels: Mapping[str, str] = field(default_factory=dict)
+    managed: ManagedSpec | None = None  # Managed mode: the servers run in the namespace
 
     @property
     def dashboard_namespace(self) -> str:
@@ -101,8 +105,13 @@ def _ref(raw: Mapping[str, Any] | None, where: str) -> SecretRef:
 
 def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> EnvironmentSpec:
     """Typed spec with defaults; raises InvalidSpec when External mode lacks a server."""
-    if spec.get("mode", "External") != "External":
-        raise InvalidSpec("spec.mode Managed is not supported yet: use External")
+    mode = spec.get("mode", "External")
+    if mode == "Managed":
+        if any(spec.get(server) for server in managed_builder.SERVERS):
+            raise InvalidSpec("spec.postgres, spec.redis and spec.kafka are the operator's in Managed mode")
+        spec = {**spec, **_managed_servers(name, namespace)}
+    elif mode != "External":
+        raise InvalidSpec(f"spec.mode {mode!r}: expected External or Managed")
     services = tuple(spec.get("services") or ())
     if not services:
         raise InvalidSpec("spec.services must list at least one service")
@@ -159,4 +168,22 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> Environmen
         dashboards_labels=dict(dashboards.get("labels") or {}),
         alerts_enabled=bool(alerts.get("enabled", True)),
         alerts_labels=dict(alerts.get("labels") or {}),
+        managed=managed_builder.parse(spec.get("managed")) if mode == "Managed" else None,
     )
+
+
+def _managed_servers(name: str, namespace: str) -> dict[str, Any]:
+    """The External-mode sections that point at the managed servers (see builders/managed.py)."""
+    secret = managed_builder.admin_secret_name(name)
+
+    def ref(server: str) -> dict[str, str]:
+        return {"name": secret, "key": f"{server}-password", "usernameKey": f"{server}-username"}
+
+    def at(server: str) -> str:
+        return managed_builder.host(name, namespace, server)
+
+    return {
+        "postgres": {"host": at("postgres"), "port": 5432, "sslMode": "disable", "adminSecretRef": ref("postgres")},
+        "redis": {"host": at("redis"), "port": 6379, "adminSecretRef": ref("redis")},
+        "kafka": {"bootstrapServers": f"{at('kafka')}:9092", "topicDefaults": {"replicationFactor": 1}},
+    }

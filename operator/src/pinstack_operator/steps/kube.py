@@ -52,7 +52,7 @@ def prometheus_rules_served() -> bool:
     return True
 
 
-def _in_line(actual: Mapping[str, Any], desired: Mapping[str, Any], field: str) -> bool:
+def _in_line(actual: Mapping[str, Any], desired: Mapping[str, Any], field: str | None) -> bool:
     meta, want = actual.get("metadata") or {}, desired["metadata"]
     for key in ("labels", "annotations"):
         have = meta.get(key) or {}
@@ -61,7 +61,7 @@ def _in_line(actual: Mapping[str, Any], desired: Mapping[str, Any], field: str) 
     owners = {o.get("uid") for o in meta.get("ownerReferences") or ()}
     if any(o["uid"] not in owners for o in want.get("ownerReferences") or ()):
         return False
-    return actual.get(field) == desired.get(field)
+    return field is None or actual.get(field) == desired.get(field)
 
 
 def _merged(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,55 +75,53 @@ def _merged(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, 
     return {**desired, "metadata": meta}
 
 
+# kind -> (API class, the generated client's method suffix); PrometheusRule is a custom object.
+_BUILTIN: dict[str, tuple[Any, str]] = {
+    "Secret": (client.CoreV1Api, "secret"),
+    "ConfigMap": (client.CoreV1Api, "config_map"),
+    "Service": (client.CoreV1Api, "service"),
+    "StatefulSet": (client.AppsV1Api, "stateful_set"),
+}
+_RULES = ("monitoring.coreos.com", "v1")
+
+
 class _Kind:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
+    def _call(self, verb: str, namespace: str, *args: Any) -> Any:
+        """`verb`_namespaced_<kind>: the builtin clients take (name, namespace[, body]) or
+        (namespace, body) for create; the custom-objects client (group, version, namespace,
+        plural, ...)."""
+        if self.kind in _BUILTIN:
+            cls, suffix = _BUILTIN[self.kind]
+            method = getattr(cls(api()), f"{verb}_namespaced_{suffix}")
+            if verb == "create":
+                return method(namespace, *args)
+            return method(args[0], namespace, *args[1:])
+        verb = "get" if verb == "read" else verb
+        method = getattr(custom(), f"{verb}_namespaced_custom_object")
+        return method(*_RULES, namespace, "prometheusrules", *args)
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            if self.kind == "Secret":
-                obj: Any = core().read_namespaced_secret(name, namespace)
-            elif self.kind == "ConfigMap":
-                obj = core().read_namespaced_config_map(name, namespace)
-            else:
-                return custom().get_namespaced_custom_object(
-                    "monitoring.coreos.com", "v1", namespace, "prometheusrules", name
-                )
+            obj = self._call("read", namespace, name)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        out: dict[str, Any] = api().sanitize_for_serialization(obj)
+        out: dict[str, Any] = obj if isinstance(obj, dict) else api().sanitize_for_serialization(obj)
         return out
 
     def create(self, namespace: str, body: dict[str, Any]) -> None:
-        if self.kind == "Secret":
-            core().create_namespaced_secret(namespace, body)
-        elif self.kind == "ConfigMap":
-            core().create_namespaced_config_map(namespace, body)
-        else:
-            custom().create_namespaced_custom_object("monitoring.coreos.com", "v1", namespace, "prometheusrules", body)
+        self._call("create", namespace, body)
 
     def replace(self, namespace: str, name: str, body: dict[str, Any]) -> None:
-        if self.kind == "Secret":
-            core().replace_namespaced_secret(name, namespace, body)
-        elif self.kind == "ConfigMap":
-            core().replace_namespaced_config_map(name, namespace, body)
-        else:
-            custom().replace_namespaced_custom_object(
-                "monitoring.coreos.com", "v1", namespace, "prometheusrules", name, body
-            )
+        self._call("replace", namespace, name, body)
 
     def delete(self, namespace: str, name: str) -> bool:
         try:
-            if self.kind == "Secret":
-                core().delete_namespaced_secret(name, namespace)
-            elif self.kind == "ConfigMap":
-                core().delete_namespaced_config_map(name, namespace)
-            else:
-                custom().delete_namespaced_custom_object(
-                    "monitoring.coreos.com", "v1", namespace, "prometheusrules", name
-                )
+            self._call("delete", namespace, name)
         except ApiException as e:
             if e.status == 404:
                 return False
@@ -144,7 +142,9 @@ def ensure_object(desired: dict[str, Any]) -> list[str]:
     kind = desired["kind"]
     if kind == "Secret":
         desired = encode_secret(desired)
-    field = "spec" if kind == "PrometheusRule" else "data"
+    # What is compared besides labels, annotations and owner: workloads and Services carry a
+    # hash of their spec in an annotation instead (the API server fills in defaults).
+    field = {"PrometheusRule": "spec", "Service": None, "StatefulSet": None}.get(kind, "data")
     meta = desired["metadata"]
     ops = _Kind(kind)
     actual = ops.get(meta["namespace"], meta["name"])
@@ -159,6 +159,12 @@ def ensure_object(desired: dict[str, Any]) -> list[str]:
 
 def delete_object(kind: str, namespace: str, name: str) -> list[str]:
     return [f"deleted {kind} {namespace}/{name}"] if _Kind(kind).delete(namespace, name) else []
+
+
+def ready_replicas(namespace: str, name: str) -> int:
+    """Ready pods of a StatefulSet (0 when it does not exist)."""
+    found = _Kind("StatefulSet").get(namespace, name)
+    return int(((found or {}).get("status") or {}).get("readyReplicas") or 0)
 
 
 def list_environments() -> list[dict[str, Any]]:
