@@ -13,17 +13,9 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CHARTS="${1:-$REPO_ROOT/charts}"
 
-helm_bin() {
-    if [ -n "${HELM:-}" ]; then echo "$HELM"; return; fi
-    if command -v helm >/dev/null 2>&1; then command -v helm; return; fi
-    local built
-    built="$(python3 "$REPO_ROOT/scripts/cluster.py" env --json 2>/dev/null \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin).get("helm", ""))' 2>/dev/null || true)"
-    if [ -n "$built" ] && [ -x "$built" ]; then echo "$built"; return; fi
-    echo "chart-deps: helm not found (set HELM, or build it: python3 scripts/cluster.py build)" >&2
-    exit 1
-}
-HELM_BIN="$(helm_bin)"
+# shellcheck source=scripts/helm-bin.sh
+source "$REPO_ROOT/scripts/helm-bin.sh"
+HELM_BIN="$(helm_bin chart-deps)"
 
 # A chart whose dependencies are all leaves (no dependencies of their own) comes first.
 has_nested() {

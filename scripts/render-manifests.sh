@@ -30,16 +30,8 @@ OPERATOR_NAMESPACE=pinstack-system
 # Pinned so the output does not depend on the helm build's default (templates do not branch on it).
 KUBE_VERSION=1.29.0
 
-find_helm() {
-    if [ -n "${HELM:-}" ]; then echo "$HELM"; return; fi
-    if command -v helm >/dev/null 2>&1; then command -v helm; return; fi
-    local built
-    built="$(python3 "$REPO_ROOT/scripts/cluster.py" env --json 2>/dev/null \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin).get("helm", ""))' 2>/dev/null || true)"
-    if [ -n "$built" ] && [ -x "$built" ]; then echo "$built"; return; fi
-    echo "render-manifests: helm not found (set HELM, or build it: python3 scripts/cluster.py build)" >&2
-    exit 1
-}
+# shellcheck source=scripts/helm-bin.sh
+source "$REPO_ROOT/scripts/helm-bin.sh"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -60,7 +52,7 @@ for chart in "$REPO_ROOT"/charts/*/; do
 done
 
 # 3. The operator for `kubectl apply`, rendered from its chart.
-HELM_BIN="$(find_helm)"
+HELM_BIN="$(helm_bin render-manifests)"
 cp -r "$REPO_ROOT/charts" "$WORK/charts"
 rm -rf "$WORK"/charts/*/charts
 "$HELM_BIN" dependency build --skip-refresh "$WORK/charts/pinstack-operator" >/dev/null
