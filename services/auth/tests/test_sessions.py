@@ -60,9 +60,9 @@ class TestRefresh:
         # the legitimate holder's newer token died with the family
         assert (await refresh(client, newer["refresh_token"])).json()["message"] == "invalid refresh token"
 
-    async def test_expired_token_is_unauthenticated(self, client: httpx.AsyncClient, auth_app: FastAPI) -> None:
+    async def test_expired_token_is_unauthenticated(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         pair, _ = await register(client)
-        keys = auth_app.state.keys
+        keys = app.state.keys
         claims = decode(pair["refresh_token"], keys.verification_keys(), token_type="refresh", issuer="pinstack")
         expired = keys._sign({**claims, "exp": int(time.time()) - 60})
         assert (await refresh(client, expired)).json() == {"status": 401, "message": "unauthenticated"}
@@ -95,11 +95,11 @@ class TestLogoutAndPassword:
 
 
 class TestUserDeleted:
-    async def test_deleting_the_user_ends_its_sessions(self, client: httpx.AsyncClient, auth_app: FastAPI) -> None:
+    async def test_deleting_the_user_ends_its_sessions(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         pair, _ = await register(client)
         event = {"type": "user_deleted", "data": {"id": decode_user(pair)}}
         record = SimpleNamespace(value=orjson.dumps(event), headers=[("event_type", b"user_deleted")])
-        async with sessionmaker(auth_app.state.engine)() as session, session.begin():
+        async with sessionmaker(app.state.engine)() as session, session.begin():
             await on_user_event(session, record)  # type: ignore[arg-type]
         assert (await refresh(client, pair["refresh_token"])).json() == {"status": 404, "message": "user not found"}
 
@@ -111,13 +111,11 @@ def decode_user(pair: dict[str, str]) -> int:
 
 
 class TestHousekeeping:
-    async def test_refresh_tokens_a_day_past_expiry_are_purged(
-        self, client: httpx.AsyncClient, auth_app: FastAPI
-    ) -> None:
+    async def test_refresh_tokens_a_day_past_expiry_are_purged(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         old, _ = await register(client)
         fresh, _ = await register(client)
         old_user, fresh_user = decode_user(old), decode_user(fresh)
-        engine = auth_app.state.engine
+        engine = app.state.engine
         async with engine.begin() as conn:
             await conn.execute(
                 text("UPDATE refresh_tokens SET expires_at = now() - interval '2 days' WHERE user_id = :u"),

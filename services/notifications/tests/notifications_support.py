@@ -3,9 +3,7 @@
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaProducer
-
-from pinstack_kit.testing import KAFKA
+from pinstack_kit.testing import kafka_producer
 
 Seed = Callable[..., Awaitable[list[int]]]
 
@@ -17,12 +15,8 @@ def new_id() -> int:
 
 async def produce(topic: str, records: list[tuple[bytes, bytes, dict[str, str]]]) -> None:
     """Send (key, value, headers) records in order, as a producer of that topic would."""
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-    await producer.start()
-    try:
+    async with kafka_producer() as producer:
         for key, value, headers in records:
             await producer.send_and_wait(
                 topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
             )
-    finally:
-        await producer.stop()

@@ -20,7 +20,7 @@ from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, eventually, spawn_service
+from pinstack_kit.testing import KAFKA, eventually, kafka_reader, spawn_service
 from pinstack_kit.worker import Loop
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import consumers
@@ -174,15 +174,11 @@ class TestFollowToNotification:
         await eventually(lambda: count_of(engine, followee), timeout=30)
 
         topic = f"{prefix}relation-events"
-        reader = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
-        await reader.start()
-        try:
+        async with kafka_reader(topic) as reader:
             while True:
                 record = await asyncio.wait_for(reader.getone(), 20)
                 if record.key == str(follower).encode():
                     break
-        finally:
-            await reader.stop()
         # The very record the relay published, published again twice (same event_id).
         again = (record.key, record.value, {k: v.decode() for k, v in record.headers})
         await produce(topic, [again, again])

@@ -8,14 +8,13 @@ from collections.abc import Callable
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from notifications_support import Seed, new_id, produce
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
-from pinstack_kit.testing import KAFKA, app_client, eventually, free_port
+from pinstack_kit.testing import app_client, eventually, free_port, kafka_reader
 from pinstack_kit.worker import Loop
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
@@ -109,17 +108,8 @@ class TestRelationEvents:
         run_consumer(settings, engine, start)
         await eventually(lambda: stored(engine, followee), timeout=30)
 
-        dead = AIOKafkaConsumer(
-            settings.topic("notifications.dlt"),
-            bootstrap_servers=KAFKA,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=500,
-        )
-        await dead.start()
-        try:
+        async with kafka_reader(settings.topic("notifications.dlt")) as dead:
             parked = await asyncio.wait_for(dead.getone(), 20)
-        finally:
-            await dead.stop()
         assert parked.value == b"{not json"
         assert dict(parked.headers)["source_topic"] == settings.topic("relation-events").encode()
         assert len(await stored(engine, followee)) == 1

@@ -1,6 +1,4 @@
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -9,18 +7,10 @@ from relations_support import Seed, new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.db import create_engine
-from pinstack_kit.worker import Loop
 from pinstack_relations.config import Settings
 from pinstack_relations.main import create_app
 
 SERVICES = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def users_url(service_server: Callable[[str], str]) -> str:
-    """A real users server: the fallback for users the projection has not seen yet."""
-    return service_server("users")
 
 
 @pytest.fixture
@@ -39,13 +29,6 @@ def app(settings: Settings) -> FastAPI:
 
 
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 def seed(engine: AsyncEngine) -> Seed:
     """Put users into the projection as the user events would; returns their ids."""
 
@@ -59,19 +42,3 @@ def seed(engine: AsyncEngine) -> Seed:
         return ids
 
     return add
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[Callable[[Loop], None]]:
-    """Runs worker loops (relay, consumers) as tasks of the test; stops them at teardown."""
-    loops: list[Loop] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    def run(loop: Loop) -> None:
-        loops.append(loop)
-        tasks.append(asyncio.create_task(loop.run()))
-
-    yield run
-    for loop in loops:
-        loop.stop()
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=20)

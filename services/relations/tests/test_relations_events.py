@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from relations_support import Seed, new_id, user_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, eventually
+from pinstack_kit.testing import KAFKA, eventually, kafka_producer, kafka_reader
 from pinstack_kit.worker import Loop
 from pinstack_relations.config import Settings
 from pinstack_relations.worker import consumers
@@ -26,9 +26,7 @@ Start = Callable[[Loop], None]
 
 
 async def publish(settings: Settings, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-    await producer.start()
-    try:
+    async with kafka_producer() as producer:
         for event in events:
             await producer.send_and_wait(
                 settings.topic("user-events"),
@@ -36,8 +34,6 @@ async def publish(settings: Settings, *events: Event) -> None:
                 key=event.aggregate_id.encode(),
                 headers=[(k, v.encode()) for k, v in event.headers().items()],
             )
-    finally:
-        await producer.stop()
 
 
 def run_consumer(settings: Settings, engine: AsyncEngine, start: Start) -> None:
@@ -69,20 +65,11 @@ class TestOutboxRelay:
         await client.delete("/follows", params={"follower_id": follower, "followee_id": a})
         start(OutboxRelay(engine, lambda: create_producer(KAFKA, "test-relations-relay")))
 
-        reader = AIOKafkaConsumer(
-            settings.topic("relation-events"),
-            bootstrap_servers=KAFKA,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=500,
-        )
-        await reader.start()
         records: list[ConsumerRecord] = []
-        try:
+        async with kafka_reader(settings.topic("relation-events")) as reader:
             while len(records) < 3:
                 batch = await asyncio.wait_for(reader.getmany(timeout_ms=500), 20)
                 records += [r for items in batch.values() for r in items]
-        finally:
-            await reader.stop()
         # one key, hence one partition, hence the user's own order
         assert {r.key for r in records} == {str(follower).encode()}
         assert len({r.partition for r in records}) == 1

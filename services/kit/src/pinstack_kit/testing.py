@@ -194,6 +194,99 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interva
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
+# ----------------------------------------------------------------------------- workers in the test
+# A service's consumers and relay run as tasks of the test on the shared servers, so a test can
+# drive them through Kafka and look at their database without spawning processes.
+
+
+@pytest.fixture
+async def engine(settings: Any) -> AsyncIterator[Any]:
+    """An engine on the database of the service's `settings` fixture, for tests that look into it."""
+    from pinstack_kit.db import create_engine
+
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+async def _stop_loops(loops: list[Any], tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    for loop in loops:
+        loop.stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout)
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Callable[[Any], None]]:
+    """Runs worker loops (relay, consumers) as tasks of the test; stops them at teardown."""
+    loops: list[Any] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    def run(loop: Any) -> None:
+        loops.append(loop)
+        tasks.append(asyncio.create_task(loop.run()))
+
+    yield run
+    await _stop_loops(loops, tasks, 20)
+
+
+@asynccontextmanager
+async def worker(settings: Any, consumers: Callable[..., list[Any]], *, relay: str | None = None) -> AsyncIterator[Any]:
+    """A service's worker while the block runs, as `run_worker` builds it: its `consumers` factory
+    and, given a client id, its outbox relay, on an engine of `settings`' database (yielded)."""
+    from pinstack_kit.db import create_engine, sessionmaker
+    from pinstack_kit.outbox import OutboxRelay, create_producer
+
+    engine = create_engine(settings)
+    loops = list(consumers(engine, sessionmaker(engine)))
+    if relay:
+        loops.append(OutboxRelay(engine, lambda: create_producer(settings.kafka_bootstrap_servers, relay)))
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    try:
+        yield engine
+    finally:
+        await _stop_loops(loops, tasks, 30)
+        await engine.dispose()
+
+
+async def handle_record(sessions: Callable[[], Any], record: Any, *handlers: Callable[..., Any]) -> None:
+    """Hands `record` to consumer handlers in one transaction of its own, then runs the after-commit
+    callbacks (the Redis writes), as the consumer runner does (without Kafka or deduplication)."""
+    from pinstack_kit.db import run_after_commit
+
+    async with sessions() as session:
+        async with session.begin():
+            for handle in handlers:
+                await handle(session, record)
+        await run_after_commit(session)
+
+
+@asynccontextmanager
+async def kafka_producer() -> AsyncIterator[Any]:
+    """A started producer on the test Kafka, stopped after the block."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def kafka_reader(topic: str) -> AsyncIterator[Any]:
+    """A started consumer of `topic` from its start, without a group; a short metadata age so a
+    topic created after it is found quickly."""
+    from aiokafka import AIOKafkaConsumer
+
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
+    await reader.start()
+    try:
+        yield reader
+    finally:
+        await reader.stop()
+
+
 STACK_SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
 
 
@@ -403,6 +496,12 @@ def service_server(pg_database: Callable[[str, Path], str]) -> Iterator[Callable
             return urls[name]
 
         yield server
+
+
+@pytest.fixture(scope="session")
+def users_url(service_server: Callable[[str], str]) -> str:
+    """A real users server: services reach users over HTTP as in production (fallback lookups)."""
+    return service_server("users")
 
 
 @contextmanager
