@@ -11,7 +11,7 @@ from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users.consumers import user_event_handler
-from pinstack_kit.db import run_after_commit
+from pinstack_kit.testing import handle_record
 
 
 @pytest.fixture
@@ -43,11 +43,7 @@ def deliver(app: FastAPI, settings: Settings, client: httpx.AsyncClient) -> Deli
     handlers = [post_event_handler(settings), user_event_handler()]
 
     async def run(record: SimpleNamespace) -> None:
-        async with app.state.sessionmaker() as session:
-            async with session.begin():
-                for handle in handlers:
-                    await handle(session, record)  # type: ignore[arg-type]
-            await run_after_commit(session)
+        await handle_record(app.state.sessionmaker, record, *handlers)
 
     return run
 

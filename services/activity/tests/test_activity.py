@@ -11,7 +11,6 @@ import httpx
 import orjson
 import pytest
 from activity_support import MIGRATIONS, Deliver, new_id, post_record, user_record
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -19,9 +18,7 @@ from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.worker import consumers
-from pinstack_kit.db import create_engine, sessionmaker
-from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, app_client, eventually, sql_statements
+from pinstack_kit.testing import KAFKA, app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 
@@ -352,27 +349,11 @@ class TestWorker:
         )
         post_id, author, fan = new_id(), new_id(), new_id()
         record = post_record("post_created", post_id, author)
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-        await producer.start()
-        try:
+        async with kafka_producer() as producer:
             await producer.send_and_wait(
                 settings.topic("post-events"), record.value, key=record.key, headers=record.headers
             )
-        finally:
-            await producer.stop()
-        engine = create_engine(settings)
-        loops = [
-            *consumers(settings)(engine, sessionmaker(engine)),
-            OutboxRelay(engine, lambda: create_producer(KAFKA, "activity-test-relay")),
-        ]
-        tasks = [asyncio.create_task(loop.run()) for loop in loops]
-        received = AIOKafkaConsumer(
-            settings.topic("activity-events"),
-            bootstrap_servers=KAFKA,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=500,
-        )
-        try:
+        async with worker(settings, consumers(settings), relay="activity-test-relay"):
             async with app_client(create_app(settings)) as client:
 
                 async def liked() -> bool:
@@ -380,19 +361,13 @@ class TestWorker:
                     return response.status_code == 200
 
                 await eventually(liked, timeout=30.0)
-            await received.start()
+            async with kafka_reader(settings.topic("activity-events")) as received:
 
-            async def like_created() -> Any:
-                batches = await received.getmany(timeout_ms=500)
-                return next((r for records in batches.values() for r in records), None)
+                async def like_created() -> Any:
+                    batches = await received.getmany(timeout_ms=500)
+                    return next((r for records in batches.values() for r in records), None)
 
-            message = await eventually(like_created, timeout=30.0)
+                message = await eventually(like_created, timeout=30.0)
             assert message.key == str(post_id).encode()
             assert dict(message.headers)["event_type"] == b"like_created"
             assert orjson.loads(message.value)["data"]["post_author_id"] == author
-        finally:
-            await received.stop()
-            for loop in loops:
-                loop.stop()
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            await engine.dispose()

@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 from pinstack_feed.config import Settings
 from pinstack_feed.main import create_app
 from pinstack_feed.timeline.consumers import feed_event_handler
-from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import REDIS_URL
+from pinstack_kit.testing import REDIS_URL, handle_record
 
 
 @pytest.fixture
@@ -41,9 +40,6 @@ def deliver(app: FastAPI, settings: Settings, redis: Redis, client: httpx.AsyncC
     handler = feed_event_handler(settings, redis)
 
     async def run(record: SimpleNamespace) -> None:
-        async with app.state.sessionmaker() as session:
-            async with session.begin():
-                await handler(session, record)  # type: ignore[arg-type]
-            await run_after_commit(session)
+        await handle_record(app.state.sessionmaker, record, handler)
 
     return run

@@ -1,6 +1,5 @@
 """The feed service on the real PostgreSQL, Redis and Kafka: fan-out, celebrities, rebuilds, cursors."""
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from feed_support import MIGRATIONS, Deliver, at, follow_event, new_id, post_event
 from redis.asyncio import Redis
@@ -20,9 +18,17 @@ from pinstack_feed.main import create_app
 from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_feed.timeline.service import Entry, decode_cursor, encode_cursor
 from pinstack_feed.worker import consumers
-from pinstack_kit.db import create_engine, run_after_commit, sessionmaker
 from pinstack_kit.envelope import rfc3339
-from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually, sql_statements
+from pinstack_kit.testing import (
+    KAFKA,
+    REDIS_URL,
+    app_client,
+    eventually,
+    handle_record,
+    kafka_producer,
+    sql_statements,
+    worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -238,11 +244,8 @@ class TestRebuild:
                 follow_event("follow_created", reader, author),
                 post_event("post_created", new_id(), author, at(1)),
             ]
-            for record in records:
-                async with app.state.sessionmaker() as session:
-                    async with session.begin():
-                        await handler(session, record)  # type: ignore[arg-type]
-                    await run_after_commit(session)  # the fan-out is lost, not the event
+            for record in records:  # the fan-out is lost, not the event
+                await handle_record(app.state.sessionmaker, record, handler)
             assert len(await ids(client, reader)) == 1
 
 
@@ -301,10 +304,7 @@ class TestFanOutScale:
         handler = feed_event_handler(settings, redis)
         post_id = new_id()
         started = time.perf_counter()
-        async with app.state.sessionmaker() as session:
-            async with session.begin():
-                await handler(session, post_event("post_created", post_id, author, at(1)))  # type: ignore[arg-type]
-            await run_after_commit(session)
+        await handle_record(app.state.sessionmaker, post_event("post_created", post_id, author, at(1)), handler)
         elapsed = time.perf_counter() - started
         async with redis.pipeline(transaction=False) as pipe:
             for user in users:
@@ -346,9 +346,7 @@ class TestWorker:
             kafka_topic_prefix=kafka_topic(""),
         )
         reader, author, post_id = new_id(), new_id(), new_id()
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-        await producer.start()
-        try:
+        async with kafka_producer() as producer:
             for record in (
                 follow_event("follow_created", reader, author),
                 post_event("post_created", post_id, author, datetime.now(UTC)),
@@ -356,20 +354,9 @@ class TestWorker:
                 await producer.send_and_wait(
                     settings.topic(record.topic), record.value, key=record.key, headers=record.headers
                 )
-        finally:
-            await producer.stop()
-        engine = create_engine(settings)
-        loops = consumers(settings)(engine, sessionmaker(engine))
-        tasks = [asyncio.create_task(loop.run()) for loop in loops]
-        try:
-            async with app_client(create_app(settings)) as client:
+        async with worker(settings, consumers(settings)), app_client(create_app(settings)) as client:
 
-                async def in_feed() -> bool:
-                    return await ids(client, reader) == [post_id]
+            async def in_feed() -> bool:
+                return await ids(client, reader) == [post_id]
 
-                await eventually(in_feed, timeout=30.0)
-        finally:
-            for loop in loops:
-                loop.stop()
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            await engine.dispose()
+            await eventually(in_feed, timeout=30.0)

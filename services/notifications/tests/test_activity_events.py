@@ -11,9 +11,9 @@ from notifications_support import Seed, new_id, produce
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.db import run_after_commit, sessionmaker
+from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
-from pinstack_kit.testing import eventually
+from pinstack_kit.testing import eventually, handle_record
 from pinstack_kit.worker import Loop
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import by_topic, consumers
@@ -87,10 +87,7 @@ def deliver(settings: Settings, engine: AsyncEngine) -> Deliver:
     sessions = sessionmaker(engine)
 
     async def run(event: Event, event_type: str | None = None) -> None:
-        async with sessions() as session:
-            async with session.begin():
-                await handle(session, as_record(settings.topic("activity-events"), event, event_type))
-            await run_after_commit(session)
+        await handle_record(sessions, as_record(settings.topic("activity-events"), event, event_type), handle)
 
     return run
 

@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from posts_support import MIGRATIONS, UserEvent
 from redis.asyncio import Redis
 
-from pinstack_kit.db import run_after_commit
-from pinstack_kit.testing import REDIS_URL
+from pinstack_kit.testing import REDIS_URL, handle_record
 from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
@@ -45,16 +44,7 @@ def user_event(app: FastAPI, settings: Settings, redis: Redis, client: httpx.Asy
     async def deliver(kind: str, user: dict[str, Any]) -> dict[str, Any]:
         value = orjson.dumps({"event_id": uuid.uuid4().hex, "type": kind, "data": user})
         record = SimpleNamespace(value=value, headers=[("event_type", kind.encode())])
-        async with app.state.sessionmaker() as session:
-            async with session.begin():
-                await handler(session, record)
-            await run_after_commit(session)
+        await handle_record(app.state.sessionmaker, record, handler)
         return user
 
     return deliver
-
-
-@pytest.fixture(scope="session")
-def users_url(service_server: Callable[[str], str]) -> str:
-    """A real users server: posts fetches authors the projection does not know yet over HTTP."""
-    return service_server("users")

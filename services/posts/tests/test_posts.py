@@ -1,6 +1,5 @@
 """The posts service on the real PostgreSQL and Redis (and a real users server for the fallback)."""
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,15 +9,21 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from posts_support import MIGRATIONS, UserEvent, new_user
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from pinstack_kit.db import create_engine, sessionmaker
-from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, REDIS_URL, app_client, eventually, sql_statements
+from pinstack_kit.testing import (
+    KAFKA,
+    REDIS_URL,
+    app_client,
+    eventually,
+    kafka_producer,
+    kafka_reader,
+    sql_statements,
+    worker,
+)
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
 from pinstack_posts.posts.service import PostCache
@@ -564,28 +569,12 @@ class TestWorker:
         user = new_user()
         value = orjson.dumps({"event_id": "e1", "type": "user_created", "data": user})
         headers = [("event_id", b"e1"), ("event_type", b"user_created")]
-        producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
-        await producer.start()
-        try:
+        async with kafka_producer() as producer:
             await producer.send_and_wait(
                 settings.topic("user-events"), value, key=str(user["id"]).encode(), headers=headers
             )
-        finally:
-            await producer.stop()
-
-        engine = create_engine(settings)
-        loops = [
-            *consumers(settings)(engine, sessionmaker(engine)),  # group and topics under the prefix
-            OutboxRelay(engine, lambda: create_producer(KAFKA, "posts-test-relay")),
-        ]
-        tasks = [asyncio.create_task(loop.run()) for loop in loops]
-        received = AIOKafkaConsumer(
-            settings.topic("post-events"),
-            bootstrap_servers=KAFKA,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=500,
-        )
-        try:
+        # the consumer's group and topics are under the test prefix
+        async with worker(settings, consumers(settings), relay="posts-test-relay") as engine:
             async with app_client(create_app(settings)) as client:
 
                 async def author_known() -> bool:
@@ -597,20 +586,13 @@ class TestWorker:
 
                 await eventually(author_known, timeout=30.0)
                 post = await create(client, user["id"], tags=["kafka"])
-            await received.start()
-
             key = str(post["id"]).encode()
+            async with kafka_reader(settings.topic("post-events")) as received:
 
-            async def post_created() -> Any:  # the topic may also hold other tests' events
-                batches = await received.getmany(timeout_ms=500)
-                return next((r for records in batches.values() for r in records if r.key == key), None)
+                async def post_created() -> Any:  # the topic may also hold other tests' events
+                    batches = await received.getmany(timeout_ms=500)
+                    return next((r for records in batches.values() for r in records if r.key == key), None)
 
-            record = await eventually(post_created, timeout=30.0)
+                record = await eventually(post_created, timeout=30.0)
             assert dict(record.headers)["event_type"] == b"post_created"
             assert orjson.loads(record.value)["data"]["tags"] == ["kafka"]
-        finally:
-            await received.stop()
-            for loop in loops:
-                loop.stop()
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            await engine.dispose()
