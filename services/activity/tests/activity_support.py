@@ -4,14 +4,10 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
-
-SERVICES = Path(__file__).resolve().parents[2]
-MIGRATIONS = SERVICES / "activity" / "migrations"
 
 Deliver = Callable[[SimpleNamespace], Awaitable[None]]
 

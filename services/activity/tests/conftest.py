@@ -1,14 +1,12 @@
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from activity_support import MIGRATIONS, Deliver, new_id, post_record
+from activity_support import Deliver, new_id, post_record
 from fastapi import FastAPI
 
 from pinstack_activity.config import Settings
-from pinstack_activity.main import create_app
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users.consumers import user_event_handler
 from pinstack_kit.testing import handle_record
@@ -21,20 +19,8 @@ def posts_url(service_server: Callable[..., str]) -> str:
 
 
 @pytest.fixture
-def settings(pg_database: Callable[[str, Path], str], posts_url: str, kafka_topic: Callable[[str], str]) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=pg_database("activity", MIGRATIONS),
-        posts_url=posts_url,
-        # Outbox rows name test topics: a relay test on this shared database publishes every
-        # test's rows, and must never write to the real `activity-events` of a running stack.
-        kafka_topic_prefix=kafka_topic(""),
-    )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def settings(service_settings: Callable[..., Settings], posts_url: str) -> Settings:
+    return service_settings(Settings, posts_url=posts_url)
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from activity_support import MIGRATIONS, Deliver, new_id, post_record, user_record
+from activity_support import Deliver, new_id, post_record, user_record
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -18,7 +17,7 @@ from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.worker import consumers
-from pinstack_kit.testing import KAFKA, app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
+from pinstack_kit.testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 
@@ -337,16 +336,10 @@ class TestUserDeleted:
 
 class TestWorker:
     async def test_post_events_in_activity_events_out(
-        self, pg_database: Callable[[str, Path], str], kafka_topic: Callable[[str], str], posts_url: str
+        self, service_settings: Callable[..., Settings], posts_url: str
     ) -> None:
-        settings = Settings(
-            environment="test",
-            posts_url=posts_url,
-            # a database of its own: the relay publishes every unsent row it finds
-            database_url=pg_database("activity_worker", MIGRATIONS),
-            kafka_bootstrap_servers=KAFKA,
-            kafka_topic_prefix=kafka_topic(""),
-        )
+        # a database of its own: the relay publishes every unsent row it finds
+        settings = service_settings(Settings, database="activity_worker", posts_url=posts_url)
         post_id, author, fan = new_id(), new_id(), new_id()
         record = post_record("post_created", post_id, author)
         async with kafka_producer() as producer:

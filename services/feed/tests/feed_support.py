@@ -4,16 +4,12 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
-
-SERVICES = Path(__file__).resolve().parents[2]
-MIGRATIONS = SERVICES / "feed" / "migrations"
 
 Deliver = Callable[[SimpleNamespace], Awaitable[None]]
 

@@ -3,13 +3,12 @@
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from feed_support import MIGRATIONS, Deliver, at, follow_event, new_id, post_event
+from feed_support import Deliver, at, follow_event, new_id, post_event
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -20,8 +19,6 @@ from pinstack_feed.timeline.service import Entry, decode_cursor, encode_cursor
 from pinstack_feed.worker import consumers
 from pinstack_kit.envelope import rfc3339
 from pinstack_kit.testing import (
-    KAFKA,
-    REDIS_URL,
     app_client,
     eventually,
     handle_record,
@@ -227,15 +224,8 @@ class TestRebuild:
         assert rebuilt.json() == {"status": 200, "data": {"entries": 8}}  # the star's 4 are merged at read
         assert await all_pages(client, reader, limit=5) == before
 
-    async def test_redis_down_serves_from_postgres(
-        self, pg_database: Callable[[str, Path], str], redis_prefix: str
-    ) -> None:
-        settings = Settings(
-            environment="test",
-            database_url=pg_database("feed", MIGRATIONS),
-            redis_url="redis://127.0.0.1:9/0",
-            redis_key_prefix=redis_prefix,
-        )
+    async def test_redis_down_serves_from_postgres(self, service_settings: Callable[..., Settings]) -> None:
+        settings = service_settings(Settings, redis_url="redis://127.0.0.1:9/0")
         reader, author = new_id(), new_id()
         app = create_app(settings)
         async with app_client(app) as client:
@@ -334,17 +324,8 @@ class TestFanOutScale:
 
 
 class TestWorker:
-    async def test_events_through_kafka_reach_the_feed(
-        self, pg_database: Callable[[str, Path], str], kafka_topic: Callable[[str], str], redis_prefix: str
-    ) -> None:
-        settings = Settings(
-            environment="test",
-            database_url=pg_database("feed", MIGRATIONS),
-            redis_url=REDIS_URL,
-            redis_key_prefix=redis_prefix,
-            kafka_bootstrap_servers=KAFKA,
-            kafka_topic_prefix=kafka_topic(""),
-        )
+    async def test_events_through_kafka_reach_the_feed(self, service_settings: Callable[..., Settings]) -> None:
+        settings = service_settings(Settings)
         reader, author, post_id = new_id(), new_id(), new_id()
         async with kafka_producer() as producer:
             for record in (

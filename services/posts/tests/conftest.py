@@ -1,6 +1,5 @@
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -8,31 +7,18 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from posts_support import MIGRATIONS, UserEvent
+from posts_support import UserEvent
 from redis.asyncio import Redis
 
-from pinstack_kit.testing import REDIS_URL, handle_record
+from pinstack_kit.testing import handle_record
 from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
-from pinstack_posts.main import create_app
 
 
 @pytest.fixture
-def settings(pg_database: Callable[[str, Path], str], redis_prefix: str, kafka_topic: Callable[[str], str]) -> Settings:
-    return Settings(
-        environment="test",
-        kafka_topic_prefix=kafka_topic(""),  # outbox rows name test topics, whoever relays them
-        database_url=pg_database("posts", MIGRATIONS),
-        redis_url=REDIS_URL,
-        redis_key_prefix=redis_prefix,
-        users_url="http://127.0.0.1:9",  # nothing listens: tests that need users use `users_url`
-    )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    yield app
+def settings(service_settings: Callable[..., Settings]) -> Settings:
+    # nothing listens at users_url: tests that need users use the `users_url` fixture
+    return service_settings(Settings, users_url="http://127.0.0.1:9")
 
 
 @pytest.fixture

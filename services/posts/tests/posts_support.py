@@ -3,11 +3,7 @@
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-SERVICES = Path(__file__).resolve().parents[2]
-MIGRATIONS = SERVICES / "posts" / "migrations"
 
 UserEvent = Callable[..., Awaitable[dict[str, Any]]]
 

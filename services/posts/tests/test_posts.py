@@ -3,20 +3,17 @@
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from posts_support import MIGRATIONS, UserEvent, new_user
+from posts_support import UserEvent, new_user
 from redis.asyncio import Redis
 from sqlalchemy import text
 
 from pinstack_kit.testing import (
-    KAFKA,
-    REDIS_URL,
     app_client,
     eventually,
     kafka_producer,
@@ -549,23 +546,9 @@ class TestAuthorProjection:
 
 
 class TestWorker:
-    async def test_user_events_in_post_events_out(
-        self,
-        pg_database: Callable[[str, Path], str],
-        kafka_topic: Callable[[str], str],
-        redis_prefix: str,
-    ) -> None:
-        prefix = kafka_topic("")
-        settings = Settings(
-            environment="test",
-            # a database of its own: the relay publishes every unsent row it finds
-            database_url=pg_database("posts_worker", MIGRATIONS),
-            redis_url=REDIS_URL,
-            redis_key_prefix=redis_prefix,
-            kafka_bootstrap_servers=KAFKA,
-            kafka_topic_prefix=prefix,
-            users_url="http://127.0.0.1:9",
-        )
+    async def test_user_events_in_post_events_out(self, service_settings: Callable[..., Settings]) -> None:
+        # a database of its own: the relay publishes every unsent row it finds
+        settings = service_settings(Settings, database="posts_worker", users_url="http://127.0.0.1:9")
         user = new_user()
         value = orjson.dumps({"event_id": "e1", "type": "user_created", "data": user})
         headers = [("event_id", b"e1"), ("event_type", b"user_created")]

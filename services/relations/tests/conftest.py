@@ -1,31 +1,17 @@
 import uuid
-from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from relations_support import Seed, new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_relations.config import Settings
-from pinstack_relations.main import create_app
-
-SERVICES = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def settings(pg_database, kafka_topic, users_url: str) -> Settings:  # type: ignore[no-untyped-def]
-    return Settings(
-        environment="test",
-        database_url=pg_database("relations", SERVICES / "relations" / "migrations"),
-        users_url=users_url,
-        kafka_topic_prefix=kafka_topic(uuid.uuid4().hex[:8]) + ".",  # topics and groups of this test only
-    )
-
-
-@pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    return create_app(settings)
+def settings(service_settings, kafka_topic, users_url: str) -> Settings:  # type: ignore[no-untyped-def]
+    # topics and consumer groups of this test only
+    return service_settings(Settings, users_url=users_url, kafka_topic_prefix=kafka_topic(uuid.uuid4().hex[:8]) + ".")
 
 
 @pytest.fixture

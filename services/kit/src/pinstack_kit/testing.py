@@ -10,6 +10,7 @@ Servers come from `make infra` (scripts/stack.py); the addresses are read from t
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 import subprocess
@@ -32,6 +33,7 @@ from pinstack_kit.migrate import migrate
 PG_ADMIN_DSN = os.environ.get("PINSTACK_PG_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
+SERVICES_DIR = Path(__file__).resolve().parents[3]
 
 
 def worker_id() -> str:
@@ -101,8 +103,39 @@ async def app_client(app: FastAPI, base_url: str = "http://test") -> AsyncIterat
 
 
 @pytest.fixture
+def service_settings(
+    pg_database: Callable[[str, Path], str], redis_prefix: str, kafka_topic: Callable[[str], str]
+) -> Callable[..., Any]:
+    """Factory: a service's `settings_class` on its migrated test database (or one of its own,
+    `database`), the test Redis under this test's key prefix and Kafka topics of this run (outbox
+    rows never name a running stack's topics, whoever relays them); `overrides` win."""
+
+    def make(settings_class: type[Any], *, database: str | None = None, **overrides: Any) -> Any:
+        name = settings_class.model_fields["service_name"].default
+        return settings_class(
+            **{
+                "environment": "test",
+                "database_url": pg_database(database or name, SERVICES_DIR / name / "migrations"),
+                "redis_url": REDIS_URL,
+                "redis_key_prefix": redis_prefix,
+                "kafka_bootstrap_servers": KAFKA,
+                "kafka_topic_prefix": kafka_topic(""),
+                **overrides,
+            }
+        )
+
+    return make
+
+
+@pytest.fixture
+def app(settings: Any) -> FastAPI:
+    """The service's app (`pinstack_<name>.main:create_app`) on the `settings` fixture its conftest defines."""
+    return importlib.import_module(f"pinstack_{settings.service_name}.main").create_app(settings)
+
+
+@pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the `app` fixture each service's conftest defines (its create_app(settings))."""
+    """A client of the `app` fixture (the service's create_app(settings))."""
     async with app_client(app) as client:
         yield client
 
@@ -470,9 +503,6 @@ def kube_cluster() -> KubeCluster:
         bin_dir=Path(info["bin_dir"]),
         state_dir=Path(info["state_dir"]),
     )
-
-
-SERVICES_DIR = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
