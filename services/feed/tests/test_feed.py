@@ -69,6 +69,18 @@ async def followers(app: FastAPI, author_id: int, count: int) -> list[int]:
     return users
 
 
+async def follows_a_star_and_a_friend(app: FastAPI, deliver: Deliver, settings: Settings, *, posts_each: int) -> int:
+    """A reader following a celebrity (merged at read time) and a friend (fanned out), each with
+    `posts_each` posts, one a second; returns the reader."""
+    reader, star, friend = new_id(), new_id(), new_id()
+    await followers(app, star, settings.celebrity_threshold + 1)
+    for author in (star, friend):
+        await deliver(follow_event("follow_created", reader, author))
+        for seconds in range(posts_each):
+            await publish(deliver, author, seconds)
+    return reader
+
+
 class TestFanOut:
     async def test_followers_see_posts_newest_first(self, client: httpx.AsyncClient, deliver: Deliver) -> None:
         reader, author, stranger = new_id(), new_id(), new_id()
@@ -192,12 +204,7 @@ class TestCelebrities:
     async def test_a_page_costs_one_statement(
         self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver, settings: Settings
     ) -> None:
-        reader, star, friend = new_id(), new_id(), new_id()
-        await followers(app, star, settings.celebrity_threshold + 1)
-        for author in (star, friend):
-            await deliver(follow_event("follow_created", reader, author))
-            for seconds in range(30):
-                await publish(deliver, author, seconds)
+        reader = await follows_a_star_and_a_friend(app, deliver, settings, posts_each=30)
         await feed(client, reader)  # built
         for limit in (1, 20, 100):
             with sql_statements(app.state.engine) as seen:
@@ -305,12 +312,7 @@ class TestFanOutScale:
     async def test_page_latency(
         self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver, settings: Settings
     ) -> None:
-        reader, star, friend = new_id(), new_id(), new_id()
-        await followers(app, star, settings.celebrity_threshold + 1)
-        for author in (star, friend):
-            await deliver(follow_event("follow_created", reader, author))
-            for seconds in range(40):
-                await publish(deliver, author, seconds)
+        reader = await follows_a_star_and_a_friend(app, deliver, settings, posts_each=40)
         await feed(client, reader)
         timings = []
         for _ in range(200):

@@ -4,6 +4,8 @@
 - `redis_prefix` is a key namespace unique to the test;
 - `kafka_topic(name)` returns a topic name unique to the test worker;
 - `spawn_service(...)` runs a real uvicorn server for black-box tests.
+A service's conftest defines only `settings` (usually `service_settings(Settings, ...)`); `app`,
+`client` and `engine` follow from it, `start`/`worker()` run its worker loops inside the test.
 Servers come from `make infra` (scripts/stack.py); the addresses are read from the environment.
 """
 
