@@ -28,6 +28,8 @@ import psycopg
 import pytest
 import yaml
 
+from pinstack_kit.testing import free_port, stop_process
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,22 +112,6 @@ def _infra_problem() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture
 def kube() -> Kube:
     problem = _infra_problem()
@@ -183,7 +169,7 @@ def test_operator_provisions_what_the_users_service_runs_on(kube: Kube, namespac
     }
 
     operator_log = tmp_path / "operator.log"
-    operator_env = {**os.environ, "METRICS_PORT": str(_free_port()), "PYTHONUNBUFFERED": "1"}
+    operator_env = {**os.environ, "METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
     with operator_log.open("wb") as out:
         operator = subprocess.Popen(
             [sys.executable, "-m", "pinstack_operator", "--standalone", f"--namespace={namespace}"],
@@ -235,7 +221,7 @@ def test_operator_provisions_what_the_users_service_runs_on(kube: Kube, namespac
             timeout=120,
         )
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-        port = _free_port()
+        port = free_port()
         with service_log.open("wb") as out:
             service = subprocess.Popen(
                 [
@@ -270,7 +256,7 @@ def test_operator_provisions_what_the_users_service_runs_on(kube: Kube, namespac
         assert row == (f"{tag}_users", f"{tag}_users")
     finally:
         if service is not None:
-            _stop(service)
+            stop_process(service, grace=30)
         kube.run("-n", namespace, "delete", "pse", "pinstack", "--wait=false", check=False)
 
         def gone() -> bool:
@@ -279,7 +265,7 @@ def test_operator_provisions_what_the_users_service_runs_on(kube: Kube, namespac
         try:
             wait_for(gone, "the environment's deletion (deletionPolicy Delete)", timeout=90, diagnose=logs)
         finally:
-            _stop(operator)
+            stop_process(operator, grace=30)
 
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{tag}\\_%",)).fetchall()

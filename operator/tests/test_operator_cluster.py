@@ -30,7 +30,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from kopf.testing import KopfRunner
 
-from pinstack_kit.testing import KAFKA, PG_ADMIN_DSN, REDIS_URL, KubeCluster
+from pinstack_kit.testing import KAFKA, PG_ADMIN_DSN, REDIS_URL, KubeCluster, stop_process
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -541,16 +541,6 @@ def _operator_process(cluster: KubeCluster, namespace: str, log: Path) -> subpro
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 def test_operator_killed_mid_reconcile_converges_after_a_restart(
     kube_cluster: KubeCluster, operator: KopfRunner, tmp_path: Path
 ) -> None:
@@ -605,7 +595,7 @@ def test_operator_killed_mid_reconcile_converges_after_a_restart(
     finally:
         for process in (first, second):
             if process is not None:
-                _stop(process)
+                stop_process(process, grace=30)
         e.kubectl("delete", "pse", "--all", "--wait=false", check=False)
         # No operator is left for this namespace: let the resource go without its finalizer.
         e.kubectl("patch", "pse", e.name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
