@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
+from pinstack_activity.posts import repository as posts_repository
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.worker import consumers
 from pinstack_kit.testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
@@ -280,15 +281,7 @@ class TestProjectionLag:
         self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, posts_url: str, service_server: Any
     ) -> None:
         """A like or comment right after the post was created, before `post_created` arrived."""
-        name = f"lag{uuid.uuid4().hex[:10]}"
-        async with httpx.AsyncClient(base_url=service_server("users")) as users:
-            created = await users.post(
-                "/users", json={"username": name, "email": f"{name}@example.com", "password": "long-enough-1"}
-            )
-        author = created.json()["data"]["id"]
-        async with httpx.AsyncClient(base_url=posts_url) as posts:
-            response = await posts.post("/posts", json={"author_id": author, "title": "Fresh"})
-        post_id = response.json()["data"]["id"]
+        post_id, author = await self.fresh_post(service_server, posts_url)
         liker = new_id()
         assert (await client.put(f"/posts/{post_id}/likes/{liker}")).json()["data"] == {"liked": True, "like_count": 1}
         await comment(client, post_id, liker)
@@ -300,6 +293,45 @@ class TestProjectionLag:
             "liked_by_viewer": True,
         }
         assert await sql(app, "SELECT author_id FROM posts WHERE id = :id", id=post_id) == [(author,)]
+
+    async def fresh_post(self, service_server: Any, posts_url: str) -> tuple[int, int]:
+        """A post the posts service has and this projection has not seen: (post id, author id)."""
+        name = f"lag{uuid.uuid4().hex[:10]}"
+        async with httpx.AsyncClient(base_url=service_server("users")) as users:
+            created = await users.post(
+                "/users", json={"username": name, "email": f"{name}@example.com", "password": "long-enough-1"}
+            )
+        author = created.json()["data"]["id"]
+        async with httpx.AsyncClient(base_url=posts_url) as posts:
+            response = await posts.post("/posts", json={"author_id": author, "title": "Fresh"})
+        return response.json()["data"]["id"], author
+
+    async def test_a_deletion_consumed_before_the_late_lookup_wins(
+        self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, posts_url: str, service_server: Any
+    ) -> None:
+        """The posts service still answers for the post (its delete is in flight), but activity has
+        consumed `post_deleted` already: the post must not come back with a like."""
+        post_id, author = await self.fresh_post(service_server, posts_url)
+        await deliver(post_record("post_deleted", post_id, author))
+        refused = await client.put(f"/posts/{post_id}/likes/{new_id()}")
+        assert refused.json() == {"status": 404, "message": "post not found"}
+        await deliver(post_record("post_created", post_id, author))  # a redelivered creation: still gone
+        assert await sql(app, "SELECT count(*) FROM posts WHERE id = :id", id=post_id) == [(0,)]
+
+    async def test_an_insert_and_a_delete_of_one_post_take_turns(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        """The interleaving the lock exists for: the delete commits while the insert's transaction
+        is open. The insert waits for it, then sees the tombstone."""
+        post_id = new_id()
+        sessions = app.state.sessionmaker
+        async with sessions() as deleting, sessions() as adding:
+            await posts_repository.delete(deleting, post_id)  # holds the post's lock
+            insert = asyncio.create_task(posts_repository.add(adding, post_id, new_id()))
+            await asyncio.sleep(0.3)
+            assert not insert.done()  # waiting on the lock, not deciding on a stale snapshot
+            await deleting.commit()
+            assert await insert is False
+            await adding.commit()
+        assert await sql(app, "SELECT count(*) FROM posts WHERE id = :id", id=post_id) == [(0,)]
 
 
 class TestUserDeleted:

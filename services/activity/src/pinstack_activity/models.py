@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, MetaData, Text
 from sqlmodel import Field, SQLModel
 
-# Mirrors of migrations/0001_activity.sql (the SQL file is the schema's source of truth).
+# Mirrors of migrations/*.sql (the SQL files is the schema's source of truth).
 
 
 class Table(SQLModel):
@@ -22,6 +22,15 @@ class Post(Table, table=True):
     like_count: int = Field(0, sa_type=BigInteger)
     comment_count: int = Field(0, sa_type=BigInteger)
     view_count: int = Field(0, sa_type=BigInteger)
+
+
+class DeletedPost(Table, table=True):
+    """Tombstone of a deleted post: a late lookup must not bring it back (0002_deleted_posts.sql)."""
+
+    __tablename__ = "deleted_posts"
+
+    id: int = Field(primary_key=True, sa_type=BigInteger)
+    deleted_at: datetime
 
 
 class User(Table, table=True):

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pinstack_activity.config import Settings
 from pinstack_activity.events import CONSUMER_GROUP, POST_EVENTS, USER_EVENTS
+from pinstack_activity.posts import repository
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users.consumers import user_event_handler
 from pinstack_kit.consumer import consumer_for
@@ -29,4 +30,4 @@ def consumers(settings: Settings) -> LoopsFactory:
 
 if __name__ == "__main__":
     settings = Settings()
-    run_worker(settings, consumers(settings))
+    run_worker(settings, consumers(settings), housekeeping=[repository.PURGE_TOMBSTONES])

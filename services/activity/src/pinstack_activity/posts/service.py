@@ -24,19 +24,19 @@ class PostDirectory:
         """Raise `PostNotFound` unless the post exists. A post created a moment ago may not have
         reached the projection through `post-events` yet: then its owner is asked once, and the
         answer is recorded as the event would have been (mentions included, exactly once).
-        A deletion racing with that lookup can leave the projection a post that is gone; the
-        next `post_deleted` replay or redelivery does not come, so such a post keeps its
-        likes until the posts service's cascade is consumed again (rare, and harmless)."""
+        A `post_deleted` consumed while that answer is in flight wins (see repository.add)."""
         if await repository.known(self.session, post_id):
             return
         post = await self.posts.find(f"/posts/{post_id}") if self.posts is not None else None
         if post is None:
             raise PostNotFound()
         await self.created(post_id, int(post["author"]["id"]), post.get("title") or "", post.get("created_at"))
+        if not await repository.known(self.session, post_id):
+            raise PostNotFound()  # deleted since the posts service answered
 
     async def created(self, post_id: int, author_id: int, title: str, created_at: str | None) -> None:
         if not await repository.add(self.session, post_id, author_id):
-            return  # known already: its mentions went out the first time
+            return  # known already (its mentions went out the first time), or deleted
         # `post-events` carry the title but not the content: only mentions in titles are found.
         at = datetime.fromisoformat(created_at) if created_at else datetime.now(UTC)
         await UserDirectory(self.session).announce_mentions(
