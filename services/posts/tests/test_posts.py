@@ -362,6 +362,16 @@ class TestBatch:
         assert posts[1] == await read(client, ids[0])  # the shape of GET /posts/{id}
         assert len(seen) == 3  # posts with authors, media, tags
 
+        # Again: every post comes from the cache GET /posts/{id} fills, and its invalidation holds.
+        # (An unknown id is not cached: it costs one query each time.)
+        with sql_statements(app.state.engine) as seen:
+            again = await client.get("/posts/batch", params={"ids": ",".join(map(str, [ids[2], ids[0], ids[1]]))})
+        assert again.json()["data"]["posts"] == posts and seen == []
+        changed = await client.put(f"/posts/{ids[1]}", json={"user_id": author["id"], "title": "renamed"})
+        assert changed.status_code == 200, changed.text
+        after = (await client.get("/posts/batch", params={"ids": str(ids[1])})).json()["data"]["posts"]
+        assert after[0]["title"] == "renamed"
+
     async def test_only_unknown_ids_is_an_empty_list(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/posts/batch", params={"ids": "999999998,999999999"})
         assert response.json() == {"status": 200, "data": {"posts": []}}

@@ -10,7 +10,7 @@ writes are skipped, and the TTL bounds what an invalidation lost while Redis was
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from redis.asyncio import Redis
 
@@ -34,22 +34,37 @@ class JsonCache:
         return self.prefix + ":".join(str(p) for p in parts)
 
     async def get(self, key: str) -> bytes | None:
-        try:
-            cached = await self.redis.get(key)
-        except REDIS_DOWN:
-            CACHE_REQUESTS.labels(self.name, "error").inc()
-            return None
-        if not isinstance(cached, bytes) or cached == TOMBSTONE:
-            CACHE_REQUESTS.labels(self.name, "miss").inc()
-            return None
-        CACHE_REQUESTS.labels(self.name, "hit").inc()
-        return cached
+        return (await self.get_many([key]))[0]
 
-    async def put(self, key: str, payload: bytes) -> None:
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """`get` of several keys in one round trip (MGET), in their order."""
+        if not keys:
+            return []
         try:
-            await self.redis.set(key, payload, ex=self.ttl, nx=True)
+            found = await self.redis.mget(keys)
+        except REDIS_DOWN:
+            CACHE_REQUESTS.labels(self.name, "error").inc(len(keys))
+            return [None] * len(keys)
+        out = [v if isinstance(v, bytes) and v != TOMBSTONE else None for v in found]
+        hits = sum(v is not None for v in out)
+        CACHE_REQUESTS.labels(self.name, "hit").inc(hits)
+        CACHE_REQUESTS.labels(self.name, "miss").inc(len(out) - hits)
+        return out
+
+    async def put_many(self, payloads: Mapping[str, bytes]) -> None:
+        """`put` of several keys in one round trip; each still fills only an empty key."""
+        if not payloads:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, payload in payloads.items():
+                    pipe.set(key, payload, ex=self.ttl, nx=True)
+                await pipe.execute()
         except REDIS_DOWN:
             log.warning("%s cache write skipped: redis unavailable", self.name)
+
+    async def put(self, key: str, payload: bytes) -> None:
+        await self.put_many({key: payload})
 
     async def forget(self, keys: Iterable[str]) -> None:
         batch = list(dict.fromkeys(keys))

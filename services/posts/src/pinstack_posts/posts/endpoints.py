@@ -35,7 +35,7 @@ async def list_posts(
 async def batch_posts(
     query: Annotated[BatchQuery, Query()], session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> Response:
-    return ok(await PostService(session, redis, settings).batch(query.post_ids()))
+    return ok_raw(await PostService(session, redis, settings).batch(query.post_ids()))
 
 
 @router.get("/{post_id}", summary="A post with its author, media and tags")

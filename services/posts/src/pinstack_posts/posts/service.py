@@ -4,7 +4,7 @@ the outbox and invalidate the cache after commit."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -133,8 +133,14 @@ class PostCache:
     async def get(self, post_id: int) -> bytes | None:
         return await self.cache.get(self.key(post_id))
 
+    async def get_many(self, post_ids: Sequence[int]) -> list[bytes | None]:
+        return await self.cache.get_many([self.key(post_id) for post_id in post_ids])
+
     async def put(self, post_id: int, payload: bytes) -> None:
         await self.cache.put(self.key(post_id), payload)
+
+    async def put_many(self, payloads: Mapping[int, bytes]) -> None:
+        await self.cache.put_many({self.key(post_id): payload for post_id, payload in payloads.items()})
 
     async def forget(self, post_ids: Sequence[int]) -> None:
         await self.cache.forget(self.key(post_id) for post_id in post_ids)
@@ -173,10 +179,18 @@ class PostService:
         await self.cache.put(post_id, payload)
         return payload
 
-    async def batch(self, post_ids: Sequence[int]) -> dict[str, Any]:
-        """The posts of `post_ids` in the order asked, unknown ids skipped: three queries in all."""
-        rows = {row.id: row for row in await repository.get_posts(self.session, post_ids)}
-        return {"posts": await self._details([rows[i] for i in post_ids if i in rows])}
+    async def batch(self, post_ids: Sequence[int]) -> bytes:
+        """`{"posts": [...]}` for `post_ids` in the order asked, unknown ids skipped: one MGET of
+        the cache entries GET /posts/{id} uses, and three queries for the misses (then cached)."""
+        cached = await self.cache.get_many(post_ids)
+        missing = [post_id for post_id, payload in zip(post_ids, cached, strict=True) if payload is None]
+        loaded: dict[int, bytes] = {}
+        if missing:
+            rows = await repository.get_posts(self.session, missing)
+            loaded = {post["id"]: dumps(post) for post in await self._details(rows)}
+            await self.cache.put_many(loaded)
+        found = (payload or loaded.get(post_id) for post_id, payload in zip(post_ids, cached, strict=True))
+        return b'{"posts":[' + b",".join(p for p in found if p) + b"]}"
 
     async def list_posts(self, query: ListQuery) -> tuple[dict[str, Any], str | None]:
         """A page and the cursor of the next one. With a cursor the offset is not used."""
