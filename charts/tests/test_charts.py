@@ -145,6 +145,9 @@ def namespace(kube: KubeCluster) -> Iterator[str]:
         "pod-security.kubernetes.io/warn=restricted",
     )
     yield name
+    # Without a namespace controller the objects of a deleted namespace stay: a sample environment
+    # left there would claim the sample's topic prefix for good (the operator's conflict check).
+    kube.kubectl("delete", "pinstackenvironments", "--all", "-n", name, "--wait=false", check=False)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

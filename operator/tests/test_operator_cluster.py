@@ -407,6 +407,27 @@ def test_partitions_grow_on_update(env: Env) -> None:
     assert done.returncode != 0 and "partitions cannot decrease" in done.stderr
 
 
+def test_the_readme_sample_for_the_local_stack_becomes_ready_and_leaves_nothing(env: Env) -> None:
+    """manifests/samples/environment-local.yaml as the README applies it, with this run's ports
+    and prefixes (the sample's are those of `make up`)."""
+    body = yaml.safe_load((ROOT / "manifests" / "samples" / "environment-local.yaml").read_text())
+    spec = body["spec"]
+    assert (spec["postgres"]["port"], spec["redis"]["port"], spec["kafka"]["bootstrapServers"]) == (
+        55432,
+        56379,
+        "127.0.0.1:59092",
+    ), "the sample must point at the default ports of `make up`"
+    spec["postgres"].update(port=PG_PORT, databasePrefix=f"{env.tag}_", adminSecretRef={"name": "pg-admin"})
+    spec["redis"].update(port=REDIS_PORT, keyPrefix=f"{env.tag}.", adminSecretRef={"name": "redis-admin"})
+    spec["kafka"].update(bootstrapServers=KAFKA, topicPrefix=f"{env.tag}.")
+    body["metadata"] = {"name": env.name, "namespace": env.namespace}
+    env.apply(body)
+    env.wait_until(env.ready, "Ready")
+    assert len(pg_state(env.tag)[0]) == 7 and len(acl_users(env.tag)) == 8
+    env.kubectl("delete", "pse", env.name, "--timeout=60s")
+    assert pg_state(env.tag) == (set(), set()) and acl_users(env.tag) == set()  # deletionPolicy Delete
+
+
 @pytest.mark.parametrize("policy", ["Retain", "Delete"])
 def test_delete_honours_the_deletion_policy(env: Env, policy: str) -> None:
     env.apply(env.manifest(policy=policy))
