@@ -606,7 +606,6 @@ def test_sample_environment_is_accepted_with_defaults(kube: KubeCluster, crds: N
 
 
 @cluster
-@cluster
 def test_managed_sample_gets_default_images_and_keeps_its_storage(
     kube: KubeCluster, crds: None, namespace: str
 ) -> None:
@@ -622,6 +621,7 @@ def test_managed_sample_gets_default_images_and_keeps_its_storage(
     assert done.returncode != 0 and "spec.mode is immutable" in done.stderr, done.stderr
 
 
+@cluster
 @pytest.mark.parametrize("path", INVALID_SAMPLES, ids=lambda p: p.stem)
 def test_invalid_environment_is_rejected(kube: KubeCluster, crds: None, namespace: str, path: Path) -> None:
     done = kube.kubectl("apply", "--server-side", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)

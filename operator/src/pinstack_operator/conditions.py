@@ -100,9 +100,14 @@ def phase(conditions: Sequence[Mapping[str, Any]], first_time: bool) -> str:
     ready = next((c for c in conditions if c["type"] == "Ready"), None)
     if ready and ready["status"] == "True":
         return "Ready"
-    if any(c["type"] == MANAGED and c["reason"] == STARTING for c in conditions):
+    if starting(conditions):
         return "Provisioning"
     return "Provisioning" if first_time else "Degraded"
+
+
+def starting(conditions: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the managed servers' pods were still starting (Managed mode)."""
+    return any(c.get("type") == MANAGED and c.get("reason") == STARTING for c in conditions)
 
 
 def same(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> bool:

@@ -236,7 +236,7 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
 
 
 def _starting(status: kopf.Status, **_: Any) -> bool:
-    return any(c.get("reason") == conditions.STARTING for c in status.get("conditions") or ())
+    return conditions.starting(status.get("conditions") or ())
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=CONFIG.retry_delay, when=_starting)

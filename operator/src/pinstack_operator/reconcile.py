@@ -290,7 +290,7 @@ async def ensure_managed(env: EnvironmentSpec, owner: dict[str, Any]) -> tuple[l
     assert env.managed is not None
     secret = managed.admin_secret_name(env.name)
     current = await asyncio.to_thread(kube.read_secret, env.namespace, secret) or {}
-    passwords = {s: current.get(f"{s}-password") or new_password() for s in ("postgres", "redis")}
+    passwords = {s: current.get(managed.password_key(s)) or new_password() for s in managed.ADMINS}
     changes = await asyncio.to_thread(kube.ensure_object, managed.admin_secret(env.name, env.namespace, passwords))
     for server in managed.SERVERS:
         for obj in (

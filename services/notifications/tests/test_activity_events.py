@@ -13,14 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
-from pinstack_kit.testing import eventually, handle_record
-from pinstack_kit.worker import Loop
+from pinstack_kit.testing import Start, eventually, handle_record, start_consumers
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import by_topic, consumers
 
 pytestmark = pytest.mark.integration
 
-Start = Callable[[Loop], None]
 NOW = "2026-01-02T03:04:05.123456789Z"
 
 
@@ -209,8 +207,7 @@ class TestActivityEventsOnKafka:
         other_fan = new_id()
         sentinel = like(post, author, other_fan)  # same key, same partition, after the copies
         await produce(settings.topic("activity-events"), [as_produced(e) for e in (first, first, redone, sentinel)])
-        for loop in consumers(settings)(engine, sessionmaker(engine)):
-            start(loop)
+        start_consumers(start, consumers(settings), engine)
 
         async def sentinel_in() -> bool:
             return any(p["user_id"] == other_fan for _, p in await stored(engine, author))

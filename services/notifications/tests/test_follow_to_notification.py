@@ -5,7 +5,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,15 +20,13 @@ from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, eventually, kafka_reader, spawn_service
-from pinstack_kit.worker import Loop
+from pinstack_kit.testing import KAFKA, Start, eventually, kafka_reader, spawn_service
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import consumers
 
 pytestmark = pytest.mark.integration
 
 SERVICES = Path(__file__).resolve().parents[2]
-Start = Callable[[Loop], None]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ recipients projection, and the cascade of deleted users."""
 
 import asyncio
 import uuid
-from collections.abc import Callable
 
 import httpx
 import orjson
@@ -12,17 +11,13 @@ from notifications_support import Seed, new_id, produce
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
-from pinstack_kit.testing import app_client, eventually, free_port, kafka_reader
-from pinstack_kit.worker import Loop
+from pinstack_kit.testing import Start, app_client, eventually, free_port, kafka_reader, start_consumers
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
 from pinstack_notifications.worker import consumers
 
 pytestmark = pytest.mark.integration
-
-Start = Callable[[Loop], None]
 
 
 def follow_record(kind: str, follower: int, followee: int, event_id: str | None = None) -> tuple[bytes, bytes, dict]:  # type: ignore[type-arg]
@@ -41,11 +36,6 @@ def follow_record(kind: str, follower: int, followee: int, event_id: str | None 
 def user_record(kind: str, data: dict[str, object]) -> tuple[bytes, bytes, dict[str, str]]:
     event = Event(type=kind, aggregate_id=str(data["id"]), data=data)
     return event.aggregate_id.encode(), event.model_dump_json().encode(), event.headers()
-
-
-def run_consumer(settings: Settings, engine: AsyncEngine, start: Start) -> None:
-    for loop in consumers(settings)(engine, sessionmaker(engine)):
-        start(loop)
 
 
 async def stored(engine: AsyncEngine, user_id: int) -> list:  # type: ignore[type-arg]
@@ -67,7 +57,7 @@ class TestRelationEvents:
         # shares the follower's partition: once it is handled, the duplicate was handled too
         sentinel = follow_record("follow_created", follower, new_id())
         await produce(settings.topic("relation-events"), [record, record, unfollow, sentinel])
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
         await eventually(lambda: stored(engine, int(orjson.loads(sentinel[1])["followee_id"])), timeout=20)
 
         [notification] = await stored(engine, followee)
@@ -86,7 +76,7 @@ class TestRelationEvents:
         late = follow_record("follow_created", follower, gone)
         sentinel = follow_record("follow_created", follower, new_id())
         await produce(settings.topic("relation-events"), [late, sentinel])
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
         await eventually(lambda: stored(engine, int(orjson.loads(sentinel[1])["followee_id"])), timeout=20)
 
         async def tombstoned() -> bool:
@@ -105,7 +95,7 @@ class TestRelationEvents:
         poison = (key, b"{not json", headers)
         sentinel = follow_record("follow_created", follower, followee)  # same key, after the poison
         await produce(settings.topic("relation-events"), [poison, sentinel])
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
         await eventually(lambda: stored(engine, followee), timeout=30)
 
         async with kafka_reader(settings.topic("notifications.dlt")) as dead:
@@ -124,7 +114,7 @@ class TestUserEvents:
             response = await client.post("/notifications", json={"user_id": user, "type": "system"})
             assert response.status_code == 200
         await produce(settings.topic("user-events"), [user_record("user_deleted", {"id": gone})])
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
 
         async def cascaded() -> bool:
             return await stored(engine, gone) == []
@@ -145,7 +135,7 @@ class TestUserEvents:
                 user_record("user_updated", {"id": user, "username": "fresher", "email": "f@example.com"}),
             ],
         )
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
 
         async def known() -> bool:
             async with engine.connect() as conn:

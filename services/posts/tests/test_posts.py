@@ -505,7 +505,7 @@ class TestCacheRaces:
             await client.delete(path, params={"user_id": author["id"]})
         else:
             await user_event("user_deleted", {"id": author["id"]})
-        await PostCache(redis, settings).put(post["id"], loaded)  # the slow reader stores it
+        await PostCache(redis, settings).put_many({post["id"]: loaded})  # the slow reader stores it
         response = (await client.get(path)).json()
         if change == "update":
             assert response["data"]["title"] == "New"

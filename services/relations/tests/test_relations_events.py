@@ -2,7 +2,6 @@
 user-events consumer keeps the projection and cascades deleted users."""
 
 import asyncio
-from collections.abc import Callable
 
 import httpx
 import orjson
@@ -12,17 +11,13 @@ from relations_support import Seed, new_id, user_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.db import sessionmaker
 from pinstack_kit.events import Event
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, eventually, kafka_producer, kafka_reader
-from pinstack_kit.worker import Loop
+from pinstack_kit.testing import KAFKA, Start, eventually, kafka_producer, kafka_reader, start_consumers
 from pinstack_relations.config import Settings
 from pinstack_relations.worker import consumers
 
 pytestmark = pytest.mark.integration
-
-Start = Callable[[Loop], None]
 
 
 async def publish(settings: Settings, *events: Event) -> None:
@@ -34,11 +29,6 @@ async def publish(settings: Settings, *events: Event) -> None:
                 key=event.aggregate_id.encode(),
                 headers=[(k, v.encode()) for k, v in event.headers().items()],
             )
-
-
-def run_consumer(settings: Settings, engine: AsyncEngine, start: Start) -> None:
-    for loop in consumers(settings)(engine, sessionmaker(engine)):
-        start(loop)
 
 
 async def names(client: httpx.AsyncClient, user_id: int, kind: str) -> list[dict]:  # type: ignore[type-arg]
@@ -86,7 +76,7 @@ class TestUserEvents:
         star = new_id()  # known to nobody but the events
         user = {"id": star, "username": "firstname", "email": "s@example.com"}
         await publish(settings, user_event("user_created", user))
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
         await eventually(lambda: _known(engine, star), timeout=20)
         assert (await client.post("/follows", json={"follower_id": fan, "followee_id": star})).status_code == 200
 
@@ -108,7 +98,7 @@ class TestUserEvents:
             assert (await client.post("/follows", json={"follower_id": follower, "followee_id": followee})).is_success
         deleted = user_event("user_deleted", {"id": gone})
         await publish(settings, deleted, deleted)  # redelivered: applied once
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
 
         async def cascaded() -> bool:
             return (await client.get(f"/users/{gone}/followers")).status_code == 404
@@ -131,7 +121,7 @@ class TestUserEvents:
         gone, fan = await seed(2)
         stale = user_event("user_updated", {"id": gone, "username": "ghost", "email": "g@example.com"})
         await publish(settings, user_event("user_deleted", {"id": gone}), stale)
-        run_consumer(settings, engine, start)
+        start_consumers(start, consumers(settings), engine)
 
         async def consumed_both() -> bool:
             async with engine.connect() as conn:

@@ -19,8 +19,16 @@ from typing import Any
 SERVERS = ("postgres", "redis", "kafka")
 PORTS = {"postgres": 5432, "redis": 6379, "kafka": 9092}
 SPEC_HASH = "pinstack.io/spec-hash"  # what the object was built from: the API server adds defaults to specs
-# Keys of the admin Secret; `<server>-username` / `<server>-password`.
-POSTGRES_USER, REDIS_USER = "postgres", "default"
+ADMINS = {"postgres": "postgres", "redis": "default"}  # the admin user of each server with a password
+
+
+def password_key(server: str) -> str:
+    """The admin Secret holds `<server>-username` and `<server>-password` per server of ADMINS."""
+    return f"{server}-password"
+
+
+def username_key(server: str) -> str:
+    return f"{server}-username"
 
 
 @dataclass(frozen=True)
@@ -82,11 +90,31 @@ def admin_secret(env_name: str, namespace: str, passwords: Mapping[str, str]) ->
             "labels": {**labels(env_name, "admin"), "app.kubernetes.io/component": "managed-credentials"},
         },
         "stringData": {
-            "postgres-username": POSTGRES_USER,
-            "postgres-password": passwords["postgres"],
-            "redis-username": REDIS_USER,
-            "redis-password": passwords["redis"],
+            **{username_key(server): user for server, user in ADMINS.items()},
+            **{password_key(server): passwords[server] for server in ADMINS},
         },
+    }
+
+
+def external_sections(env_name: str, namespace: str) -> dict[str, Any]:
+    """The spec's External-mode sections that point at this environment's managed servers."""
+    secret = admin_secret_name(env_name)
+
+    def admin(server: str) -> dict[str, str]:
+        return {"name": secret, "key": password_key(server), "usernameKey": username_key(server)}
+
+    def at(server: str) -> str:
+        return host(env_name, namespace, server)
+
+    return {
+        "postgres": {
+            "host": at("postgres"),
+            "port": PORTS["postgres"],
+            "sslMode": "disable",
+            "adminSecretRef": admin("postgres"),
+        },
+        "redis": {"host": at("redis"), "port": PORTS["redis"], "adminSecretRef": admin("redis")},
+        "kafka": {"bootstrapServers": f"{at('kafka')}:{PORTS['kafka']}", "topicDefaults": {"replicationFactor": 1}},
     }
 
 
@@ -127,14 +155,14 @@ def _container(env_name: str, namespace: str, server: str, spec: ManagedSpec) ->
     if server == "postgres":
         image, mount = spec.postgres_image, "/var/lib/postgresql/data"
         env = [
-            _secret_env("POSTGRES_PASSWORD", secret, "postgres-password"),
+            _secret_env("POSTGRES_PASSWORD", secret, password_key("postgres")),
             {"name": "PGDATA", "value": f"{mount}/pgdata"},
         ]
         command: list[str] | None = None
-        probe = {"exec": {"command": ["pg_isready", "-U", POSTGRES_USER, "-h", "127.0.0.1"]}}
+        probe = {"exec": {"command": ["pg_isready", "-U", ADMINS["postgres"], "-h", "127.0.0.1"]}}
     elif server == "redis":
         image, mount = spec.redis_image, "/data"
-        env = [_secret_env("REDIS_PASSWORD", secret, "redis-password")]
+        env = [_secret_env("REDIS_PASSWORD", secret, password_key("redis"))]
         command = ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes --dir /data']
         probe = {"exec": {"command": ["sh", "-c", 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping']}}
     else:

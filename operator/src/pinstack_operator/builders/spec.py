@@ -109,7 +109,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> Environmen
     if mode == "Managed":
         if any(spec.get(server) for server in managed_builder.SERVERS):
             raise InvalidSpec("spec.postgres, spec.redis and spec.kafka are the operator's in Managed mode")
-        spec = {**spec, **_managed_servers(name, namespace)}
+        spec = {**spec, **managed_builder.external_sections(name, namespace)}
     elif mode != "External":
         raise InvalidSpec(f"spec.mode {mode!r}: expected External or Managed")
     services = tuple(spec.get("services") or ())
@@ -170,20 +170,3 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> Environmen
         alerts_labels=dict(alerts.get("labels") or {}),
         managed=managed_builder.parse(spec.get("managed")) if mode == "Managed" else None,
     )
-
-
-def _managed_servers(name: str, namespace: str) -> dict[str, Any]:
-    """The External-mode sections that point at the managed servers (see builders/managed.py)."""
-    secret = managed_builder.admin_secret_name(name)
-
-    def ref(server: str) -> dict[str, str]:
-        return {"name": secret, "key": f"{server}-password", "usernameKey": f"{server}-username"}
-
-    def at(server: str) -> str:
-        return managed_builder.host(name, namespace, server)
-
-    return {
-        "postgres": {"host": at("postgres"), "port": 5432, "sslMode": "disable", "adminSecretRef": ref("postgres")},
-        "redis": {"host": at("redis"), "port": 6379, "adminSecretRef": ref("redis")},
-        "kafka": {"bootstrapServers": f"{at('kafka')}:9092", "topicDefaults": {"replicationFactor": 1}},
-    }

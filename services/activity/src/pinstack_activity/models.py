@@ -3,7 +3,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, MetaData, Text
 from sqlmodel import Field, SQLModel
 
-# Mirrors of migrations/*.sql (the SQL files is the schema's source of truth).
+# Mirrors of migrations/*.sql (the SQL files are the schema's source of truth).
 
 
 class Table(SQLModel):

@@ -257,8 +257,19 @@ async def _stop_loops(loops: list[Any], tasks: list[asyncio.Task[None]], timeout
     await asyncio.wait_for(asyncio.gather(*tasks), timeout)
 
 
+Start = Callable[[Any], None]  # the `start` fixture: run one worker loop inside the test
+
+
+def start_consumers(start: Start, consumers: Callable[..., Any], engine: Any) -> None:
+    """Runs the loops a service worker's `consumers(settings)` factory builds, on `engine`."""
+    from pinstack_kit.db import sessionmaker
+
+    for loop in consumers(engine, sessionmaker(engine)):
+        start(loop)
+
+
 @pytest.fixture
-async def start() -> AsyncIterator[Callable[[Any], None]]:
+async def start() -> AsyncIterator[Start]:
     """Runs worker loops (relay, consumers) as tasks of the test; stops them at teardown."""
     loops: list[Any] = []
     tasks: list[asyncio.Task[None]] = []

@@ -130,14 +130,8 @@ class PostCache:
     def key(self, post_id: int) -> str:
         return self.cache.key("post", post_id)
 
-    async def get(self, post_id: int) -> bytes | None:
-        return await self.cache.get(self.key(post_id))
-
     async def get_many(self, post_ids: Sequence[int]) -> list[bytes | None]:
         return await self.cache.get_many([self.key(post_id) for post_id in post_ids])
-
-    async def put(self, post_id: int, payload: bytes) -> None:
-        await self.cache.put(self.key(post_id), payload)
 
     async def put_many(self, payloads: Mapping[int, bytes]) -> None:
         await self.cache.put_many({self.key(post_id): payload for post_id, payload in payloads.items()})
@@ -171,26 +165,28 @@ class PostService:
             raise PostNotFound()
         return (await self._details([row]))[0]
 
-    async def get(self, post_id: int) -> bytes:
-        cached = await self.cache.get(post_id)
-        if cached is not None:
+    async def _payloads(self, post_ids: Sequence[int]) -> list[bytes | None]:
+        """Finished wire JSON of each of `post_ids` (None: no such post) from the per-post cache:
+        one MGET, and three queries for the misses, which are then cached."""
+        cached = await self.cache.get_many(post_ids)
+        missing = [post_id for post_id, payload in zip(post_ids, cached, strict=True) if payload is None]
+        if not missing:
             return cached
-        payload = dumps(await self._load(post_id))
-        await self.cache.put(post_id, payload)
+        loaded = {
+            post["id"]: dumps(post) for post in await self._details(await repository.get_posts(self.session, missing))
+        }
+        await self.cache.put_many(loaded)
+        return [payload or loaded.get(post_id) for post_id, payload in zip(post_ids, cached, strict=True)]
+
+    async def get(self, post_id: int) -> bytes:
+        (payload,) = await self._payloads([post_id])
+        if payload is None:
+            raise PostNotFound()
         return payload
 
     async def batch(self, post_ids: Sequence[int]) -> bytes:
-        """`{"posts": [...]}` for `post_ids` in the order asked, unknown ids skipped: one MGET of
-        the cache entries GET /posts/{id} uses, and three queries for the misses (then cached)."""
-        cached = await self.cache.get_many(post_ids)
-        missing = [post_id for post_id, payload in zip(post_ids, cached, strict=True) if payload is None]
-        loaded: dict[int, bytes] = {}
-        if missing:
-            rows = await repository.get_posts(self.session, missing)
-            loaded = {post["id"]: dumps(post) for post in await self._details(rows)}
-            await self.cache.put_many(loaded)
-        found = (payload or loaded.get(post_id) for post_id, payload in zip(post_ids, cached, strict=True))
-        return b'{"posts":[' + b",".join(p for p in found if p) + b"]}"
+        """`{"posts": [...]}` for `post_ids` in the order asked, unknown ids skipped."""
+        return b'{"posts":[' + b",".join(p for p in await self._payloads(post_ids) if p) + b"]}"
 
     async def list_posts(self, query: ListQuery) -> tuple[dict[str, Any], str | None]:
         """A page and the cursor of the next one. With a cursor the offset is not used."""
