@@ -62,6 +62,8 @@ def test_logout_ends_the_session(api: Api, new_account) -> None:
     assert response.status_code == 200 and response.json() == {"status": 200}
     assert_error(api.refresh(user.refresh), 401, "invalid refresh token")
     assert_error(api.post("/auth/logout", json={"refresh_token": user.refresh}), 401, "invalid refresh token")
+    # and the access token of that session ends with it
+    assert_error(api.get("/notification/unread-count", token=user.access), 401, "unauthenticated")
 
 
 def test_password_change_swaps_the_password_and_ends_sessions(api: Api, new_account) -> None:
@@ -79,9 +81,11 @@ def test_password_change_swaps_the_password_and_ends_sessions(api: Api, new_acco
     assert_error(
         api.post("/auth/login", json={"login": user.username, "password": user.password}), 401, "invalid credentials"
     )
-    api.login(user.username, new)
+    fresh = api.login(user.username, new)
     for refresh in (user.refresh, other_session):
         assert_error(api.refresh(refresh), 401, "invalid refresh token")
+    assert_error(api.get("/notification/unread-count", token=user.access), 401, "unauthenticated")
+    assert data_of(api.get("/notification/unread-count", token=fresh["access_token"]), 200) == {"count": 0}
 
 
 # -- users (routes 6-13) -----------------------------------------------------------------------

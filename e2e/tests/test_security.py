@@ -186,16 +186,16 @@ def test_nobody_writes_to_another_users_resources(api: Api, new_account) -> None
     assert_error(api.delete(f"/users/{owner.id}", token=as_intruder), 403, "forbidden")
     data_of(api.put("/notification/read-all", token=as_intruder), 200)  # marks only the intruder's
     # Routes that act on "the caller" ignore ids smuggled into the body.
-    stolen = new_password()
-    api.secrets.add(stolen)
-    smuggled = {"id": owner.id, "user_id": owner.id, "old_password": intruder.password, "new_password": stolen}
-    data_of(api.post("/auth/update-password", token=as_intruder, json=smuggled), 200)
     avatar = api.put(
         "/users/avatar",
         token=as_intruder,
         json={"id": owner.id, "user_id": owner.id, "avatar_url": "https://evil.example/x.png"},
     )
     assert avatar.status_code == 200, avatar.text
+    stolen = new_password()
+    api.secrets.add(stolen)
+    smuggled = {"id": owner.id, "user_id": owner.id, "old_password": intruder.password, "new_password": stolen}
+    data_of(api.post("/auth/update-password", token=as_intruder, json=smuggled), 200)  # ends the intruder's tokens
 
     assert data_of(api.get(f"/users/{owner.id}"), 200) == before_user
     assert data_of(api.get(f"/posts/{post_id}"), 200) == before_post

@@ -3,8 +3,10 @@
 import time
 import uuid
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
+import jwt
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -44,6 +46,22 @@ class TestTokens:
         assert access["user_id"] == refresh_claims["user_id"] > 0
         assert access["exp"] < refresh_claims["exp"]
 
+    async def test_access_token_names_its_session_and_its_issue_time_to_the_millisecond(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """What the gateway needs to end a session (`sid`) and the tokens issued before a password
+        change, not the ones after (`iat` in ms)."""
+        before = time.time()
+        pair, _ = await register(client)
+        access = decode_claims(pair["access_token"])
+        assert access["sid"] == decode_claims(pair["refresh_token"])["fam"]
+        assert before - 0.001 <= access["iat"] <= time.time()
+        assert round(access["iat"], 3) == access["iat"]
+        rotated = (await refresh(client, pair["refresh_token"])).json()["data"]
+        assert decode_claims(rotated["access_token"])["sid"] == access["sid"]  # the same login
+        again, _ = await register(client)
+        assert decode_claims(again["access_token"])["sid"] != access["sid"]
+
 
 class TestRefresh:
     async def test_rotation_invalidates_the_old_token(self, client: httpx.AsyncClient) -> None:
@@ -74,12 +92,20 @@ class TestRefresh:
 
 
 class TestLogoutAndPassword:
-    async def test_logout_revokes_and_a_second_logout_fails(self, client: httpx.AsyncClient) -> None:
+    async def test_logout_revokes_names_the_session_and_a_second_logout_fails(self, client: httpx.AsyncClient) -> None:
         pair, _ = await register(client)
         body = {"refresh_token": pair["refresh_token"]}
-        assert (await client.post("/logout", json=body)).json() == {"status": 200}
+        session = decode_claims(pair["access_token"])["sid"]
+        assert (await client.post("/logout", json=body)).json() == {"status": 200, "data": {"session_id": session}}
         assert (await client.post("/logout", json=body)).json()["message"] == "invalid refresh token"
         assert (await refresh(client, pair["refresh_token"])).status_code == 401
+
+    async def test_logout_with_an_expired_token_names_no_session(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+        pair, _ = await register(client)
+        keys = app.state.keys
+        claims = decode(pair["refresh_token"], keys.verification_keys(), token_type="refresh", issuer="pinstack")
+        expired = keys._sign({**claims, "exp": int(time.time()) - 60})
+        assert (await client.post("/logout", json={"refresh_token": expired})).json() == {"status": 200}
 
     async def test_password_change_ends_every_session(self, client: httpx.AsyncClient) -> None:
         pair, name = await register(client)
@@ -101,13 +127,25 @@ class TestUserDeleted:
         record = SimpleNamespace(value=orjson.dumps(event), headers=[("event_type", b"user_deleted")])
         async with sessionmaker(app.state.engine)() as session, session.begin():
             await on_user_event(session, record)  # type: ignore[arg-type]
-        assert (await refresh(client, pair["refresh_token"])).json() == {"status": 404, "message": "user not found"}
+        expected = {"status": 401, "message": "invalid refresh token"}
+        assert (await refresh(client, pair["refresh_token"])).json() == expected
+
+    async def test_refresh_is_refused_before_the_deletion_event_arrives(
+        self, client: httpx.AsyncClient, users_url: str
+    ) -> None:
+        pair, _ = await register(client)
+        async with httpx.AsyncClient(base_url=users_url) as users:
+            assert (await users.delete(f"/users/{decode_user(pair)}")).status_code == 204
+        expected = {"status": 401, "message": "invalid refresh token"}
+        assert (await refresh(client, pair["refresh_token"])).json() == expected
+
+
+def decode_claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
 
 
 def decode_user(pair: dict[str, str]) -> int:
-    import jwt
-
-    return int(jwt.decode(pair["access_token"], options={"verify_signature": False})["user_id"])
+    return int(decode_claims(pair["access_token"])["user_id"])
 
 
 class TestHousekeeping:

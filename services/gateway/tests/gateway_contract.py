@@ -244,3 +244,11 @@ def mint(
     for name in drop:
         claims.pop(name, None)
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid or thumbprint(key)})
+
+
+def ghost(key: Ed25519PrivateKey) -> tuple[int, dict[str, str]]:
+    """The id and bearer headers of a well-signed, unexpired token of an account that never
+    existed: how the services' `user not found` answers to a caller are reached, now that a
+    deleted account's own token is refused at the gateway."""
+    user_id = 2**62 + uuid.uuid4().int % 2**40
+    return user_id, {"Authorization": f"Bearer {mint(key, user_id)}"}

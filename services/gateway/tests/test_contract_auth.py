@@ -22,6 +22,7 @@ from gateway_contract import (
     assert_user,
     claims_of,
     data_of,
+    ghost,
     mint,
     route_id,
     thumbprint,
@@ -381,9 +382,10 @@ class TestRefresh:
         assert_error(api.post("/auth/refresh", json={"refresh_token": token}), 401, "unauthenticated")
 
     def test_deleted_user(self, api: httpx.Client, account: Account) -> None:
+        """Upstream answered 404 `user not found`; the session ended with its account."""
         assert api.delete(f"/users/{account.id}", headers=account.headers).status_code == 204
         response = api.post("/auth/refresh", json={"refresh_token": account.refresh})
-        assert_error(response, 404, "user not found")
+        assert_error(response, 401, "invalid refresh token")
 
     def test_body_errors(self, api: httpx.Client) -> None:
         assert_error(api.post("/auth/refresh", json={}), 400, "validation failed")
@@ -445,10 +447,15 @@ class TestUpdatePassword:
         assert_error(api.post("/auth/update-password", json=body, headers=account.headers), 401, "invalid credentials")
         assert_token_pair(data_of(api.post("/auth/refresh", json={"refresh_token": account.refresh})))
 
-    def test_user_not_found(self, api: httpx.Client, account: Account) -> None:
+    def test_user_not_found(self, api: httpx.Client, signing_key: Ed25519PrivateKey) -> None:
+        _, headers = ghost(signing_key)
+        body = {"old_password": PASSWORD, "new_password": "brand-new-pass"}
+        assert_error(api.post("/auth/update-password", json=body, headers=headers), 404, "user not found")
+
+    def test_a_deleted_accounts_token_is_refused(self, api: httpx.Client, account: Account) -> None:
         assert api.delete(f"/users/{account.id}", headers=account.headers).status_code == 204
         body = {"old_password": PASSWORD, "new_password": "brand-new-pass"}
-        assert_error(api.post("/auth/update-password", json=body, headers=account.headers), 404, "user not found")
+        assert_error(api.post("/auth/update-password", json=body, headers=account.headers), 401, "unauthenticated")
 
     @pytest.mark.parametrize(
         "body",

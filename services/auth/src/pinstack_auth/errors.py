@@ -1,4 +1,4 @@
-from pinstack_kit.errors import NotFound, Unauthorized
+from pinstack_kit.errors import Unauthorized
 
 
 class InvalidRefreshToken(Unauthorized):
@@ -7,7 +7,3 @@ class InvalidRefreshToken(Unauthorized):
 
 class RefreshTokenReused(InvalidRefreshToken):
     commit = True  # the family revocation must stick although the request fails
-
-
-class UserNotFound(NotFound):
-    message = "user not found"

@@ -17,6 +17,10 @@ class Settings(BaseServiceSettings):
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
     jwt_issuer: str = "pinstack"
     upstream_timeout_seconds: float = 5.0
+    # The auth service's access-token lifetime (the same variable): how long a mark of an ended
+    # session is kept. And how old what the gateway read of such marks may be (sessions.py).
+    access_token_ttl_seconds: int = Field(900, ge=1)
+    revocation_cache_seconds: float = Field(0.5, ge=0, le=1)
     max_body_bytes: int = 1024 * 1024
     # Rate limits (0 disables one): per client IP on /api/v1/auth/*, failed logins per login name
     # per 15 minutes, and writes per authenticated user.

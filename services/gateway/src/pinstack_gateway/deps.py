@@ -5,10 +5,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from pinstack_gateway.limits import limit_writes
+from pinstack_gateway.sessions import Revocations
 from pinstack_kit.deps import from_state
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.jwt import JWKSVerifier, KeysUnavailable, TokenError
+
+
+def revocations(request: Request) -> Revocations:
+    found: Revocations = request.app.state.revocations
+    return found
 
 
 async def _current_user(request: Request) -> int:
@@ -25,6 +31,7 @@ async def _current_user(request: Request) -> int:
         raise Unauthorized(exc.message) from exc
     except KeysUnavailable as exc:
         raise ServiceUnavailable() from exc
+    await revocations(request).check(claims)
     request.state.user_id = int(claims["user_id"])
     await limit_writes(request, request.state.user_id)
     return request.state.user_id

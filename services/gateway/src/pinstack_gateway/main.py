@@ -1,5 +1,6 @@
 """The API gateway: the public, wire-compatible `/api/v1` (contract §1) in front of the services."""
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from pinstack_gateway.notifications.endpoints import router as notifications_rou
 from pinstack_gateway.openapi import api_routes, build_openapi
 from pinstack_gateway.posts.endpoints import router as posts_router
 from pinstack_gateway.relations.endpoints import router as relations_router
+from pinstack_gateway.sessions import Revocations
 from pinstack_gateway.users.endpoints import router as users_router
 from pinstack_kit.app import build_app
 from pinstack_kit.envelope import JSON, dumps
@@ -90,13 +92,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             setattr(app.state, name, client)
         app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
         app.state.limiter = RateLimiter(app.state.redis, settings)
-        # Rate limits and idempotency keys fail open without Redis: the gateway keeps serving,
-        # so Redis is not a readiness condition of its own.
+        app.state.revocations = Revocations(app.state.redis, settings)
+        writer = asyncio.create_task(app.state.revocations.keep_writing())
+        # Rate limits and idempotency keys fail open without Redis, and only authenticated
+        # requests need it (sessions.py): the gateway keeps serving the rest, so Redis is not a
+        # readiness condition of its own.
         app.state.readiness_checks.pop("redis", None)
         app.state.readiness_checks["jwks"] = app.state.verifier.ready
         try:
             yield
         finally:
+            writer.cancel()
             for client in opened.values():
                 await client.aclose()
             await app.state.verifier.aclose()

@@ -58,9 +58,15 @@ class SigningKeys:
         return jwt.encode(claims, self.private_key, algorithm="EdDSA", headers={"kid": self.kid})
 
     def issue(self, user_id: int, family_id: uuid.UUID) -> TokenPair:
-        now = int(time.time())
-        common = {"iss": self.issuer, "sub": str(user_id), "user_id": user_id, "iat": now}
-        access = self._sign({**common, "typ": "access", "jti": uuid.uuid4().hex, "exp": now + self.access_ttl})
+        """An access token names its session (`sid`, the refresh-token family, which a logout
+        ends) and carries its issue time to the millisecond (RFC 7519 allows a fractional `iat`),
+        so that a password change voids the tokens issued before it and not the ones after."""
+        issued_at = time.time()
+        now = int(issued_at)
+        common = {"iss": self.issuer, "sub": str(user_id), "user_id": user_id, "iat": round(issued_at, 3)}
+        access = self._sign(
+            {**common, "typ": "access", "jti": uuid.uuid4().hex, "sid": str(family_id), "exp": now + self.access_ttl}
+        )
         refresh_jti = uuid.uuid4()
         expires = now + self.refresh_ttl
         refresh = self._sign(

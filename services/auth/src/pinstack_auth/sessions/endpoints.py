@@ -27,8 +27,8 @@ async def refresh(body: RefreshTokenBody, session: SessionDep, keys: KeysDep, us
 
 @router.post("/logout")
 async def logout(body: RefreshTokenBody, session: SessionDep, keys: KeysDep, users: UsersDep) -> Response:
-    await SessionService(session, keys, users).logout(body.refresh_token)
-    return ok()
+    ended = await SessionService(session, keys, users).logout(body.refresh_token)
+    return ok({"session_id": ended} if ended else None)
 
 
 @router.post("/update-password")

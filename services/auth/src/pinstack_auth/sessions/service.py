@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_auth.errors import InvalidRefreshToken, RefreshTokenReused, UserNotFound
+from pinstack_auth.errors import InvalidRefreshToken, RefreshTokenReused
 from pinstack_auth.keys.signing import SigningKeys
 from pinstack_auth.sessions import repository
 from pinstack_kit.errors import Unauthorized
@@ -47,29 +47,31 @@ class SessionService:
             raise InvalidRefreshToken() from exc
         row = await repository.lock(self.session, _jti(claims))
         if row is None or row.revoked_at is not None:
-            if row is not None and row.revoked_reason == "user_deleted":
-                raise UserNotFound()
-            raise InvalidRefreshToken()
+            raise InvalidRefreshToken()  # a deleted account's sessions too: they ended with it
         if row.rotated_at is not None:
             # A rotated token presented again: someone holds a copy. End the whole login.
             await repository.revoke_family(self.session, row.family_id, "reuse_detected")
             raise RefreshTokenReused()
         if await self.users.find(f"/users/{row.user_id}") is None:
-            raise UserNotFound()
+            # Deleted, and `user_deleted` not consumed yet: the session is over all the same.
+            raise InvalidRefreshToken()
         await repository.mark_rotated(self.session, row.jti)
         return await self._open(row.user_id, row.family_id)
 
-    async def logout(self, token: str) -> None:
+    async def logout(self, token: str) -> str | None:
+        """The session (token family) that ended, for the gateway to refuse its access tokens;
+        None for an expired token, which ended by itself."""
         try:
             claims = self._claims(token)
         except TokenExpired:
-            return  # an expired token is already as logged out as it gets
+            return None  # an expired token is already as logged out as it gets
         except TokenError as exc:
             raise InvalidRefreshToken() from exc
         row = await repository.lock(self.session, _jti(claims))
         if row is None or row.revoked_at is not None or row.rotated_at is not None:
             raise InvalidRefreshToken()
         await repository.revoke_family(self.session, row.family_id, "logout")
+        return str(row.family_id)
 
     async def update_password(self, user_id: int, old_password: str, new_password: str) -> None:
         await self.users.call(

@@ -13,10 +13,11 @@ from pinstack_gateway.auth.schemas import (
     UpdatePasswordRequest,
 )
 from pinstack_gateway.body import json_body
-from pinstack_gateway.deps import AuthDep, CurrentUser
+from pinstack_gateway.deps import AuthDep, CurrentUser, revocations
 from pinstack_gateway.fields import MessageData, documented
 from pinstack_gateway.limits import limit_auth_ip, limiter
 from pinstack_gateway.proxy import forward
+from pinstack_kit.envelope import ok
 from pinstack_kit.errors import AppError
 
 RegisterBody = Annotated[RegisterRequest, json_body(RegisterRequest)]
@@ -58,8 +59,11 @@ async def refresh(body: RefreshTokenBody, auth: AuthDep) -> Response:
 
 
 @router.post("/logout", summary="Revoke a refresh token", **documented(200, None, 400, 401))
-async def logout(body: RefreshTokenBody, auth: AuthDep) -> Response:
-    return await forward(auth, "POST", "/logout", json=body.model_dump())
+async def logout(request: Request, body: RefreshTokenBody, auth: AuthDep) -> Response:
+    ended = (await auth.call("POST", "/logout", json=body.model_dump())).json().get("data") or {}
+    if ended.get("session_id"):
+        await revocations(request).end_session(str(ended["session_id"]))
+    return ok()
 
 
 @router.post(
@@ -68,8 +72,11 @@ async def logout(body: RefreshTokenBody, auth: AuthDep) -> Response:
     **documented(200, MessageData, 400, 401, 404),
 )
 async def update_password(
+    request: Request,
     user_id: CurrentUser,
     body: UpdatePasswordBody,
     auth: AuthDep,
 ) -> Response:
-    return await forward(auth, "POST", "/update-password", json={"user_id": user_id, **body.model_dump()})
+    response = await forward(auth, "POST", "/update-password", json={"user_id": user_id, **body.model_dump()})
+    await revocations(request).end_tokens_of(user_id)
+    return response

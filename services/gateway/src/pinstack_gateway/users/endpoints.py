@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from pinstack_gateway.body import json_body
-from pinstack_gateway.deps import CurrentUser, UsersDep
+from pinstack_gateway.deps import CurrentUser, UsersDep, revocations
 from pinstack_gateway.fields import documented
 from pinstack_gateway.params import CursorQuery, lenient_int, positive_id
 from pinstack_gateway.proxy import forward, forward_page
@@ -97,10 +97,12 @@ async def update_user(
 
 
 @router.delete("/{user_id}", summary="Delete the caller's account", **documented(204, None, 400, 401, 403, 404))
-async def delete_user(caller: CurrentUser, user_id: str, users: UsersDep) -> Response:
+async def delete_user(request: Request, caller: CurrentUser, user_id: str, users: UsersDep) -> Response:
     if positive_id(user_id) != caller:
         raise Forbidden()
-    return await forward(users, "DELETE", f"/users/{caller}")
+    response = await forward(users, "DELETE", f"/users/{caller}")
+    await revocations(request).end_account(caller)
+    return response
 
 
 @router.put("/avatar", summary="Set the caller's avatar URL", **documented(200, None, 400, 401, 404))
