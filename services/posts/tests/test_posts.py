@@ -126,6 +126,8 @@ class TestCreate:
             {"title": "nul\x00"},
             {"media_items": [IMAGE] * 10},
             {"media_items": [{**IMAGE, "url": "not-a-url"}]},
+            {"media_items": [{**IMAGE, "url": "javascript:alert(1)"}]},
+            {"media_items": [{**IMAGE, "url": "http://169.254.169.254/latest/meta-data/"}]},
             {"media_items": [{**IMAGE, "url": "https://x.io/" + "a" * 500}]},
             {"media_items": [{**IMAGE, "type": "gif"}]},
             {"media_items": [{**IMAGE, "position": 0}]},

@@ -52,6 +52,19 @@ class TestCreate:
         assert event == "user_created"
 
 
+class TestAvatarUrls:
+    @pytest.mark.parametrize(
+        "url", ["javascript:alert(1)", "http://169.254.169.254/latest/meta-data/", "http://localhost/"]
+    )
+    async def test_only_public_web_addresses(self, client: httpx.AsyncClient, url: str) -> None:
+        refused = await client.post("/users", json=new_user(avatar_url=url))
+        assert refused.json() == {"status": 400, "message": "validation failed"}
+        user = await create(client, avatar_url="https://x.io/a.png")
+        refused = await client.put(f"/users/{user['id']}/avatar", json={"avatar_url": url})
+        assert refused.json() == {"status": 400, "message": "validation failed"}
+        assert (await client.get(f"/users/{user['id']}")).json()["data"]["avatar_url"] == "https://x.io/a.png"
+
+
 class TestReadsAndCache:
     async def test_lookups_by_id_username_and_email_agree(self, client: httpx.AsyncClient) -> None:
         user = await create(client)
