@@ -40,15 +40,19 @@ logs: ## tail all logs (make logs NAME=users F=1 to follow one)
 infra: bootstrap ## start PostgreSQL, Redis, Kafka and Prometheus only
 	@$(STACK) up --infra-only
 
-test: infra cluster ## run every test tier against the local infra and control plane (PYTEST_ARGS=... to narrow)
+test: cluster infra control-plane ## run every test tier against the local infra, control plane and node (PYTEST_ARGS=... to narrow)
 	@eval "$$($(STACK) env)"; $(call run_pytest,services charts -n 2 $(PYTEST_ARGS))
 	@# The operator tier runs on its own: beside the chart tests on the same API server, Kopf
 	@# sometimes never picked up a resource (under investigation, see the issue notes).
 	@eval "$$($(STACK) env)"; $(call run_pytest,operator $(PYTEST_ARGS))
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory test-node
 
-e2e: up ## run the end-to-end journeys and the schema fuzzing against the running stack (starts it)
-	@eval "$$($(STACK) env)"; eval "$$($(PYTHON) scripts/cluster.py env)"; $(call run_pytest,e2e $(PYTEST_ARGS))
+e2e: up control-plane ## run the end-to-end journeys and the schema fuzzing against the running stack (starts it)
+	@eval "$$($(STACK) env)"; eval "$$($(PYTHON) scripts/cluster.py env)"; $(call run_pytest,e2e/tests $(PYTEST_ARGS))
+
+test-node: cluster infra images ## the node tier: Helm-installed Pinstack on the real node (journey, disruption, upgrade, failures)
+	@eval "$$($(STACK) env)"; $(call run_pytest,e2e/node $(PYTEST_ARGS))
 
 chaos: bootstrap ## faults under load on a private stack: stop/restart each part, count lost and duplicated writes
 	@$(UV_RUN) python -m pinstack_e2e.chaos $(CHAOS_ARGS)
@@ -72,20 +76,32 @@ clean: ## stop the stack and the control plane, delete .stack (all local data)
 	@$(PYTHON) scripts/cluster.py clean
 	@$(STACK) clean
 
-.PHONY: cluster cluster-down cluster-build
-cluster: ## start etcd + kube-apiserver (no kubelet) on 127.0.0.1, building once; prints KUBECONFIG
+.PHONY: cluster control-plane cluster-down cluster-status cluster-build images
+cluster: bootstrap ## start the real one-node Kubernetes (kubelet, containerd, CNI, kube-proxy, CoreDNS; builds once); prints KUBECONFIG
+	@$(PYTHON) scripts/cluster.py up --node
+
+control-plane: ## start etcd + kube-apiserver only, on 127.0.0.1 (the fast chart and operator tiers use it)
 	@$(PYTHON) scripts/cluster.py up
 
-cluster-down: ## stop the control plane started by `make cluster` (by PID)
+cluster-down: ## stop the node and the control plane (by PID) and undo every machine change they made
 	@$(PYTHON) scripts/cluster.py down
 
-cluster-build: ## build kube-apiserver, kubectl, etcd, helm into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
-	@$(PYTHON) scripts/cluster.py build $(if $(EXTRA),--extra,)
+cluster-status: ## PIDs and health of every node and control-plane component
+	@$(PYTHON) scripts/cluster.py status
+
+cluster-build: ## build the Kubernetes binaries, CoreDNS, crictl, etcd, helm into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
+	@$(PYTHON) scripts/cluster.py build etcd kube-apiserver kubectl helm kube-controller-manager kube-scheduler kubelet kube-proxy coredns crictl $(if $(EXTRA),skaffold kwok,)
+
+images: ## build every image with podman (content-hash tags, cached) and import them into the node when it runs
+	@$(PYTHON) scripts/images.py build
+	@if $(PYTHON) scripts/cluster.py status --node >/dev/null 2>&1; then \
+		$(PYTHON) scripts/images.py import --address $${PINSTACK_STATE_DIR:-.stack}/node/containerd/containerd.sock; \
+	else echo "[images] the node is not running: \`make cluster\` imports them next time \`make images\` runs"; fi
 
 .PHONY: operator dashboards
 
 operator: cluster ## run the operator from this checkout against `make cluster` (all namespaces)
-	@eval "$$($(PYTHON) scripts/cluster.py env)" && kubectl apply --server-side --force-conflicts -f manifests/crd/ && \
+	@eval "$$($(PYTHON) scripts/cluster.py env --node)" && kubectl apply --server-side --force-conflicts -f manifests/crd/ && \
 	$(UV_RUN) python -m pinstack_operator --standalone --all-namespaces --liveness=http://127.0.0.1:8089/healthz
 
 dashboards: ## regenerate dashboards/json and dashboards/rules (checked in; a test fails when stale)

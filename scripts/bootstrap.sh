@@ -4,7 +4,9 @@
 #   scripts/bootstrap.sh            (or: make bootstrap)
 #
 # Steps (one line each):
-#   1. Debian packages: postgresql 15, redis, prometheus, a Java >= 17, maven, curl, jq, openssl
+#   1. Debian packages: postgresql 15, redis, prometheus, a Java >= 17, maven, curl, jq, openssl;
+#      for the node and the images: containerd, runc, CNI plugins, iptables, conntrack, podman,
+#      buildah, debootstrap, gcc and the static libc (the pause image)
 #   2. uv (pip install uv when it is not on PATH)
 #   3. Python deps: uv sync [--frozen] --all-packages  -> .venv
 #   4. Kafka broker jars from Maven Central -> ${XDG_CACHE_HOME:-~/.cache}/pinstack/kafka/<ver>/jars
@@ -44,7 +46,8 @@ java_major() {
 # ---------------------------------------------------------------- 1. Debian packages
 t0=$(now)
 missing=()
-for p in postgresql postgresql-contrib redis-server prometheus curl jq openssl wrk; do
+for p in postgresql postgresql-contrib redis-server prometheus curl jq openssl wrk \
+         containerd runc containernetworking-plugins iptables conntrack podman buildah debootstrap gcc libc6-dev; do
     pkg_installed "$p" || missing+=("$p")
 done
 jm=$(java_major); case "$jm" in (""|*[!0-9]*) jm=0;; esac
@@ -53,7 +56,7 @@ have mvn || missing+=(maven)
 if ! have uv && ! python3 -m pip --version >/dev/null 2>&1; then missing+=(python3-pip); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-    step apt "all present (postgresql redis-server prometheus java mvn curl jq openssl)"
+    step apt "all present (postgresql redis-server prometheus java mvn curl jq openssl containerd podman ...)"
 else
     have apt-get || die "missing packages (${missing[*]}) and no apt-get: install them by hand"
     step apt "installing: ${missing[*]} ..."

@@ -1,47 +1,62 @@
 #!/usr/bin/env python3
-"""Pinstack local Kubernetes control plane: etcd + kube-apiserver on 127.0.0.1, no kubelet.
+"""Pinstack's local Kubernetes: a real one-node cluster, or a bare control plane for fast tests.
 
-    cluster.py build [--extra] [--force]   build the binaries once per version (cached)
-    cluster.py up [--no-build] [--json]    start etcd and kube-apiserver (reuses a running pair),
-                                           wait for /readyz, write the admin kubeconfig
-    cluster.py down                        stop both (by recorded PID)
-    cluster.py status                      PIDs, ports, readiness
-    cluster.py env [--json]                `export KUBECONFIG=...` and PATH lines
-    cluster.py clean                       down, then delete the cluster state folder
+    cluster.py build [--extra] [--force] [name ...]   build the binaries once per version (cached)
+    cluster.py up --node [--no-build] [--json]        the real node (what `make cluster` runs)
+    cluster.py up [--no-build] [--json]               etcd + kube-apiserver only, on 127.0.0.1
+    cluster.py down [--node|--plane]                  stop them (by recorded PID) and undo every
+                                                      machine change the node made
+    cluster.py status [--node|--plane]                PIDs and health of every component
+    cluster.py env [--node] [--json]                  `export KUBECONFIG=...` and PATH lines
+    cluster.py clean [--node|--plane]                 down, then delete the state folders
+
+The real node (state `<root>/node`; scripts/node.py has its network, containerd, kubelet,
+kube-proxy and CoreDNS settings): etcd, kube-apiserver on the node's bridge address,
+kube-controller-manager, kube-scheduler, a private containerd + runc, the kubelet, kube-proxy
+(iptables) and CoreDNS. Pods run, Services route, DNS answers the cluster zone. It needs root.
+`up` reuses what runs and restarts what stopped; a second `up` of a healthy node takes ~1 s.
+The node tier (e2e/node, `make test-node`) runs the platform on it.
+
+The bare control plane (state `<root>/cluster`) is envtest-like: no kubelet, no controllers, so
+objects are stored and validated but pods never run. The chart and operator tiers use it: they
+check what the API server accepts in seconds, and the operator tests patch object status by hand
+(a real controller would overwrite it). `make control-plane` starts it.
 
 Binaries come from the Go module proxy only (see /work/shared/infra-recipes.md §1, §3): wrapper
 modules under scripts/k8s/*.go.mod.in are filled in from the upstream go.mod files and built with
 CGO_ENABLED=0 -trimpath -ldflags "-s -w <version flags>" into
-${XDG_CACHE_HOME:-~/.cache}/pinstack/bin/v<k8s version>/: kube-apiserver, kubectl (k8s.io/kubernetes),
-etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3); with --extra also skaffold and kwok.
-A marker file per binary (.<name>.json: version, build seconds, size) makes a warm run instant.
-Go's module and build caches live in ${XDG_CACHE_HOME:-~/.cache}/pinstack/go, so rebuilds are
-incremental. Versions are pinned in scripts/k8s/versions.env (override with the same env names).
-
-The control plane is envtest-like: no kubelet, no controller-manager, no scheduler. Pods never
-run, there is no garbage collection, namespaces stay Terminating, no default ServiceAccount.
+${XDG_CACHE_HOME:-~/.cache}/pinstack/bin/v<k8s version>/: kube-apiserver, kube-controller-manager,
+kube-scheduler, kubelet, kube-proxy, kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3),
+helm (helm.sh/helm/v3), CoreDNS with only the plugins the node uses (scripts/k8s/coredns/main.go),
+crictl (sigs.k8s.io/cri-tools); with --extra also skaffold and kwok. A marker file per binary
+(.<name>.json: version, build seconds, size) makes a warm run instant. Go's module and build caches
+live in ${XDG_CACHE_HOME:-~/.cache}/pinstack/go, so rebuilds are incremental. Versions are pinned
+in scripts/k8s/versions.env (override with the same env names).
 
 Environment:
-    PINSTACK_STATE_DIR             state root (default <repo>/.stack); cluster state in ./cluster
-    PINSTACK_KUBE_PORT             kube-apiserver secure port (default 56443)
-    PINSTACK_ETCD_PORT             etcd client port (default 52379)
-    PINSTACK_ETCD_PEER_PORT        etcd peer port (default 52380)
+    PINSTACK_STATE_DIR             state root (default <repo>/.stack)
+    PINSTACK_KUBE_PORT             control plane: kube-apiserver secure port (default 56443)
+    PINSTACK_ETCD_PORT, PINSTACK_ETCD_PEER_PORT              its etcd (default 52379, 52380)
+    PINSTACK_NODE_KUBE_PORT        node: kube-apiserver port on the bridge address (default 62443)
+    PINSTACK_NODE_ETCD_PORT, PINSTACK_NODE_ETCD_PEER_PORT    its etcd (default 62379, 62380)
+    PINSTACK_NODE_*_PORT           the node components' health ports (scripts/node.py PORTS)
+    PINSTACK_POD_CIDR              pod range (default 10.244.0.0/16; the node uses its first /24)
     PINSTACK_SERVICE_CIDR          --service-cluster-ip-range (default 10.96.0.0/16)
     PINSTACK_CLUSTER_START_TIMEOUT seconds to wait for /readyz (default 120)
-    PINSTACK_K8S_VERSION, PINSTACK_ETCD_VERSION, PINSTACK_HELM_VERSION, PINSTACK_SKAFFOLD_VERSION,
-    PINSTACK_KWOK_VERSION          versions (defaults in scripts/k8s/versions.env)
+    PINSTACK_K8S_VERSION, PINSTACK_ETCD_VERSION, PINSTACK_HELM_VERSION, PINSTACK_COREDNS_VERSION,
+    PINSTACK_CRICTL_VERSION, PINSTACK_SKAFFOLD_VERSION, PINSTACK_KWOK_VERSION
+                                   versions (defaults in scripts/k8s/versions.env)
     XDG_CACHE_HOME                 cache root (default ~/.cache)
 
 Standard library only; runs with the system python3. Needs go >= the go line of the modules
-(1.26 for Kubernetes 1.36) and openssl.
+(1.26 for Kubernetes 1.36) and openssl; the node needs the Debian packages of node.PACKAGES.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import calendar
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -53,13 +68,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
 
-from proclib import ScriptError, env_port, pid_alive, port_in_use
+import node
+from proclib import ScriptError, env_port, file_lock, fmt_seconds, fmt_size, pid_alive, port_in_use
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "scripts" / "k8s"
@@ -70,6 +85,10 @@ STOP_TIMEOUT = 20.0
 EXIT_NOT_BUILT = 3
 
 
+def lock(path: Path, what: str) -> contextlib.AbstractContextManager[None]:
+    return file_lock(path, what, lambda message: say("lock", message))
+
+
 class ClusterError(ScriptError):
     """A failure of the control plane (main() reports every ScriptError the same way)."""
 
@@ -77,16 +96,6 @@ class ClusterError(ScriptError):
 def say(component: str, message: str) -> None:
     # stderr: stdout is kept for `export ...` lines and --json
     print(f"[cluster] {component:<15} {message}", file=sys.stderr, flush=True)
-
-
-def fmt_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.1f}s"
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-
-
-def fmt_size(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -106,36 +115,47 @@ def read_versions() -> dict[str, str]:
 
 
 class Config:
-    def __init__(self) -> None:
+    """Settings of one cluster: the bare control plane (node=False, state `<root>/cluster`, on
+    127.0.0.1) or the real node (node=True, state `<root>/node`, API server on the node's bridge)."""
+
+    def __init__(self, node: bool = False) -> None:
+        self.node = node
         v = read_versions()
         self.k8s_version = v["PINSTACK_K8S_VERSION"]
         self.etcd_version = v["PINSTACK_ETCD_VERSION"]
         self.helm_version = v["PINSTACK_HELM_VERSION"]
         self.skaffold_version = v["PINSTACK_SKAFFOLD_VERSION"]
         self.kwok_version = v["PINSTACK_KWOK_VERSION"]
+        self.coredns_version = v["PINSTACK_COREDNS_VERSION"]
+        self.crictl_version = v["PINSTACK_CRICTL_VERSION"]
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pinstack"
         self.bin = cache / "bin" / f"v{self.k8s_version}"
         self.go_root = cache / "go"
-        self.state = Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve() / "cluster"
+        self.state = Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve() / (
+            "node" if node else "cluster"
+        )
         self.pki = self.state / "pki"
         self.etcd_data = self.state / "etcd"
         self.logs = self.state / "logs"
         self.run = self.state / "run"
         self.kubeconfig = self.state / "kubeconfig"
-        self.kube_port = env_port("PINSTACK_KUBE_PORT", 56443)
-        self.etcd_port = env_port("PINSTACK_ETCD_PORT", 52379)
-        self.etcd_peer_port = env_port("PINSTACK_ETCD_PEER_PORT", 52380)
-        cidr = os.environ.get("PINSTACK_SERVICE_CIDR", "").strip() or "10.96.0.0/16"
-        try:
-            self.service_cidr = ipaddress.ip_network(cidr)
-        except ValueError:
-            raise ClusterError(f"PINSTACK_SERVICE_CIDR={cidr!r} is not a CIDR such as 10.96.0.0/16") from None
+        self.env_prefix = prefix = "PINSTACK_NODE_" if node else "PINSTACK_"
+        self.kube_port = env_port(f"{prefix}KUBE_PORT", 62443 if node else 56443)
+        self.etcd_port = env_port(f"{prefix}ETCD_PORT", 62379 if node else 52379)
+        self.etcd_peer_port = env_port(f"{prefix}ETCD_PEER_PORT", 62380 if node else 52380)
+        self.service_cidr = cidr_setting("PINSTACK_SERVICE_CIDR", "10.96.0.0/16")
+        self.pod_cidr = cidr_setting("PINSTACK_POD_CIDR", "10.244.0.0/16")
+        # the node's pod subnet is the first /24 of the pod range; its first address is the
+        # bridge, where the node's API server, kubelet and DNS listen (nothing on the machine's
+        # own interfaces)
+        self.node_subnet = next(self.pod_cidr.subnets(new_prefix=24))
+        self.api_host = str(next(self.node_subnet.hosts())) if node else HOST
         raw_timeout = os.environ.get("PINSTACK_CLUSTER_START_TIMEOUT", "").strip() or "120"
         self.start_timeout = float(raw_timeout)
 
     @property
     def server(self) -> str:
-        return f"https://{HOST}:{self.kube_port}"
+        return f"https://{self.api_host}:{self.kube_port}"
 
     @property
     def etcd_url(self) -> str:
@@ -151,9 +171,22 @@ class Config:
         return self.bin / name
 
 
+def cidr_setting(var: str, default: str) -> ipaddress.IPv4Network:
+    raw = os.environ.get(var, "").strip() or default
+    try:
+        net = ipaddress.ip_network(raw)
+    except ValueError:
+        raise ClusterError(f"{var}={raw!r} is not a CIDR such as {default}") from None
+    if not isinstance(net, ipaddress.IPv4Network):
+        raise ClusterError(f"{var}={raw!r}: only IPv4 ranges are supported")
+    return net
+
+
 # ----------------------------------------------------------------------------- build
 
 TOOLS_CORE = ("etcd", "kube-apiserver", "kubectl", "helm")
+# the real node: what `cluster.py up --node` runs on top of the control plane
+TOOLS_NODE = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns", "crictl")
 TOOLS_EXTRA = ("skaffold", "kwok")
 
 
@@ -243,6 +276,8 @@ def wrappers(cfg: Config) -> dict[str, Wrapper]:
         "helm": Wrapper("helm", "helm.sh/helm/v3", f"v{cfg.helm_version}"),
         "skaffold": Wrapper("skaffold", "github.com/GoogleContainerTools/skaffold/v2", f"v{cfg.skaffold_version}"),
         "kwok": Wrapper("kwok", "sigs.k8s.io/kwok", f"v{cfg.kwok_version}"),
+        "coredns": Wrapper("coredns", "github.com/coredns/coredns", f"v{cfg.coredns_version}"),
+        "crictl": Wrapper("crictl", "sigs.k8s.io/cri-tools", f"v{cfg.crictl_version}"),
     }
 
 
@@ -252,6 +287,12 @@ def tools(cfg: Config) -> dict[str, Tool]:
         "etcd": Tool("etcd", "etcd", "go.etcd.io/etcd/server/v3", f"v{cfg.etcd_version}"),
         "kube-apiserver": Tool("kube-apiserver", "kube", "k8s.io/kubernetes/cmd/kube-apiserver", k, "selinux,notest"),
         "kubectl": Tool("kubectl", "kube", "k8s.io/kubernetes/cmd/kubectl", k, "selinux,notest"),
+        **{
+            name: Tool(name, "kube", f"k8s.io/kubernetes/cmd/{name}", k, "selinux,notest")
+            for name in ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
+        },
+        "coredns": Tool("coredns", "coredns", "./cmd/coredns", f"v{cfg.coredns_version}"),
+        "crictl": Tool("crictl", "crictl", "sigs.k8s.io/cri-tools/cmd/crictl", f"v{cfg.crictl_version}"),
         "helm": Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", f"v{cfg.helm_version}"),
         "skaffold": Tool(
             "skaffold",
@@ -327,13 +368,18 @@ def prepare(cfg: Config, w: Wrapper) -> Path:
         # other local-path replaces (etcd's ../api ...) are skipped: the requires are real versions
     for exc in up.get("Exclude") or []:
         edits.append(f"-exclude={exc['Path']}@{exc['Version']}")
+    # a wrapper may carry its own main package (scripts/k8s/<name>/*.go -> cmd/<name>/)
+    sources = {f.name: f.read_text() for f in sorted((K8S_DIR / w.name).glob("*.go"))}
     stamp = workdir / ".prepared"
-    fingerprint = json.dumps({"template": text, "edits": edits})
+    fingerprint = json.dumps({"template": text, "edits": edits, "sources": sources})
     if stamp.is_file() and stamp.read_text() == fingerprint and (workdir / "go.sum").is_file():
         w.prepared = True
         return workdir
     (workdir / "go.mod").write_text(text)
     (workdir / "go.sum").unlink(missing_ok=True)
+    for fname, source in sources.items():
+        (workdir / "cmd" / w.name).mkdir(parents=True, exist_ok=True)
+        (workdir / "cmd" / w.name / fname).write_text(source)
     if edits:
         go(cfg, "mod", "edit", *edits, cwd=workdir)
     staging = sum(1 for e in edits if e.startswith("-replace=k8s.io/"))
@@ -388,24 +434,13 @@ def ldflags(cfg: Config, tool: Tool, w: Wrapper, workdir: Path) -> list[str]:
             buildDate=w.time,
             gitTreeState="clean",
         )
+    elif w.name == "coredns":
+        x("github.com/coredns/coredns/coremain", GitCommit=w.commit[:10] or tool.version)
+    elif w.name == "crictl":
+        x("sigs.k8s.io/cri-tools/pkg/version", Version=tool.version.lstrip("v"))
     elif w.name == "kwok":
         x("sigs.k8s.io/kwok/pkg/consts", Version=tool.version, KubeVersion=f"v{cfg.k8s_version}")
     return flags
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, what: str) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say("lock", f"waiting for another {what} ({path}) ...")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build(cfg: Config, extra: bool = False, force: bool = False, only: list[str] | None = None) -> None:
@@ -413,7 +448,7 @@ def build(cfg: Config, extra: bool = False, force: bool = False, only: list[str]
     all_tools = tools(cfg)
     all_wrappers = wrappers(cfg)
     cfg.bin.mkdir(parents=True, exist_ok=True)
-    with file_lock(cfg.bin / ".build.lock", "build"):
+    with lock(cfg.bin / ".build.lock", "build"):
         todo = [n for n in names if force or read_marker(cfg, all_tools[n]) is None]
         if todo:
             say("build", f"building {', '.join(todo)} into {cfg.bin}")
@@ -583,13 +618,13 @@ def preflight_ports(cfg: Config) -> None:
     checks = []
     if read_pid(cfg, "etcd") is None:
         checks += [
-            (cfg.etcd_port, "PINSTACK_ETCD_PORT", "etcd"),
-            (cfg.etcd_peer_port, "PINSTACK_ETCD_PEER_PORT", "etcd"),
+            (cfg.etcd_port, f"{cfg.env_prefix}ETCD_PORT", "etcd"),
+            (cfg.etcd_peer_port, f"{cfg.env_prefix}ETCD_PEER_PORT", "etcd"),
         ]
     if read_pid(cfg, "kube-apiserver") is None:
-        checks.append((cfg.kube_port, "PINSTACK_KUBE_PORT", "kube-apiserver"))
+        checks.append((cfg.kube_port, f"{cfg.env_prefix}KUBE_PORT", "kube-apiserver"))
     for port, var, what in checks:
-        if port_in_use(port):
+        if port_in_use(port, cfg.api_host if what == "kube-apiserver" else HOST):
             raise ClusterError(
                 f"port {port} ({what}) is taken by another process, not ours: stop it, or set {var}=<free port>"
             )
@@ -646,7 +681,7 @@ def start_apiserver(cfg: Config) -> None:
             f"kube-apiserver (pid {pid}) runs but {cfg.server}/readyz is not OK; see "
             f"{cfg.logfile('kube-apiserver')}, then `make cluster-down` and `make cluster`"
         )
-    if port_in_use(cfg.kube_port):
+    if port_in_use(cfg.kube_port, cfg.api_host):
         raise ClusterError(
             f"port {cfg.kube_port} is taken by another process (not our kube-apiserver): stop it, "
             "or set PINSTACK_KUBE_PORT=<free port>"
@@ -655,27 +690,42 @@ def start_apiserver(cfg: Config) -> None:
     args = [
         str(cfg.binary("kube-apiserver")),
         f"--etcd-servers={cfg.etcd_url}",
-        f"--bind-address={HOST}",
-        # loopback address on any machine (no default route needed); the `kubernetes` Service gets
-        # no Endpoints then (a loopback IP is refused there), which nothing in-cluster needs here
-        f"--advertise-address={HOST}",
-        "--endpoint-reconciler-type=none",
+        f"--bind-address={cfg.api_host}",
+        f"--advertise-address={cfg.api_host}",
         f"--secure-port={cfg.kube_port}",
         f"--cert-dir={p}",
         f"--tls-cert-file={p / 'apiserver.crt'}",
         f"--tls-private-key-file={p / 'apiserver.key'}",
         f"--client-ca-file={p / 'ca.crt'}",
-        "--authorization-mode=RBAC",
         f"--service-cluster-ip-range={cfg.service_cidr}",
-        f"--service-account-issuer={cfg.server}",
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
         "--allow-privileged=true",
-        # no controller-manager: the default ServiceAccount never appears, so Pods would be refused
-        "--disable-admission-plugins=ServiceAccount",
         "--profiling=false",
         "--v=0",
     ]
+    if cfg.node:
+        # a real node: the usual admission chain (ServiceAccount included), the `kubernetes`
+        # Service's endpoints on the bridge address, the Node authorizer for the kubelet, and
+        # the kubelet reached by its InternalIP (its hostname resolves nowhere) over verified TLS
+        args += [
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={p / 'ca.crt'}",
+            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+        ]
+    else:
+        args += [
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={cfg.server}",
+            # loopback address on any machine (no default route needed); the `kubernetes` Service
+            # gets no Endpoints then (a loopback IP is refused there), which nothing needs here
+            "--endpoint-reconciler-type=none",
+            # no controller-manager: the default ServiceAccount never appears, so Pods would be refused
+            "--disable-admission-plugins=ServiceAccount",
+        ]
     t0 = time.monotonic()
     pid = spawn(cfg, "kube-apiserver", args)
     deadline = t0 + cfg.start_timeout
@@ -698,32 +748,7 @@ def start_apiserver(cfg: Config) -> None:
 
 
 def write_kubeconfig(cfg: Config) -> None:
-    def b64(name: str) -> str:
-        return base64.b64encode((cfg.pki / name).read_bytes()).decode()
-
-    # JSON is valid YAML; kubectl, helm and the python kubernetes client all read it
-    doc = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "pinstack", "cluster": {"server": cfg.server, "certificate-authority-data": b64("ca.crt")}}
-        ],
-        "users": [
-            {
-                "name": "pinstack-admin",
-                "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
-            }
-        ],
-        "contexts": [{"name": "pinstack", "context": {"cluster": "pinstack", "user": "pinstack-admin"}}],
-        "current-context": "pinstack",
-        "preferences": {},
-    }
-    tmp = cfg.kubeconfig.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=2)
-        fh.write("\n")
-    tmp.replace(cfg.kubeconfig)
+    node.kubeconfig(cfg, "pinstack-admin", "admin", cfg.kubeconfig)
 
 
 def env_info(cfg: Config) -> dict[str, str]:
@@ -735,6 +760,7 @@ def env_info(cfg: Config) -> dict[str, str]:
         "helm": str(cfg.binary("helm")),
         "k8s_version": cfg.k8s_version,
         "state_dir": str(cfg.state),
+        "api_host": cfg.api_host,
     }
 
 
@@ -746,46 +772,309 @@ def print_env(cfg: Config, as_json: bool) -> None:
     print(f"export PATH={cfg.bin}:$PATH  # kubectl, helm (v{cfg.k8s_version})")
 
 
-def up(cfg: Config, allow_build: bool, as_json: bool) -> int:
-    t0 = time.monotonic()
-    missing = missing_tools(cfg)
+def ensure_built(cfg: Config, names: tuple[str, ...], allow_build: bool) -> bool:
+    missing = missing_tools(cfg, names)
     if missing:
         if not allow_build:
             say(
                 "build",
-                f"not built: {', '.join(missing)} (in {cfg.bin}); run `make cluster-build` (once, ~13 min cold)",
+                f"not built: {', '.join(missing)} (in {cfg.bin}); run `make cluster-build` (once, ~20 min cold)",
             )
-            return EXIT_NOT_BUILT
-        build(cfg)
+            return False
+        build(cfg, only=missing)
     if shutil.which("openssl") is None:
         raise ClusterError("openssl is missing: apt-get install openssl (or make bootstrap)")
+    return True
+
+
+def start_plane(cfg: Config, sans: list[str]) -> None:
+    """etcd + kube-apiserver (reused when they run) and the admin kubeconfig."""
+    running = read_pid(cfg, "etcd") or read_pid(cfg, "kube-apiserver")
+    saved = saved_ports(cfg)
+    if running and saved and saved != current_ports(cfg):
+        raise ClusterError(
+            f"a control plane from {cfg.state} already runs with ports {saved}, not {current_ports(cfg)}: "
+            "`make cluster-down` first, or use another PINSTACK_STATE_DIR"
+        )
+    env = {**os.environ, **({"NODE": f"{node.NODE_NAME},{cfg.api_host}"} if cfg.node else {})}
+    subprocess.run(["bash", str(K8S_DIR / "pki.sh"), str(cfg.pki), *sans], check=True, env=env)
+    cfg.run.mkdir(parents=True, exist_ok=True)
+    (cfg.run / "ports.json").write_text(json.dumps(current_ports(cfg)) + "\n")
+    preflight_ports(cfg)
+    start_etcd(cfg)
+    start_apiserver(cfg)
+    write_kubeconfig(cfg)
+
+
+def up(cfg: Config, allow_build: bool, as_json: bool) -> int:
+    t0 = time.monotonic()
+    if not ensure_built(cfg, TOOLS_CORE + (TOOLS_NODE if cfg.node else ()), allow_build):
+        return EXIT_NOT_BUILT
+    if cfg.node:
+        node.preflight(cfg)
     cfg.state.mkdir(parents=True, exist_ok=True)
-    with file_lock(cfg.state / ".lock", "`cluster.py up`"):
-        running = read_pid(cfg, "etcd") or read_pid(cfg, "kube-apiserver")
-        saved = saved_ports(cfg)
-        if running and saved and saved != current_ports(cfg):
-            raise ClusterError(
-                f"a control plane from {cfg.state} already runs with ports {saved}, not {current_ports(cfg)}: "
-                "`make cluster-down` first, or use another PINSTACK_STATE_DIR"
-            )
-        subprocess.run(["bash", str(K8S_DIR / "pki.sh"), str(cfg.pki), f"IP:{first_service_ip(cfg)}"], check=True)
-        cfg.run.mkdir(parents=True, exist_ok=True)
-        (cfg.run / "ports.json").write_text(json.dumps(current_ports(cfg)) + "\n")
-        preflight_ports(cfg)
-        start_etcd(cfg)
-        start_apiserver(cfg)
-        write_kubeconfig(cfg)
+    with lock(cfg.state / ".lock", "`cluster.py up`"):
+        if cfg.node:
+            start_node(cfg)
+        else:
+            start_plane(cfg, [f"IP:{first_service_ip(cfg)}"])
+    what = "one-node cluster" if cfg.node else "control plane (no kubelet)"
     say(
         "cluster",
-        f"ready in {fmt_seconds(time.monotonic() - t0)}: {cfg.server} (Kubernetes v{cfg.k8s_version}); "
+        f"{what} ready in {fmt_seconds(time.monotonic() - t0)}: {cfg.server} (Kubernetes v{cfg.k8s_version}); "
         f"logs in {cfg.logs}; stop with `make cluster-down`",
     )
     print_env(cfg, as_json)
     return 0
 
 
+# ----------------------------------------------------------------------------- the real node
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """GET url -> 200? (https without verification: the components' self-signed health ports)"""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=ctx) as resp:  # noqa: S310 (127.0.0.1)
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Component:
+    """A node process: how to start it and how to tell it is healthy."""
+
+    name: str
+    args: list[str]
+    healthy: Any  # () -> bool
+    ports: tuple[tuple[str, int], ...] = ()  # (host, port) it listens on: must be free at its start
+    timeout: float = 60.0
+
+
+def control_plane_args(cfg: Config, name: str, kubeconfig: Path, port: int) -> list[str]:
+    """What kube-controller-manager and kube-scheduler share: their kubeconfig for everything,
+    health and metrics on 127.0.0.1 only, no leader election (one of each)."""
+    return [
+        str(cfg.binary(name)),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={HOST}",
+        f"--secure-port={port}",
+        "--leader-elect=false",
+        "--profiling=false",
+    ]
+
+
+def node_components(cfg: Config, pause_ref: str) -> list[Component]:
+    p, b = cfg.pki, cfg.binary
+    cm_kc = node.kubeconfig(cfg, "kube-controller-manager", "controller-manager")
+    sched_kc = node.kubeconfig(cfg, "kube-scheduler", "scheduler")
+    kubelet_kc = node.kubeconfig(cfg, "kubelet", "kubelet")
+    proxy_kc = node.kubeconfig(cfg, "kube-proxy", "kube-proxy")
+    dns_kc = node.kubeconfig(cfg, "coredns", "coredns")
+    cm_port, sched_port = node.port("controller-manager"), node.port("scheduler")
+    return [
+        Component(
+            "kube-controller-manager",
+            [
+                *control_plane_args(cfg, "kube-controller-manager", cm_kc, cm_port),
+                # each controller acts as its own service account (RBAC as on any cluster)
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                f"--cluster-signing-cert-file={p / 'ca.crt'}",
+                f"--cluster-signing-key-file={p / 'ca.key'}",
+                f"--service-cluster-ip-range={cfg.service_cidr}",
+                "--controllers=*",
+            ],
+            lambda: http_ok(f"https://{HOST}:{cm_port}/healthz"),
+            ((HOST, cm_port),),
+        ),
+        Component(
+            "kube-scheduler",
+            control_plane_args(cfg, "kube-scheduler", sched_kc, sched_port),
+            lambda: http_ok(f"https://{HOST}:{sched_port}/healthz"),
+            ((HOST, sched_port),),
+        ),
+        Component(
+            "kubelet",
+            [
+                str(b("kubelet")),
+                f"--config={node.kubelet_config(cfg)}",
+                f"--kubeconfig={kubelet_kc}",
+                f"--root-dir={cfg.state / 'kubelet' / 'root'}",
+                f"--node-ip={cfg.api_host}",
+                f"--hostname-override={node.NODE_NAME}",
+                "--v=0",
+            ],
+            lambda: http_ok(f"http://{HOST}:{node.port('kubelet-healthz')}/healthz"),
+            ((HOST, node.port("kubelet-healthz")), (cfg.api_host, node.KUBELET_PORT)),
+        ),
+        Component(
+            "kube-proxy",
+            [str(b("kube-proxy")), f"--config={node.kube_proxy_config(cfg, proxy_kc)}"],
+            lambda: http_ok(f"http://{HOST}:{node.port('kube-proxy-healthz')}/healthz"),
+            ((HOST, node.port("kube-proxy-healthz")), (HOST, node.port("kube-proxy-metrics"))),
+        ),
+        Component(
+            "coredns",
+            [str(b("coredns")), f"-conf={node.corefile(cfg, dns_kc)}"],
+            lambda: http_ok(f"http://{HOST}:{node.port('coredns-ready')}/ready"),
+            (
+                (cfg.api_host, 53),
+                *((HOST, node.port(p)) for p in ("coredns-health", "coredns-ready", "coredns-metrics")),
+            ),
+        ),
+    ]
+
+
+def start_component(cfg: Config, c: Component) -> None:
+    pid = read_pid(cfg, c.name)
+    if pid is not None:
+        if c.healthy():
+            say(c.name, f"running (pid {pid}), reused")
+            return
+        say(c.name, f"pid {pid} runs but is not healthy: restarting it")
+        stop_pid(cfg, c.name)
+    elif cfg.pidfile(c.name).is_file():
+        say(c.name, f"had stopped (see {cfg.logfile(c.name)}): restarting it")
+    for host, port in c.ports:
+        if port_in_use(port, host):
+            raise ClusterError(f"{c.name}: {host}:{port} is taken by another process, not ours: stop it first")
+    t0 = time.monotonic()
+    pid = spawn(cfg, c.name, c.args)
+    deadline = t0 + c.timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            raise ClusterError(f"{c.name} exited at start; see {cfg.logfile(c.name)}:\n{log_tail(cfg, c.name)}")
+        if c.healthy():
+            say(c.name, f"started (pid {pid}) in {fmt_seconds(time.monotonic() - t0)}")
+            return
+        time.sleep(0.2)
+    raise ClusterError(
+        f"{c.name} (pid {pid}) not healthy after {c.timeout:.0f}s; see {cfg.logfile(c.name)}:\n{log_tail(cfg, c.name)}"
+    )
+
+
+def kubectl(cfg: Config, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(cfg.binary("kubectl")), f"--kubeconfig={cfg.kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()[-800:]}")
+    return done.stdout
+
+
+def node_ready(cfg: Config, since: float = 0.0) -> tuple[bool, str]:
+    """Is the node Ready, with a kubelet heartbeat (its Lease) renewed since `since`? A stored
+    Ready condition outlives a stopped kubelet; the Lease is renewed every 10 s."""
+    code, body = apiserver_get(cfg, f"/api/v1/nodes/{node.NODE_NAME}")
+    if code != 200:
+        return False, f"node not registered ({code})"
+    ready = next((c for c in json.loads(body).get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+    state = f"Ready={ready.get('status', '?')} ({ready.get('reason', 'no condition yet')})"
+    code, body = apiserver_get(cfg, f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node.NODE_NAME}")
+    renewed = json.loads(body).get("spec", {}).get("renewTime", "") if code == 200 else ""
+    if not renewed:
+        return False, f"{state}, no kubelet heartbeat yet"
+    beat = calendar.timegm(time.strptime(renewed.split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
+    fresh = beat >= since - 1 and time.time() - beat < 40
+    return ready.get("status") == "True" and fresh, f"{state}, kubelet heartbeat {time.time() - beat:.0f}s ago"
+
+
+def start_node(cfg: Config) -> None:
+    since = time.time() - 15  # a heartbeat of the last 15 s counts (a reused kubelet renews every 10 s)
+    node.record_sysctls(cfg)
+    node.record_netns(cfg)
+    node.set_sysctls()
+    node.setup_network(cfg)
+    say(
+        "network",
+        f"bridge {node.BRIDGE} {cfg.api_host}/{cfg.node_subnet.prefixlen}; pods {cfg.node_subnet}, "
+        f"Services {cfg.service_cidr}; unreachable routes for {cfg.pod_cidr} and {cfg.service_cidr}",
+    )
+    pause_ref = node.image_ref("pause")
+    containerd = Component(
+        "containerd",
+        [
+            shutil.which("containerd") or "containerd",
+            f"--config={node.containerd_config(cfg, pause_ref)}",
+            "--log-level=warn",
+        ],
+        lambda: node.containerd_ready(cfg),
+    )
+    start_component(cfg, containerd)
+    node.import_images(cfg, ["pause"])  # the platform's images: `make images`
+    start_plane(cfg, [f"IP:{first_service_ip(cfg)}", f"IP:{cfg.api_host}"])
+    kubectl(cfg, "apply", "--server-side", "-f", "-", stdin=node.COREDNS_RBAC)
+    for c in node_components(cfg, pause_ref):
+        start_component(cfg, c)
+    t0 = time.monotonic()
+    state = ""
+    while time.monotonic() - t0 < 120:
+        ok, state = node_ready(cfg, since)
+        if ok:
+            say("node", f"{node.NODE_NAME} Ready in {fmt_seconds(time.monotonic() - t0)}")
+            return
+        time.sleep(0.5)
+    raise ClusterError(f"node {node.NODE_NAME} not Ready after 120s ({state}); see {cfg.logfile('kubelet')}")
+
+
+NODE_PROCESSES = ("coredns", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager")
+
+
+def down_node(cfg: Config) -> None:
+    for name in NODE_PROCESSES:
+        pid = read_pid(cfg, name)
+        if stop_pid(cfg, name):
+            say(name, f"stopped (pid {pid})")
+    pods = node.remove_pods(cfg)
+    if pods:
+        say("pods", f"stopped and removed {pods} pod sandboxes (CNI released their addresses)")
+    pid = read_pid(cfg, "containerd")
+    if stop_pid(cfg, "containerd"):
+        say("containerd", f"stopped (pid {pid})")
+    shims = node.leftover_shims(cfg)
+    if shims:
+        node.kill_pids(shims)
+        say("containerd", f"stopped {len(shims)} leftover shims")
+    if cfg.binary("kube-proxy").is_file():
+        # removes every KUBE-* chain kube-proxy made (iptables, and nftables when present)
+        subprocess.run([str(cfg.binary("kube-proxy")), "--cleanup"], capture_output=True, text=True)
+    chains = node.remove_kube_chains()  # the kubelet's
+    for name in ("kube-apiserver", "etcd"):
+        pid = read_pid(cfg, name)
+        if stop_pid(cfg, name):
+            say(name, f"stopped (pid {pid})")
+    unmounted = node.unmount_all(cfg.state)
+    cgroups = node.remove_cgroups()
+    netns = node.remove_netns(cfg)
+    removed = node.teardown_network(cfg)
+    restored = node.restore_sysctls(cfg)
+    say(
+        "node",
+        f"cleaned: {unmounted} mounts, {cgroups} cgroup folders, {len(netns)} network namespaces, "
+        f"{chains} KUBE-* chains, "
+        f"{', '.join(removed) or 'no network left'}; sysctls restored: {', '.join(restored) or 'none recorded'}",
+    )
+
+
 def down(cfg: Config) -> None:
-    with file_lock(cfg.state / ".lock", "`cluster.py up`"):
+    if not cfg.state.exists():
+        say("cluster", f"nothing in {cfg.state}")
+        return
+    with lock(cfg.state / ".lock", "`cluster.py up`"):
+        if cfg.node:
+            down_node(cfg)
+            return
         for name in ("kube-apiserver", "etcd"):
             pid = read_pid(cfg, name)
             if stop_pid(cfg, name):
@@ -796,22 +1085,31 @@ def down(cfg: Config) -> None:
 
 def status(cfg: Config) -> int:
     rc = 0
-    for name in ("etcd", "kube-apiserver"):
+    names = ("etcd", "kube-apiserver") + (("containerd", *reversed(NODE_PROCESSES)) if cfg.node else ())
+    for name in names:
         pid = read_pid(cfg, name)
         if pid is None:
-            say(name, "not running")
+            say(name, "not running" + (" (it had been started: see its log)" if cfg.pidfile(name).is_file() else ""))
             rc = 1
             continue
-        ok = etcd_healthy(cfg) if name == "etcd" else apiserver_ready(cfg)
-        where = cfg.etcd_url if name == "etcd" else cfg.server
+        if name == "etcd":
+            ok, where = etcd_healthy(cfg), cfg.etcd_url
+        elif name == "kube-apiserver":
+            ok, where = apiserver_ready(cfg), cfg.server
+        elif name == "containerd":
+            ok, where = node.containerd_ready(cfg), str(node.containerd_socket(cfg))
+        else:
+            comp = next(c for c in node_components(cfg, "") if c.name == name)
+            ok, where = comp.healthy(), str(cfg.logfile(name))
         say(name, f"pid {pid}  {where}  {'ready' if ok else 'NOT READY'}")
         rc = rc or (0 if ok else 1)
     if rc == 0:
         code, body = apiserver_get(cfg, "/version")
         if code == 200:
             say("version", json.loads(body).get("gitVersion", "?"))
+        if cfg.node:
+            say("node", node_ready(cfg)[1])
         say("kubeconfig", str(cfg.kubeconfig))
-    print_build_table(cfg, list(TOOLS_CORE + TOOLS_EXTRA))
     return rc
 
 
@@ -822,38 +1120,52 @@ def main() -> int:
     p_build.add_argument("--extra", action="store_true", help="also skaffold and kwok")
     p_build.add_argument("--force", action="store_true", help="rebuild even when the markers say built")
     p_build.add_argument("only", nargs="*", help="only these binaries")
-    p_up = sub.add_parser("up", help="start etcd + kube-apiserver (reuses a running pair)")
+    p_up = sub.add_parser("up", help="start the cluster (reuses what runs, restarts what stopped)")
+    p_up.add_argument("--node", action="store_true", help="the real one-node cluster (default: control plane only)")
     p_up.add_argument("--no-build", action="store_true", help=f"exit {EXIT_NOT_BUILT} instead of building")
     p_up.add_argument("--json", action="store_true", help="print the connection details as JSON on stdout")
-    sub.add_parser("down", help="stop kube-apiserver and etcd")
-    sub.add_parser("status", help="PIDs, ports and readiness")
-    p_env = sub.add_parser("env", help="export lines (KUBECONFIG, PATH)")
-    p_env.add_argument("--json", action="store_true")
-    sub.add_parser("clean", help="down, then delete the cluster state folder (etcd data, pki, kubeconfig)")
+    for name, text in (
+        ("down", "stop what `up` started and undo its machine changes (default: node and control plane)"),
+        ("status", "PIDs and health of every component"),
+        ("env", "export lines (KUBECONFIG, PATH)"),
+        ("clean", "down, then delete the state folders (etcd data, pki, kubeconfig, containerd)"),
+    ):
+        p_cmd = sub.add_parser(name, help=text)
+        p_cmd.add_argument("--node", action="store_true", help="the real node only")
+        p_cmd.add_argument("--plane", action="store_true", help="the control plane only")
+        if name == "env":
+            p_cmd.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
-        cfg = Config()
         if args.cmd == "build":
-            unknown = [n for n in args.only if n not in TOOLS_CORE + TOOLS_EXTRA]
+            cfg = Config()
+            known = TOOLS_CORE + TOOLS_NODE + TOOLS_EXTRA
+            unknown = [n for n in args.only if n not in known]
             if unknown:
-                raise ClusterError(f"unknown binaries {unknown}; choose from {list(TOOLS_CORE + TOOLS_EXTRA)}")
+                raise ClusterError(f"unknown binaries {unknown}; choose from {list(known)}")
             build(cfg, extra=args.extra, force=args.force, only=args.only or None)
             return 0
         if args.cmd == "up":
-            return up(cfg, allow_build=not args.no_build, as_json=args.json)
-        if args.cmd == "down":
-            down(cfg)
-            return 0
-        if args.cmd == "status":
-            return status(cfg)
+            return up(Config(node=args.node), allow_build=not args.no_build, as_json=args.json)
         if args.cmd == "env":
-            print_env(cfg, args.json)
+            print_env(Config(node=args.node), args.json)
             return 0
-        if args.cmd == "clean":
-            down(cfg)
-            shutil.rmtree(cfg.state, ignore_errors=True)
-            say("clean", f"deleted {cfg.state}")
-            return 0
+        # down, status and clean act on both clusters unless told which
+        kinds = [True] if args.node else [False] if args.plane else [True, False]
+        rc = 0
+        for is_node in kinds:
+            cfg = Config(node=is_node)
+            if args.cmd == "status":
+                say("cluster", "the real node" if is_node else "the control plane (no kubelet)")
+                rc = max(rc, status(cfg))
+            else:
+                down(cfg)
+                if args.cmd == "clean":
+                    shutil.rmtree(cfg.state, ignore_errors=True)
+                    say("clean", f"deleted {cfg.state}")
+        if args.cmd == "status":
+            print_build_table(Config(), list(TOOLS_CORE + TOOLS_NODE + TOOLS_EXTRA))
+        return rc
     except ScriptError as exc:
         print(f"[cluster] ERROR: {exc}", file=sys.stderr)
         return 1

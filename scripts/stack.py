@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import ipaddress
 import os
 import shlex
 import shutil
@@ -64,6 +65,20 @@ STOP_TIMEOUT = 15.0
 GRACEFUL_SHUTDOWN = 10  # uvicorn's bound for in-flight requests after SIGTERM, below STOP_TIMEOUT
 
 
+# the bridge of the local Kubernetes node (scripts/node.py): when it exists at start, PostgreSQL,
+# Redis and Kafka listen on its address too, so the node's pods reach them
+NODE_BRIDGE = "cni-pinstack0"
+
+
+def node_interface() -> ipaddress.IPv4Interface | None:
+    """The node bridge's address (e.g. 10.244.0.1/24), or None when there is no node."""
+    done = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", NODE_BRIDGE], capture_output=True, text=True)
+    fields = done.stdout.split()
+    if done.returncode != 0 or "inet" not in fields:
+        return None
+    return ipaddress.IPv4Interface(fields[fields.index("inet") + 1])
+
+
 class StackError(ScriptError):
     """A failure of the local stack (main() reports every ScriptError the same way)."""
 
@@ -87,6 +102,9 @@ class Config:
         self.redis_port = env_port("PINSTACK_REDIS_PORT", 56379)
         self.kafka_port = env_port("PINSTACK_KAFKA_PORT", 59092)
         self.kafka_controller_port = env_port("PINSTACK_KAFKA_CONTROLLER_PORT", 59093)
+        # Kafka's listener for the node's pods (one port per listener)
+        self.kafka_node_port = env_port("PINSTACK_KAFKA_NODE_PORT", self.kafka_port + 2)
+        self.node = node_interface()
         self.prom_port = env_port("PINSTACK_PROM_PORT", 59090)
         self.service_ports = {name: env_port(var, default) for name, var, default in SERVICES}
         self.kafka_version = os.environ.get("KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
@@ -140,9 +158,9 @@ def read_pid(path: Path) -> int | None:
         return None
 
 
-def port_open(port: int, timeout: float = 0.3) -> bool:
+def port_open(port: int, timeout: float = 0.3, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -443,8 +461,12 @@ def pg_start(cfg: Config) -> None:
             raise StackError(f"initdb failed:\n{r.stdout}{r.stderr}\nremove {pgdata} and retry")
         say("postgres", f"initdb {pgdata} ({time.monotonic() - t0:.1f}s)")
 
+    listen = HOST
+    if cfg.node:
+        listen = f"{HOST},{cfg.node.ip}"
+        pg_allow_node(pgdata, cfg.node)
     opts = (
-        f"-p {cfg.pg_port} -k {shlex.quote(str(socket_dir))} -c listen_addresses={HOST} -c fsync=off "
+        f"-p {cfg.pg_port} -k {shlex.quote(str(socket_dir))} -c listen_addresses={listen} -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
     )
     r = subprocess.run(
@@ -460,6 +482,20 @@ def pg_start(cfg: Config) -> None:
     pid = pg_running_pid(pgdata)
     pidfile.write_text(f"{pid}\n")
     say("postgres", f"started (pid {pid}) on {HOST}:{cfg.pg_port} in {time.monotonic() - t0:.1f}s; data {pgdata}")
+
+
+def pg_allow_node(pgdata: Path, node: ipaddress.IPv4Interface) -> None:
+    """pg_hba lines for the node: the host itself over the bridge as on 127.0.0.1 (trust), the
+    pods with the passwords the operator gave their roles."""
+    hba = pgdata / "pg_hba.conf"
+    lines = [
+        "# Pinstack node (scripts/stack.py): the host over the bridge, then the pods",
+        f"host all all {node.ip}/32 trust",
+        f"host all all {node.network} scram-sha-256",
+    ]
+    text = hba.read_text()
+    if lines[1] not in text:
+        hba.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
 def pg_stop(cfg: Config) -> None:
@@ -544,6 +580,8 @@ def redis_start(cfg: Config) -> None:
             str(cfg.redis_port),
             "--bind",
             HOST,
+            # on the node's bridge too; protected mode would refuse the pods before their AUTH
+            *([str(cfg.node.ip), "--protected-mode", "no"] if cfg.node else []),
             "--save",
             "",
             "--appendonly",
@@ -646,6 +684,7 @@ def kafka_config(cfg: Config) -> Path:
         port=cfg.kafka_port,
         controller_port=cfg.kafka_controller_port,
         log_dirs=cfg.data / "kafka",
+        node_listener=f",NODE://{cfg.node.ip}:{cfg.kafka_node_port}" if cfg.node else "",
     )
     path = cfg.conf / "kafka" / "server.properties"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -671,6 +710,7 @@ def kafka_spawn(cfg: Config) -> int | None:
     for port, var in (
         (cfg.kafka_port, "PINSTACK_KAFKA_PORT"),
         (cfg.kafka_controller_port, "PINSTACK_KAFKA_CONTROLLER_PORT"),
+        *([(cfg.kafka_node_port, "PINSTACK_KAFKA_NODE_PORT")] if cfg.node else []),
     ):
         if port_in_use(port):
             raise port_taken_error(port, var, "Kafka")
@@ -1096,11 +1136,33 @@ def cmd_up(cfg: Config, infra_only: bool) -> None:
         prometheus_start(cfg)
         if kafka_pid is not None:
             kafka_wait(cfg, kafka_pid, t_kafka)
+        check_node_listeners(cfg)
         if not infra_only:
             services_up(cfg)
             prometheus_reload(cfg)
     print(f"[stack] up in {time.monotonic() - t_start:.1f}s", flush=True)
     print_urls(cfg, infra_only)
+
+
+def check_node_listeners(cfg: Config) -> None:
+    """Servers started before the node do not listen on its bridge: say so instead of letting pods
+    time out on them."""
+    if cfg.node is None:
+        return
+    host = str(cfg.node.ip)
+    deaf = [
+        f"{name} ({host}:{port})"
+        for name, port in (("postgres", cfg.pg_port), ("redis", cfg.redis_port), ("kafka", cfg.kafka_node_port))
+        if not port_open(port, host=host)
+    ]
+    if deaf:
+        say(
+            "node",
+            f"not reachable from the node's pods: {', '.join(deaf)}; they started before `make cluster`: "
+            "restart them with `make down && make infra`",
+        )
+    else:
+        say("node", f"PostgreSQL, Redis and Kafka also listen on the node's bridge {host} for its pods")
 
 
 def print_urls(cfg: Config, infra_only: bool) -> None:
@@ -1298,6 +1360,15 @@ def cmd_env(cfg: Config) -> int:
         ("PINSTACK_PROM_URL", cfg.prom_url),
         ("PINSTACK_GATEWAY_URL", cfg.service_url("gateway")),
         ("PINSTACK_STATE_DIR", str(cfg.state)),
+        *(
+            [
+                ("PINSTACK_NODE_PG", f"{cfg.node.ip}:{cfg.pg_port}"),
+                ("PINSTACK_NODE_REDIS", f"{cfg.node.ip}:{cfg.redis_port}"),
+                ("PINSTACK_NODE_KAFKA", f"{cfg.node.ip}:{cfg.kafka_node_port}"),
+            ]
+            if cfg.node
+            else []
+        ),
     ):
         print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -16,11 +16,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +27,7 @@ import psycopg
 import pytest
 import yaml
 
+from pinstack_e2e.wait import wait_for
 from pinstack_kit.testing import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
@@ -36,23 +36,6 @@ REPO = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("PINSTACK_PG_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T], what: str, timeout: float, diagnose: Callable[[], str] = str) -> T:
-    """The one bounded wait here: poll until `probe` returns something truthy, or fail by the deadline."""
-    deadline = time.monotonic() + timeout
-    delay, last = 0.1, None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except Exception as e:  # not there yet
-            last = e  # type: ignore[assignment]
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 2.0)
-    raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what}; last: {last!r}\n{diagnose()}")
 
 
 def _kubectl_binary() -> str:

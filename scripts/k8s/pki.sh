@@ -2,6 +2,7 @@
 # Certificates and keys for the local control plane (called by scripts/cluster.py up).
 #
 #   scripts/k8s/pki.sh <dir> [extra SAN entries, e.g. IP:10.96.0.1]
+#   NODE=<name>,<ip> scripts/k8s/pki.sh ...   also the certificates of a real node (below)
 #
 # Creates what is missing in <dir> (existing files are kept, so a restarted control plane keeps
 # its CA and a kubeconfig written earlier stays valid):
@@ -10,6 +11,12 @@
 #   apiserver.crt, .key          serving cert for 127.0.0.1 / localhost / kubernetes.default.svc...
 #   admin.crt, admin.key         client cert CN=admin, O=system:masters (bypasses RBAC)
 #   sa.key, sa.pub               service-account token signing key pair
+# and with NODE=<name>,<ip>, client certs for each node component (RBAC knows these names):
+#   kubelet                      system:node:<name> in system:nodes (Node authorizer)
+#   kubelet-serving              the kubelet's serving cert for <ip> (the API server verifies it)
+#   apiserver-kubelet-client     the API server's client cert towards the kubelet
+#   controller-manager, scheduler, kube-proxy   system:kube-controller-manager, ...
+#   coredns                      pinstack:coredns (a ClusterRole of cluster.py grants it reads)
 # Needs openssl (Debian: apt-get install openssl).
 set -euo pipefail
 
@@ -28,7 +35,7 @@ for extra in "$@"; do san="$san,$extra"; done
 
 if [ ! -s ca.crt ] || [ ! -s ca.key ]; then
     # a new CA invalidates every cert it signed
-    rm -f apiserver.crt admin.crt
+    find . -maxdepth 1 -name '*.crt' ! -name ca.crt -delete
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days "$DAYS" \
         -subj "/CN=pinstack-local-cluster-ca" \
         -addext "basicConstraints=critical,CA:TRUE" \
@@ -55,11 +62,30 @@ subjectAltName=$san"
     printf '%s' "$san" >apiserver.san
 fi
 
-if [ ! -s admin.crt ]; then
-    sign admin "/O=system:masters/CN=admin" \
-        "basicConstraints=CA:FALSE
+client() {
+    [ -s "$1.crt" ] && return 0
+    sign "$1" "$2" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
+}
+
+client admin "/O=system:masters/CN=admin"
+
+if [ -n "${NODE:-}" ]; then
+    node_name="${NODE%%,*}" node_ip="${NODE#*,}"
+    client kubelet "/O=system:nodes/CN=system:node:$node_name"
+    client apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+    client controller-manager "/CN=system:kube-controller-manager"
+    client scheduler "/CN=system:kube-scheduler"
+    client kube-proxy "/CN=system:kube-proxy"
+    client coredns "/CN=pinstack:coredns"
+    if [ ! -s kubelet-serving.crt ] || [ "$(cat kubelet-serving.san 2>/dev/null)" != "$NODE" ]; then
+        sign kubelet-serving "/CN=$node_name" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:$node_name,IP:$node_ip"
+        printf '%s' "$NODE" >kubelet-serving.san
+    fi
 fi
 
 if [ ! -s sa.key ] || [ ! -s sa.pub ]; then

@@ -50,3 +50,21 @@ def eventually(
         pause = max(delay, min_delay(value) if min_delay else 0.0)
         time.sleep(min(pause, remaining))
         delay = min(delay * 2, max_delay)
+
+
+def wait_for(probe: Callable[[], T], what: str, timeout: float, diagnose: Callable[[], str] = str) -> T:
+    """`eventually` for a probe whose truthy result is the answer and whose exceptions mean "not
+    yet" (a resource not created yet); a timeout adds `diagnose()` (pods, events, logs)."""
+
+    def attempt() -> T | Exception:
+        try:
+            return probe()
+        except Exception as exc:  # not there yet
+            return exc
+
+    try:
+        found = eventually(attempt, lambda v: bool(v) and not isinstance(v, Exception), what=what, timeout=timeout)
+    except WaitTimeout as exc:
+        raise AssertionError(f"{exc}\n{diagnose()}") from None
+    assert not isinstance(found, Exception)
+    return found

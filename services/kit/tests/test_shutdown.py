@@ -118,6 +118,30 @@ class TestWorkerSigterm:
         assert 2.5 <= took < 10, out  # waited the grace bound for the stuck loop, no longer
 
 
+@pytest.mark.fault
+class TestWorkerMetrics:
+    @pytest.mark.parametrize("environment", ["production", "development"])
+    def test_the_worker_serves_its_metrics_port_in_every_environment(self, environment: str) -> None:
+        port = free_port()
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and test file
+            [sys.executable, str(HERE / "sigterm_targets.py"), "1"],
+            env={**os.environ, "PYTHONPATH": str(HERE), "ENVIRONMENT": environment, "WORKER_METRICS_PORT": str(port)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().endswith("running\n")  # the loops run: the server is up
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            assert response.status_code == 200
+            assert "python_info" in response.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out
+
+
 async def consumed(engine: AsyncEngine, topic: str) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(text("SELECT count(*) FROM stop_consumed WHERE topic = :t"), {"t": topic}) or 0)

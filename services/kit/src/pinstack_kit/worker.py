@@ -44,7 +44,10 @@ class LoopCrashed(RuntimeError):
 async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
     port = os.environ.get("WORKER_METRICS_PORT")
     if port:
-        start_http_server(int(port), addr="127.0.0.1" if os.environ.get("ENVIRONMENT") != "production" else "")
+        # every interface in production (Prometheus scrapes the pod's IP); "" is no address to
+        # getaddrinfo (the worker died at start in every pod), so spell the wildcard out
+        production = os.environ.get("ENVIRONMENT") == "production"
+        start_http_server(int(port), addr="0.0.0.0" if production else "127.0.0.1")
     stop = asyncio.Event()
     hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
