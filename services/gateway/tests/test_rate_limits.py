@@ -1,23 +1,26 @@
-"""Rate limits at the gateway (Redis): per client IP on /auth, per login name on failed logins,
-per user on writes; `RateLimit-*` headers, 429 with `Retry-After`, and failing open when Redis is
+"""Rate limits at the gateway (Redis): per client IP on /auth, failed logins per account and per
+client (growing delays), per user on writes; `RateLimit-*` headers, 429 with `Retry-After`, and failing open when Redis is
 unreachable (authenticated requests do not, see test_sessions.py). The shared stack's gateway
 runs without limits; these tests start gateways of their own with small ones in front of the
 same backends."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import count
 
 import httpx
 import pytest
 from gateway_contract import PASSWORD, Account, Stack, assert_error, assert_token_pair, data_of, unique_name
+from redis.asyncio import Redis
 from starlette.requests import Request
 
 from pinstack_gateway.config import Settings, trusted_networks
-from pinstack_gateway.limits import RateLimiter
+from pinstack_gateway.limits import LimitExceeded, RateLimiter
 from pinstack_kit.testing import free_port, spawn_service, worker_id
 
 pytestmark = pytest.mark.contract
@@ -48,6 +51,23 @@ def limited(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             RATE_LIMIT_AUTH_PER_MINUTE=str(AUTH_LIMIT),
             RATE_LIMIT_LOGIN_FAILURES=str(LOGIN_FAILURES),
             RATE_LIMIT_WRITES_PER_MINUTE=str(WRITES),
+            TRUSTED_PROXIES="127.0.0.1,::1",
+        ) as url,
+        httpx.Client(base_url=f"{url}/api/v1", timeout=15.0) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def login_limited(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """Only failed logins limited (no per-IP limit in the way); 127.0.0.1 is a trusted proxy, so
+    each request is the client its X-Forwarded-For names."""
+    with (
+        start_gateway(
+            stack,
+            tmp_path_factory,
+            RATE_LIMIT_AUTH_PER_MINUTE="0",
+            RATE_LIMIT_LOGIN_FAILURES=str(LOGIN_FAILURES),
             TRUSTED_PROXIES="127.0.0.1,::1",
         ) as url,
         httpx.Client(base_url=f"{url}/api/v1", timeout=15.0) as client,
@@ -125,44 +145,104 @@ class TestAuthPerClientIp:
             assert "RateLimit-Limit" not in response.headers
 
 
-class TestLoginFailuresPerName:
-    def test_locked_after_failures_even_with_the_right_password(
-        self, limited: httpx.Client, register: Register
+class TestFailedLogins:
+    """Failures count against the account, whatever string names it, and against the client;
+    past the free ones each further attempt waits twice as long as the one before."""
+
+    @staticmethod
+    def attempt(client: httpx.Client, login: str, password: str = "wrong-pass", **headers: str) -> httpx.Response:
+        return client.post(
+            "/auth/login", json={"login": login, "password": password}, headers=headers or client_address()
+        )
+
+    def test_the_username_in_any_case_and_the_email_are_one_account(
+        self, login_limited: httpx.Client, register: Register
     ) -> None:
         victim = register()
-        for attempt in range(LOGIN_FAILURES):
-            # Each attempt from another address: the lockout is per name, not per IP.
-            wrong = limited.post(
-                "/auth/login", json={"login": victim.username, "password": "wrong-pass"}, headers=client_address()
-            )
+        for attempt, name in enumerate([victim.username, victim.email, victim.username.upper()]):
+            wrong = self.attempt(login_limited, name)  # each from another client
             assert_error(wrong, 401, "invalid credentials")
             assert_quota(wrong, LOGIN_FAILURES, LOGIN_FAILURES - attempt - 1)
-        right = {"login": victim.username.upper(), "password": PASSWORD}  # the name is case-insensitive
-        refused = limited.post("/auth/login", json=right, headers=client_address())
+        refused = self.attempt(login_limited, victim.email.upper(), PASSWORD)  # even the right password
         assert_refused(refused)
-        assert 60 < int(refused.headers["Retry-After"]) <= 15 * 60
+        assert refused.headers["Retry-After"] == "1"
 
-    def test_other_names_and_successes_are_unaffected(self, limited: httpx.Client, register: Register) -> None:
-        victim, bystander = register(), register()
+    def test_delays_grow_and_the_owner_gets_in_when_its_turn_comes(
+        self, login_limited: httpx.Client, register: Register
+    ) -> None:
+        victim = register()
         for _ in range(LOGIN_FAILURES):
-            limited.post("/auth/login", json={"login": victim.username, "password": "wrong-pass"})
-        for _ in range(LOGIN_FAILURES + 1):  # successes never count
-            ok = limited.post(
-                "/auth/login", json={"login": bystander.username, "password": PASSWORD}, headers=client_address()
-            )
-            assert_token_pair(data_of(ok))
+            assert_error(self.attempt(login_limited, victim.username), 401, "invalid credentials")
+        waits = []
+        for _ in range(3):
+            refused = self.attempt(login_limited, victim.username, PASSWORD)
+            assert_refused(refused)
+            waits.append(int(refused.headers["Retry-After"]))
+            time.sleep(waits[-1])
+            assert_error(self.attempt(login_limited, victim.username), 401, "invalid credentials")
+        assert waits == [1, 2, 4]
+        time.sleep(8)  # instead of 15 minutes
+        assert_token_pair(data_of(self.attempt(login_limited, victim.username, PASSWORD)))
+        # signing in cleared the account's failures
+        wrong = self.attempt(login_limited, victim.username)
+        assert_error(wrong, 401, "invalid credentials")
+        assert_quota(wrong, LOGIN_FAILURES, LOGIN_FAILURES - 1)
 
-    def test_unknown_names_count_as_failures(self, limited: httpx.Client) -> None:
+    def test_unknown_names_count_as_themselves(self, login_limited: httpx.Client) -> None:
         ghost = unique_name()
         for _ in range(LOGIN_FAILURES):
-            assert_error(
-                limited.post("/auth/login", json={"login": ghost, "password": "whatever"}, headers=client_address()),
-                404,
-                "user not found",
-            )
-        assert_refused(
-            limited.post("/auth/login", json={"login": ghost, "password": "whatever"}, headers=client_address())
-        )
+            assert_error(self.attempt(login_limited, ghost, "whatever"), 404, "user not found")
+        assert_refused(self.attempt(login_limited, ghost, "whatever"))
+        assert_error(self.attempt(login_limited, unique_name(), "whatever"), 404, "user not found")
+
+    def test_a_client_guessing_at_many_accounts_waits_too(self, login_limited: httpx.Client) -> None:
+        me, names = client_address(), [unique_name() for _ in range(2 * LOGIN_FAILURES + 1)]
+        for name in names[:-1]:  # one failure per account: no account waits
+            assert_error(self.attempt(login_limited, name, "whatever", **me), 404, "user not found")
+        refused = self.attempt(login_limited, names[-1], "whatever", **me)
+        assert_refused(refused)
+        assert refused.headers["Retry-After"] == "1"
+        # another client may try that name
+        assert_error(self.attempt(login_limited, names[-1], "whatever"), 404, "user not found")
+
+    def test_parallel_attempts_share_no_turn(self, login_limited: httpx.Client) -> None:
+        ghost = unique_name()
+        for _ in range(LOGIN_FAILURES):
+            self.attempt(login_limited, ghost, "whatever")
+        time.sleep(1)  # the first turn is free again
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(lambda _: self.attempt(login_limited, ghost, "whatever").status_code, range(4)))
+        assert sorted(answers) == [404, 429, 429, 429]
+
+    def test_a_success_is_not_a_failure(self, login_limited: httpx.Client, register: Register) -> None:
+        owner = register()
+        for _ in range(LOGIN_FAILURES + 1):
+            assert_token_pair(data_of(self.attempt(login_limited, owner.username, PASSWORD)))
+
+
+@pytest.mark.integration
+class TestLoginDelays:
+    """In process, on the real Redis: what a long burst of failures makes the owner and the
+    guessing client wait (the contract tests above cover the first doublings)."""
+
+    @staticmethod
+    def request(client: str) -> Request:
+        return Request({"type": "http", "headers": [], "client": (client, 1234)})
+
+    async def test_the_owner_waits_a_minute_at_most_the_guessing_client_fifteen(self, redis: Redis) -> None:
+        settings = Settings(redis_key_prefix=f"test:{worker_id()}:{uuid.uuid4().hex[:8]}:gateway:")
+        limiter = RateLimiter(redis, settings)
+        guesser = self.request("198.51.100.7")
+        records = limiter.login_records(guesser, "account:42")
+        assert records is not None
+        for _ in range(40):  # as many as fit in 15 minutes of growing delays, and more
+            await limiter.login_failed(guesser, records)
+        with pytest.raises(LimitExceeded) as guessing:
+            await limiter.check_login(guesser, "account:42")
+        assert 14 * 60 < guessing.value.quota.reset_seconds <= 15 * 60
+        with pytest.raises(LimitExceeded) as owner:
+            await limiter.check_login(self.request("203.0.113.5"), "account:42")
+        assert 55 < owner.value.quota.reset_seconds <= 60
 
 
 class TestWritesPerUser:

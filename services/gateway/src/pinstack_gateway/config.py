@@ -22,8 +22,9 @@ class Settings(BaseServiceSettings):
     access_token_ttl_seconds: int = Field(900, ge=1)
     revocation_cache_seconds: float = Field(0.5, ge=0, le=1)
     max_body_bytes: int = 1024 * 1024
-    # Rate limits (0 disables one): per client IP on /api/v1/auth/*, failed logins per login name
-    # per 15 minutes, and writes per authenticated user.
+    # Rate limits (0 disables one): per client IP on /api/v1/auth/*; failed logins of one account
+    # (twice as many of one client) before each further attempt waits longer (limits.py); and
+    # writes per authenticated user.
     rate_limit_auth_per_minute: int = Field(60, ge=0)
     rate_limit_login_failures: int = Field(10, ge=0)
     rate_limit_writes_per_minute: int = Field(120, ge=0)

@@ -30,10 +30,12 @@ def _optional_email(value: str) -> str:
     return check_email(value) if value else value
 
 
+MIN_USERNAME, MAX_USERNAME = 3, 32
+
 Int64 = Annotated[int, Strict(), AfterValidator(_int64)]
 Email = Annotated[str, AfterValidator(check_email)]
 Url = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
-OptionalUsername = Annotated[str, _optional_length(3, 32)]
+OptionalUsername = Annotated[str, _optional_length(MIN_USERNAME, MAX_USERNAME)]
 OptionalEmail = Annotated[str, AfterValidator(_optional_email)]
 Password = Annotated[str, Field(min_length=6, max_length=1024)]
 # New passwords need 8 (upstream's gateway said 6 but its backend refused 6-7 with a 500).

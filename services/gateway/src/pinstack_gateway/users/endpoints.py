@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, UsersDep, revocations
-from pinstack_gateway.fields import documented
+from pinstack_gateway.fields import MAX_USERNAME, MIN_USERNAME, documented
 from pinstack_gateway.params import CursorQuery, lenient_int, positive_id
 from pinstack_gateway.proxy import forward, forward_page
 from pinstack_gateway.users.schemas import (
@@ -29,7 +29,6 @@ UpdateAvatarBody = Annotated[UpdateAvatarRequest, json_body(UpdateAvatarRequest)
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 MAX_QUERY_LENGTH = 100
-MIN_USERNAME, MAX_USERNAME = 3, 32
 
 
 @router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
