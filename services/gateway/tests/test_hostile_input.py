@@ -3,9 +3,13 @@ body that is not JSON (contract §1.1 and DESIGN §1: bad input is a 400, not a 
 
 from __future__ import annotations
 
+import http.client
+import itertools
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -157,6 +161,56 @@ def test_two_mib_chunked_body_is_413(api: httpx.Client, account: Account, route:
     assert "content-length" not in response.request.headers
     assert_rejected(response)
     assert response.status_code == 413
+
+
+def raw_exchange(gateway_url: str, head: str, body: Iterator[bytes]) -> http.client.HTTPResponse:
+    """Sends a request as a client that writes its whole body before reading any answer (what
+    most clients do) and reads the answer; a connection the server reset raises here."""
+    address = urlsplit(gateway_url)
+    sock = socket.create_connection((address.hostname or "127.0.0.1", address.port or 80), timeout=30)
+    sock.sendall(head.encode() + b"\r\n")
+    for chunk in body:
+        sock.sendall(chunk)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
+
+
+def assert_413(response: http.client.HTTPResponse) -> None:
+    assert response.status == 413
+    assert response.getheader("content-type", "").startswith("application/json")
+    assert json.loads(response.read()) == {"status": 413, "message": "request body too large"}
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.number in (6, 16, 29)], ids=route_id)
+def test_a_client_still_sending_an_oversized_body_reads_the_413(
+    gateway_url: str, account: Account, route: Route
+) -> None:
+    """Eight times the limit, sent in full before reading, by a one-shot client (`Connection:
+    close`): the gateway reads the body to the end (throwing it away) before it answers and closes.
+    Answering at once, it closed the connection with the body unread, the kernel reset it, and
+    the client, still sending, got a broken pipe instead of the answer."""
+    size, chunk = 8 * 1024 * 1024, 64 * 1024
+    head = (
+        f"{route.method} /api/v1{valid_path(route, account)} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+        f"Authorization: Bearer {account.access}\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n"
+    )
+    assert_413(raw_exchange(gateway_url, head, (b"x" * chunk for _ in range(size // chunk))))
+
+
+def test_an_oversized_chunked_body_is_413_on_a_route_that_reads_none(gateway_url: str, account: Account) -> None:
+    chunk = b"x" * 65536
+    body = (b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(32))
+    head = f"GET /api/v1/users/{account.id} HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n"
+    assert_413(raw_exchange(gateway_url, head, itertools.chain(body, [b"0\r\n\r\n"])))
+
+
+def test_a_client_that_expects_100_continue_hears_413_before_sending(gateway_url: str, account: Account) -> None:
+    head = (
+        "POST /api/v1/posts HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
+        f"Authorization: Bearer {account.access}\r\nContent-Length: {8 * 1024 * 1024}\r\n"
+    )
+    assert_413(raw_exchange(gateway_url, head, iter([])))
 
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=route_id)

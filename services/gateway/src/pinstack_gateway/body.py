@@ -5,7 +5,13 @@
   is read, `null` leaves a field at its zero value;
 - an unpaired surrogate escape (`"\\ud800"`) becomes U+FFFD, as in Go;
 - then the model's rules run → 400 `validation failed`.
-Bodies larger than `max_body_bytes` are refused with 413 before they are parsed.
+
+Every request's body is read first, by the app-wide dependency `read_within_limit`, before any
+route looks at it. One larger than `max_body_bytes` is a 413 envelope; the rest of it is read and
+thrown away before the answer goes out (up to `max_drain_bytes`), because a server that answers
+and closes while the client is still sending resets the connection, and the client sees a broken
+pipe instead of the 413. Only a client that asks first (`Expect: 100-continue`) hears the 413
+before sending anything.
 """
 
 from __future__ import annotations
@@ -94,30 +100,42 @@ def decode(raw: bytes, model: type[M]) -> M:
         raise BadRequest(validation_message(exc.errors())) from exc
 
 
-async def refuse_declared_oversize(request: Request) -> None:
-    """413 for a declared `Content-Length` over the limit, on every route (an app dependency),
-    whether or not the route reads a body. Async: a sync dependency would cost a thread hop."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > request.app.state.settings.max_body_bytes:
-        raise PayloadTooLarge()
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    await refuse_declared_oversize(request)
+async def read_within_limit(request: Request) -> None:
+    """The body, read once for every route (an app dependency) into `request.state.body`.
+    Async: a sync dependency would cost a thread hop."""
+    headers = request.headers
+    declared = headers.get("content-length")
+    if declared in (None, "0") and "transfer-encoding" not in headers:
+        request.state.body = b""  # no body: the common case costs two header lookups
+        return
+    settings = request.app.state.settings
+    limit = settings.max_body_bytes
+    if (
+        declared
+        and declared.isdigit()
+        and int(declared) > limit
+        and "100-continue" in headers.get("expect", "").lower()
+    ):
+        raise PayloadTooLarge()  # the client waits for a word before sending its body
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = request.stream()
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
+            async for chunk in stream:  # read, to be thrown away
+                size += len(chunk)
+                if size > settings.max_drain_bytes:
+                    break
             raise PayloadTooLarge()
         chunks.append(chunk)
-    return b"".join(chunks)
+    request.state.body = b"".join(chunks)
 
 
 def json_body(model: type[M]) -> Any:
     """Use as `Annotated[Model, json_body(Model)]`: decoded with Go semantics, documented in OpenAPI."""
 
     async def dependency(request: Request) -> M:
-        return decode(await read_body(request, request.app.state.settings.max_body_bytes), model)
+        return decode(request.state.body, model)
 
     dependency.body_model = model  # type: ignore[attr-defined]  # read by openapi.build_openapi
     return Depends(dependency)

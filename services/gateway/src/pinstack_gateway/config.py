@@ -22,6 +22,9 @@ class Settings(BaseServiceSettings):
     access_token_ttl_seconds: int = Field(900, ge=1)
     revocation_cache_seconds: float = Field(0.5, ge=0, le=1)
     max_body_bytes: int = 1024 * 1024
+    # How much of a body over the limit is read (and thrown away) so that its sender gets the 413
+    # rather than a reset connection; past it, the answer goes out at once (body.py).
+    max_drain_bytes: int = Field(64 * 1024 * 1024, ge=0)
     # Rate limits (0 disables one): per client IP on /api/v1/auth/*; failed logins of one account
     # (twice as many of one client) before each further attempt waits longer (limits.py); and
     # writes per authenticated user.

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pinstack_gateway.activity.endpoints import comments_router, likes_router
 from pinstack_gateway.auth.endpoints import router as auth_router
-from pinstack_gateway.body import refuse_declared_oversize
+from pinstack_gateway.body import read_within_limit
 from pinstack_gateway.config import Settings
 from pinstack_gateway.feed.endpoints import router as feed_router
 from pinstack_gateway.headers import ResponseHeaders
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         use_database=False,
         use_redis=True,
         extra_lifespan=clients,
-        dependencies=[Depends(refuse_declared_oversize)],
+        dependencies=[Depends(read_within_limit)],
     )
     _allow_every_method(app)
 
