@@ -17,6 +17,7 @@ from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
 from pinstack_activity.posts import repository as posts_repository
 from pinstack_activity.reactions.service import ReactionService
+from pinstack_activity.users.service import UserDirectory
 from pinstack_activity.worker import consumers
 from pinstack_kit.testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
 
@@ -364,6 +365,43 @@ class TestUserDeleted:
         }
         for table, column in (("likes", "user_id"), ("views", "user_id"), ("comments", "author_id")):
             assert await sql(app, f"SELECT count(*) FROM {table} WHERE {column} = :u", u=gone) == [(0,)]  # noqa: S608
+
+    async def test_a_deleted_accounts_late_writes_are_refused_and_leave_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, post: Post
+    ) -> None:
+        """A like, view or comment that was on its way when the account went (the gateway had
+        checked its token just before) arrives after `user_deleted` erased the account's activity."""
+        gone = new_id()
+        await deliver(user_record("user_deleted", gone, f"gone{gone}"))
+        refused = {
+            "like": await client.put(f"/posts/{post['id']}/likes/{gone}"),
+            "view": await client.post(f"/posts/{post['id']}/views", json={"user_id": gone}),
+            "comment": await client.post(f"/posts/{post['id']}/comments", json={"author_id": gone, "content": "late"}),
+        }
+        for name, response in refused.items():
+            assert response.json() == {"status": 401, "message": "unauthenticated"}, name
+        for table, column in (("likes", "user_id"), ("views", "user_id"), ("comments", "author_id")):
+            assert await sql(app, f"SELECT count(*) FROM {table} WHERE {column} = :u", u=gone) == [(0,)]  # noqa: S608
+        assert await events_of(app, post["id"]) == []
+        assert (await stats(client, [post["id"]]))[str(post["id"])]["like_count"] == 0
+
+    async def test_a_write_and_the_erasure_of_its_account_take_turns(
+        self, client: httpx.AsyncClient, app: FastAPI, post: Post
+    ) -> None:
+        """The interleaving the lock exists for: the like's transaction is open when the account's
+        erasure starts. The erasure waits for it, then removes the like too."""
+        gone = new_id()
+        sessions = app.state.sessionmaker
+        async with sessions() as liking, sessions() as erasing:
+            await ReactionService(liking, app.state.settings).like(post["id"], gone)
+            erasure = asyncio.create_task(UserDirectory(erasing).forget(gone))
+            await asyncio.sleep(0.3)
+            assert not erasure.done()  # waiting on the user's lock, not erasing a stale snapshot
+            await liking.commit()
+            await erasure
+            await erasing.commit()
+        assert await sql(app, "SELECT count(*) FROM likes WHERE user_id = :u", u=gone) == [(0,)]
+        assert (await stats(client, [post["id"]]))[str(post["id"])]["like_count"] == 0
 
 
 class TestWorker:

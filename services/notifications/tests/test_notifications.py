@@ -87,6 +87,21 @@ class TestSend:
         response = await client.post("/notifications", json={"user_id": user, "type": "system"})
         assert response.json() == {"status": 404, "message": "user not found"}
 
+    async def test_a_deleted_sender_sends_nothing(
+        self, client: httpx.AsyncClient, seed: Seed, engine: AsyncEngine
+    ) -> None:
+        """A send that was on its way when its sender's account went (the gateway had checked the
+        token just before) arrives after `user_deleted`: refused as that token is, nothing stored."""
+        sender, recipient = await seed(2)
+        await send(client, recipient, sender_id=sender)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE users SET deleted_at = now() WHERE id = :id"), {"id": sender})
+        response = await client.post(
+            "/notifications", json={"user_id": recipient, "type": "system", "sender_id": sender}
+        )
+        assert response.json() == {"status": 401, "message": "unauthenticated"}
+        assert (await feed(client, recipient))["total"] == 1
+
     async def test_a_fresh_registration_is_looked_up_in_the_users_service_and_remembered(
         self, client: httpx.AsyncClient, users_url: str, settings: Settings
     ) -> None:

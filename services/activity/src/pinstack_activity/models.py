@@ -33,6 +33,15 @@ class DeletedPost(Table, table=True):
     deleted_at: datetime
 
 
+class DeletedUser(Table, table=True):
+    """Tombstone of a deleted account: a late write of it must not stay (0003_deleted_users.sql)."""
+
+    __tablename__ = "deleted_users"
+
+    id: int = Field(primary_key=True, sa_type=BigInteger)
+    deleted_at: datetime
+
+
 class User(Table, table=True):
     """Projection of `user-events`: usernames for @mentions."""
 

@@ -8,6 +8,7 @@ from pinstack_activity.config import Settings
 from pinstack_activity.events import CONSUMER_GROUP, POST_EVENTS, USER_EVENTS
 from pinstack_activity.posts import repository
 from pinstack_activity.posts.consumers import post_event_handler
+from pinstack_activity.users import repository as user_repository
 from pinstack_activity.users.consumers import user_event_handler
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import Loop, LoopsFactory, run_worker
@@ -30,4 +31,6 @@ def consumers(settings: Settings) -> LoopsFactory:
 
 if __name__ == "__main__":
     settings = Settings()
-    run_worker(settings, consumers(settings), housekeeping=[repository.PURGE_TOMBSTONES])
+    run_worker(
+        settings, consumers(settings), housekeeping=[repository.PURGE_TOMBSTONES, user_repository.PURGE_TOMBSTONES]
+    )

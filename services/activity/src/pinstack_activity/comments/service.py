@@ -50,6 +50,7 @@ class CommentService:
         return author_id
 
     async def create(self, post_id: int, body: CreateComment) -> dict[str, Any]:
+        await UserDirectory(self.session).require_alive(body.author_id)
         post_author_id = await self._post_author(post_id)
         parent_author_id = None
         if body.parent_id is not None:

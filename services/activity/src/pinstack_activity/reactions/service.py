@@ -13,6 +13,7 @@ from pinstack_activity.events import ACTIVITY_EVENTS, LIKE_CREATED, activity_eve
 from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.reactions import repository
 from pinstack_activity.reactions.schemas import MAX_STATS_IDS
+from pinstack_activity.users.service import UserDirectory
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
@@ -46,6 +47,7 @@ class ReactionService:
         return True
 
     async def like(self, post_id: int, user_id: int) -> dict[str, Any]:
+        await UserDirectory(self.session).require_alive(user_id)
         created_at = await repository.add_like(self.session, post_id, user_id)
         if created_at is None and await self._learnt(post_id):
             created_at = await repository.add_like(self.session, post_id, user_id)
@@ -72,6 +74,7 @@ class ReactionService:
         window = self.settings.view_window_seconds
         elapsed = ((now or datetime.now(UTC)) - EPOCH) // timedelta(seconds=1)
         window_start = EPOCH + timedelta(seconds=elapsed - elapsed % window)
+        await UserDirectory(self.session).require_alive(user_id)
         counted = await repository.add_view(self.session, post_id, user_id, window_start)
         if not counted and await self._learnt(post_id):
             counted = await repository.add_view(self.session, post_id, user_id, window_start)

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, any_, bindparam, select, text
+from sqlalchemy import Text, any_, bindparam, exists, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_activity.models import User
+from pinstack_activity.models import DeletedUser, User
 
 users = User.__table__  # type: ignore[attr-defined]
-u = users.c
+deleted_users = DeletedUser.__table__  # type: ignore[attr-defined]
+u, du = users.c, deleted_users.c
+
+# Run by the worker's housekeeping: a day after the deletion no token of the account is alive.
+PURGE_TOMBSTONES = "DELETE FROM deleted_users WHERE deleted_at < now() - interval '1 day'"
+
+
+def _lock_key(user_id: int) -> Any:
+    return func.hashtextextended(f"activity.user:{user_id}", 0)
+
+
+async def alive(session: AsyncSession, user_id: int) -> bool:
+    """Whether `user_id` may still write. Holds the user's lock shared until commit: the erasure
+    of a deleted account waits for this write and then removes it too, or went first and left
+    its tombstone, which the second statement (a snapshot taken after the lock) sees."""
+    await session.execute(select(func.pg_advisory_xact_lock_shared(_lock_key(user_id))))
+    return not await session.scalar(select(exists().where(du.id == user_id)))
 
 
 async def upsert(session: AsyncSession, user_id: int, username: str, updated_at: datetime) -> None:
@@ -27,6 +44,10 @@ async def upsert(session: AsyncSession, user_id: int, username: str, updated_at:
 
 
 async def delete(session: AsyncSession, user_id: int) -> None:
+    """Takes the user's lock exclusively (writes of the user in flight finish first) and leaves a
+    tombstone; the caller erases the user's activity in the same transaction."""
+    await session.execute(select(func.pg_advisory_xact_lock(_lock_key(user_id))))
+    await session.execute(insert(deleted_users).values(id=user_id, deleted_at=func.now()).on_conflict_do_nothing())
     await session.execute(users.delete().where(u.id == user_id))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_activity.events import MENTION_CREATED, activity_event
 from pinstack_activity.users import repository
 from pinstack_kit.envelope import rfc3339
+from pinstack_kit.errors import Unauthorized
 from pinstack_kit.outbox import enqueue_event
 
 # `@name` not preceded by a word character or another `@` (so e-mail addresses do not mention).
@@ -33,6 +34,12 @@ class UserDirectory:
         updated_at = user.get("updated_at")
         at = datetime.fromisoformat(updated_at) if isinstance(updated_at, str) else datetime.now(UTC)
         await repository.upsert(self.session, int(user["id"]), str(user["username"]), at)
+
+    async def require_alive(self, user_id: int) -> None:
+        """Before a write of `user_id`: a deleted account writes nothing, even a request that was
+        on its way when the account went (see repository.alive)."""
+        if not await repository.alive(self.session, user_id):
+            raise Unauthorized()  # what the account's token answers at the gateway
 
     async def forget(self, user_id: int) -> None:
         """A deleted account takes its likes, views and comments (with the replies under them)

@@ -80,8 +80,9 @@ async def read_all(caller: CurrentUser, notifications: NotificationsDep) -> Resp
 
 
 @router.post("/send", summary="Send a notification to any user", **documented(200, NotificationSent, 400, 401, 404))
-async def send(_: CurrentUser, body: SendNotificationBody, notifications: NotificationsDep) -> Response:
-    sent = await notifications.call("POST", "/notifications", json=body.model_dump(exclude_none=True))
+async def send(caller: CurrentUser, body: SendNotificationBody, notifications: NotificationsDep) -> Response:
+    upstream = {**body.model_dump(exclude_none=True), "sender_id": caller}
+    sent = await notifications.call("POST", "/notifications", json=upstream)
     notification_id = sent.json()["data"]["notification_id"]
     return ok({"notification_id": notification_id, "message": "Notification sent successfully"})
 

@@ -18,7 +18,8 @@ CallerQuery = Annotated[Caller, Query()]
 
 @router.post("/notifications", summary="Send a notification to a user")
 async def send(body: SendNotification, session: SessionDep, users: UsersDep) -> Response:
-    notification_id = await NotificationService(session, users).send(body.user_id, body.type, body.payload)
+    service = NotificationService(session, users)
+    notification_id = await service.send(body.user_id, body.type, body.payload, sender_id=body.sender_id)
     return ok({"notification_id": notification_id})
 
 

@@ -21,6 +21,7 @@ class SendNotification(Strict):
     user_id: UserId
     type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     payload: Any = None  # any JSON; absent and null are both "no payload"
+    sender_id: UserId | None = None  # who sends it: refused once that account is gone
 
 
 class FeedQuery(BaseModel):  # query strings are text: numbers are parsed, not strict

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
+from pinstack_kit.errors import Unauthorized
 from pinstack_kit.http_client import ServiceClient
 from pinstack_notifications.errors import NotificationAccessDenied, NotificationNotFound
 from pinstack_notifications.events import FOLLOW_CREATED
@@ -43,7 +44,11 @@ class NotificationService:
         self.session = session
         self.recipients = Recipients(session, users)
 
-    async def send(self, user_id: int, kind: str, payload: Any) -> int:
+    async def send(self, user_id: int, kind: str, payload: Any, *, sender_id: int | None = None) -> int:
+        """A deleted account sends nothing, even a request already on its way when it went: the
+        sender's projection row stays share-locked until commit (see Recipients.accept)."""
+        if sender_id is not None and not await self.recipients.accept(sender_id):
+            raise Unauthorized()  # what the account's token answers at the gateway
         await self.recipients.require(user_id)
         return await repository.insert_notification(self.session, user_id, kind, payload)
 
