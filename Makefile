@@ -98,6 +98,13 @@ images: ## build every image with podman (content-hash tags, cached) and import 
 		$(PYTHON) scripts/images.py import --address $${PINSTACK_STATE_DIR:-.stack}/node/containerd/containerd.sock; \
 	else echo "[images] the node is not running: \`make cluster\` imports them next time \`make images\` runs"; fi
 
+.PHONY: platform platform-down
+platform: cluster infra ## Pinstack on the node with Helm: CRDs, the operator (a pod), every service and its environment
+	@$(PYTHON) scripts/deploy.py up
+
+platform-down: ## uninstall what `make platform` installed (release, environment, namespace; OPERATOR=1: operator and CRDs too)
+	@$(PYTHON) scripts/deploy.py down $(if $(OPERATOR),--operator,)
+
 .PHONY: operator dashboards
 
 operator: cluster ## run the operator from this checkout against `make cluster` (all namespaces)

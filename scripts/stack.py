@@ -11,6 +11,9 @@
 
 Standard library only; runs with the system python3. Needs `scripts/bootstrap.sh` first.
 State (data, logs, pid files, secrets) lives in $PINSTACK_STATE_DIR (default <repo>/.stack).
+When the local Kubernetes node runs (`make cluster`), PostgreSQL, Redis and Kafka also listen on
+its bridge address for its pods (Kafka on PINSTACK_KAFKA_NODE_PORT, default Kafka's port + 2);
+PINSTACK_SERVE_NODE=0 turns that off (the tests' private stacks do).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import functools
 import hashlib
 import ipaddress
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -104,7 +108,7 @@ class Config:
         self.kafka_controller_port = env_port("PINSTACK_KAFKA_CONTROLLER_PORT", 59093)
         # Kafka's listener for the node's pods (one port per listener)
         self.kafka_node_port = env_port("PINSTACK_KAFKA_NODE_PORT", self.kafka_port + 2)
-        self.node = node_interface()
+        self.node = node_interface() if os.environ.get("PINSTACK_SERVE_NODE", "1") != "0" else None
         self.prom_port = env_port("PINSTACK_PROM_PORT", 59090)
         self.service_ports = {name: env_port(var, default) for name, var, default in SERVICES}
         self.kafka_version = os.environ.get("KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
@@ -112,6 +116,7 @@ class Config:
         self.kafka_jars = cache / "pinstack" / "kafka" / self.kafka_version / "jars"
         self.venv = REPO / ".venv"
         self.jwt_key = self.secrets / "jwt-ed25519.pem"
+        self.pg_password_file = self.secrets / "postgres-password"  # for the node's pods
 
     # addresses
     @property
@@ -425,6 +430,8 @@ def pg_start(cfg: Config) -> None:
         if port_open(cfg.pg_port):
             pidfile.write_text(f"{pid}\n")
             say("postgres", f"already running (pid {pid}) on {HOST}:{cfg.pg_port}")
+            if cfg.node:
+                pg_admin_password(cfg)
             return
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
         other = lines[3] if len(lines) > 3 else "?"
@@ -482,6 +489,22 @@ def pg_start(cfg: Config) -> None:
     pid = pg_running_pid(pgdata)
     pidfile.write_text(f"{pid}\n")
     say("postgres", f"started (pid {pid}) on {HOST}:{cfg.pg_port} in {time.monotonic() - t0:.1f}s; data {pgdata}")
+    if cfg.node:
+        pg_admin_password(cfg)
+
+
+def pg_admin_password(cfg: Config) -> None:
+    """The node's pods (the operator among them) sign in with passwords: give `postgres` one, kept
+    in the state's secrets (127.0.0.1 still trusts every local client)."""
+    if not cfg.pg_password_file.exists():
+        cfg.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(cfg.pg_password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    password = cfg.pg_password_file.read_text().strip()
+    # the password is our own token_urlsafe: no quote can be in it
+    statement = f"ALTER ROLE postgres PASSWORD '{password}'"
+    subprocess.run([*psql_cmd(cfg), "-X", "-q", "-c", statement], check=True, capture_output=True)
 
 
 def pg_allow_node(pgdata: Path, node: ipaddress.IPv4Interface) -> None:
@@ -1365,6 +1388,7 @@ def cmd_env(cfg: Config) -> int:
                 ("PINSTACK_NODE_PG", f"{cfg.node.ip}:{cfg.pg_port}"),
                 ("PINSTACK_NODE_REDIS", f"{cfg.node.ip}:{cfg.redis_port}"),
                 ("PINSTACK_NODE_KAFKA", f"{cfg.node.ip}:{cfg.kafka_node_port}"),
+                ("PINSTACK_NODE_PG_PASSWORD_FILE", str(cfg.pg_password_file)),
             ]
             if cfg.node
             else []

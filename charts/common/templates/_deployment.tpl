@@ -5,7 +5,7 @@ image's default command), /healthz for liveness and start-up, /readyz for readin
 {{- define "pinstack.probe" -}}
 httpGet:
   path: {{ .path }}
-  port: http
+  port: {{ .port | default "http" }}
 {{- toYaml (omit .probe "enabled") | nindent 0 }}
 {{- end -}}
 
@@ -81,8 +81,8 @@ spec:
 
 {{/*
 The worker Deployment (outbox relay and Kafka consumers): `python -m pinstack_<service>.worker`.
-It serves Prometheus metrics on WORKER_METRICS_PORT and has no HTTP health endpoint: a loop that
-dies ends the process and the kubelet restarts it.
+It serves Prometheus metrics and /healthz on WORKER_METRICS_PORT: a loop that dies ends the
+process, a loop that is wedged fails the probes; the kubelet restarts it either way.
 */}}
 {{- define "pinstack.workerDeployment" -}}
 {{- if .Values.worker.enabled -}}
@@ -120,6 +120,23 @@ spec:
             - name: metrics
               containerPort: {{ .Values.worker.metricsPort }}
               protocol: TCP
+          {{- /* The worker's /healthz (metrics port) turns 503 when a consumer or the relay has
+          not beaten for two minutes: a wedged loop gets the pod restarted. The API's probe
+          settings apply (the debug profile's liveness off included). */}}
+          {{- with .Values.probes }}
+          {{- if .startup.enabled }}
+          startupProbe:
+            {{- include "pinstack.probe" (dict "path" "/healthz" "port" "metrics" "probe" .startup) | nindent 12 }}
+          {{- end }}
+          {{- if .liveness.enabled }}
+          livenessProbe:
+            {{- include "pinstack.probe" (dict "path" "/healthz" "port" "metrics" "probe" .liveness) | nindent 12 }}
+          {{- end }}
+          {{- if .readiness.enabled }}
+          readinessProbe:
+            {{- include "pinstack.probe" (dict "path" "/healthz" "port" "metrics" "probe" .readiness) | nindent 12 }}
+          {{- end }}
+          {{- end }}
           {{- with .Values.worker.resources }}
           resources:
             {{- toYaml . | nindent 12 }}

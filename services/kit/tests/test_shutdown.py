@@ -24,6 +24,7 @@ from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue
 from pinstack_kit.testing import KAFKA, eventually, free_port, spawn_process, wait_healthy
+from pinstack_kit.worker import STALL_SECONDS, serve_health, stalled
 
 HERE = Path(__file__).resolve().parent
 
@@ -136,10 +137,50 @@ class TestWorkerMetrics:
             response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
             assert response.status_code == 200
             assert "python_info" in response.text
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            assert (health.status_code, health.json()) == (200, {"status": "ok", "stalled": []})
         finally:
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=15)
         assert proc.returncode == 0, out
+
+
+class Beating:
+    def __init__(self, beat: float) -> None:
+        self.beat = beat
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@pytest.mark.unit
+class TestWorkerLiveness:
+    def test_a_loop_silent_past_the_bound_is_stalled_and_one_without_a_heartbeat_never_is(self) -> None:
+        now = 1000.0
+        fresh, stuck, sleeper = Beating(now - 1), Beating(now - STALL_SECONDS - 1), SlowToStopLike()
+        assert stalled([fresh, sleeper], now) == []
+        assert stalled([fresh, stuck, sleeper], now) == ["Beating"]
+
+    def test_healthz_answers_503_naming_the_stalled_loop(self) -> None:
+        port = free_port()
+        stuck = Beating(time.monotonic() - STALL_SECONDS - 5)
+        server = serve_health(port, [stuck])
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            assert (response.status_code, response.json()) == (503, {"status": "stalled", "stalled": ["Beating"]})
+            stuck.beat = time.monotonic()
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        finally:
+            server.shutdown()
+
+
+class SlowToStopLike:
+    """A loop with no heartbeat (housekeeping sleeps for an hour between rounds)."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 async def consumed(engine: AsyncEngine, topic: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -78,6 +79,7 @@ class ConsumerRunner:
         self.max_attempts = max_attempts
         self._stopping = False
         self._stopped = asyncio.Event()
+        self.beat = time.monotonic()  # each poll, retry and wait: the worker's liveness reads it
 
     def stop(self) -> None:
         self._stopping = True
@@ -85,6 +87,7 @@ class ConsumerRunner:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep for a retry backoff, but wake at once when asked to stop."""
+        self.beat = time.monotonic()
         await sleep_until(self._stopped, seconds)
 
     async def run(self) -> None:
@@ -117,6 +120,7 @@ class ConsumerRunner:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping:
+            self.beat = time.monotonic()
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
                 handled = None
@@ -139,6 +143,7 @@ class ConsumerRunner:
         key = event_key(record)
         attempt, outage = 0, 0
         while attempt < self.max_attempts:
+            self.beat = time.monotonic()
             try:
                 async with self.sessionmaker() as session:
                     async with session.begin():

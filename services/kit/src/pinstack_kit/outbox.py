@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -89,6 +90,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._stopping = False
+        self.beat = time.monotonic()  # each round, retry or idle wake: the worker's liveness reads it
 
     def stop(self) -> None:
         self._stopping = True
@@ -102,6 +104,7 @@ class OutboxRelay:
         rounds = 0
         try:
             while not self._stopping:
+                self.beat = time.monotonic()
                 try:
                     if producer is None:
                         producer = self.producer_factory()

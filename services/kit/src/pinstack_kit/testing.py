@@ -362,6 +362,7 @@ class PrivateStack:
             "PINSTACK_STATE_DIR": str(state),
             **{f"PINSTACK_{k}_PORT": str(v) for k, v in self.ports.items()},
             **{f"PINSTACK_{k.upper()}_PORT": str(v) for k, v in self.service_ports.items()},
+            "PINSTACK_SERVE_NODE": "0",  # the node's pods use the main stack, never a test's own
             **(env or {}),
         }
 

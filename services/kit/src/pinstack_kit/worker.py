@@ -5,19 +5,25 @@ hand, commit its offset and leave the group; the relay finishes the batch it hol
 the producer. Whatever still runs after `grace_seconds` is cancelled (its transaction rolls back,
 so its records are redelivered and deduplicated), which bounds the exit below the SIGKILL of
 `stack.py stop` (15 s) and of Kubernetes (30 s). A second signal cancels at once.
-Metrics are served on WORKER_METRICS_PORT if set.
+WORKER_METRICS_PORT, if set, serves /metrics and /healthz: 503 when a loop that beats (the
+consumers, the relay) has not for STALL_SECONDS, so a wedged loop gets its pod restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from socketserver import ThreadingMixIn
 from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,6 +36,9 @@ from pinstack_kit.outbox import OutboxRelay, create_producer, sleep_until
 log = logging.getLogger("pinstack.worker")
 
 SHUTDOWN_GRACE_SECONDS = 8.0
+# A consumer polls every 0.5 s and the relay wakes at least every second, outages included (they
+# beat while they retry); two minutes of silence means a loop is stuck, not busy.
+STALL_SECONDS = 120.0
 
 
 class Loop(Protocol):
@@ -41,13 +50,43 @@ class LoopCrashed(RuntimeError):
     """A loop ended by itself with an error: the process exits non-zero so a supervisor restarts it."""
 
 
+def stalled(loops: Iterable[Loop], now: float | None = None) -> list[str]:
+    """The loops whose heartbeat (`beat`, a monotonic time) is older than STALL_SECONDS."""
+    now = time.monotonic() if now is None else now
+    return [type(item).__name__ for item in loops if now - getattr(item, "beat", now) > STALL_SECONDS]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every few seconds are not worth a log line."""
+
+
+def serve_health(port: int, loops: list[Loop]) -> WSGIServer:
+    """/healthz (the probes) and /metrics (Prometheus) of the worker, from a thread: it answers
+    even when the event loop is blocked, and says so by the beats that stopped."""
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in ("/healthz", "/readyz"):
+            stuck = stalled(loops)
+            start_response("503 Service Unavailable" if stuck else "200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"status": "stalled" if stuck else "ok", "stalled": stuck}).encode()]
+        return metrics(environ, start_response)
+
+    # every interface in production (probes and Prometheus reach the pod's IP); else loopback
+    production = os.environ.get("ENVIRONMENT") == "production"
+    server = make_server("0.0.0.0" if production else "127.0.0.1", port, app, _Server, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-health", daemon=True).start()
+    return server
+
+
 async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
     port = os.environ.get("WORKER_METRICS_PORT")
-    if port:
-        # every interface in production (Prometheus scrapes the pod's IP); "" is no address to
-        # getaddrinfo (the worker died at start in every pod), so spell the wildcard out
-        production = os.environ.get("ENVIRONMENT") == "production"
-        start_http_server(int(port), addr="0.0.0.0" if production else "127.0.0.1")
+    server = serve_health(int(port), loops) if port else None
     stop = asyncio.Event()
     hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,6 +127,8 @@ async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     log.info("worker stopped in %.1fs", loop.time() - started)
+    if server is not None:
+        server.shutdown()
     if crashed:
         raise LoopCrashed(", ".join(task.get_name() for task in crashed))
 

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Pinstack on the local node (`make cluster`): the CRDs, the operator and the services, with Helm.
+
+    deploy.py up [--namespace N] [--release R] [--prefix P] [--deletion-policy Retain|Delete] [--json]
+    deploy.py down [--namespace N] [--release R] [--operator]
+
+`up` needs the node (`make cluster`), the local infra listening on the node's bridge (`make infra`
+after `make cluster`) and the images (`make images`, which it runs: a warm run is instant). It
+installs, each with `helm upgrade --install --wait`:
+  1. charts/pinstack-crds       (release pinstack-crds, namespace pinstack-system)
+  2. charts/pinstack-operator   (release pinstack-operator, the operator image of `make images`)
+  3. charts/pinstack            (release R, default "pinstack", in namespace N, default "pinstack"):
+     every service, and the PinstackEnvironment R whose servers are the local infra as the pods
+     reach it (the bridge address); the operator writes the connection Secrets, the pods migrate in
+     init containers and start once their Secret exists.
+Then it prints the gateway's in-cluster address and the port-forward line for 127.0.0.1.
+`down` uninstalls release R (its environment goes with it: with deletionPolicy Delete its
+databases, roles, ACL users and topics are dropped) and the namespace; --operator also removes the
+operator and the CRDs.
+
+Standard library only; runs with the system python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from proclib import ScriptError
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+SYSTEM_NAMESPACE = "pinstack-system"
+SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
+
+
+class PlatformError(ScriptError):
+    pass
+
+
+def say(what: str, message: str) -> None:
+    print(f"[deploy] {what:<16} {message}", file=sys.stderr, flush=True)
+
+
+def script_json(*args: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PlatformError(f"`{' '.join(args)}` failed:\n{done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout))
+
+
+class Node:
+    def __init__(self) -> None:
+        info = script_json(str(SCRIPTS / "cluster.py"), "env", "--node", "--json")
+        self.bin = Path(str(info["bin_dir"]))
+        self.state = Path(str(info["state_dir"]))
+        helm_home = self.state / "helm"
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(info["kubeconfig"]),
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+
+    def run(self, tool: str, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 900) -> str:
+        done = subprocess.run(
+            [str(self.bin / tool), *args], input=stdin, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise PlatformError(f"{tool} {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def apply(self, manifest: dict[str, object]) -> None:
+        self.run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(manifest))
+
+
+def node_servers() -> dict[str, str]:
+    """host:port of PostgreSQL, Redis and Kafka as the node's pods reach them."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "stack.py"), "env"], capture_output=True, text=True)
+    found = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        if key.startswith("PINSTACK_NODE_"):
+            found[key.removeprefix("PINSTACK_NODE_").lower()] = value
+    if not {"pg", "redis", "kafka", "pg_password_file"} <= set(found):
+        raise PlatformError(
+            "the local infra does not listen on the node's bridge: `make cluster` first, then `make infra` "
+            "(servers started before the node: `make down && make infra`)"
+        )
+    return found
+
+
+def images(node: Node) -> dict[str, dict[str, object]]:
+    for args in (("build",), ("import", "--address", str(node.state / "containerd" / "containerd.sock"))):
+        done = subprocess.run([sys.executable, str(SCRIPTS / "images.py"), *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise PlatformError(f"`images.py {' '.join(args)}` failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
+    catalogue = script_json(str(SCRIPTS / "images.py"), "json")
+    return {name: dict(entry) for name, entry in catalogue.items() if isinstance(entry, dict)}
+
+
+def adopt_crds(node: Node) -> None:
+    """A CRD applied with kubectl (`make operator`, the operator tests) is refused by `helm install`
+    ("invalid ownership metadata"): hand it to the pinstack-crds release, as Helm documents."""
+    found = json.loads(node.run("kubectl", "get", "crd", "-l", "!app.kubernetes.io/managed-by", "-o", "json"))
+    for crd in found["items"]:
+        name = crd["metadata"]["name"]
+        if not name.endswith(".pinstack.io"):
+            continue
+        node.run("kubectl", "label", "crd", name, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+        node.run("kubectl", "annotate", "crd", name, "meta.helm.sh/release-name=pinstack-crds",
+                 f"meta.helm.sh/release-namespace={SYSTEM_NAMESPACE}", "--overwrite")  # fmt: skip
+        say("crds", f"{name} (applied with kubectl) adopted by the pinstack-crds release")
+
+
+def up(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    node = Node()
+    servers = node_servers()
+    built = images(node)
+    say("images", f"{len(built)} built and imported in {time.monotonic() - t0:.0f}s")
+    subprocess.run([str(SCRIPTS / "chart-deps.sh")], env={**node.env, "HELM": str(node.bin / "helm")}, check=True,
+                   capture_output=True)  # fmt: skip
+    wait = ["--wait", "--timeout", "10m"]
+    adopt_crds(node)
+    node.run("helm", "upgrade", "--install", "pinstack-crds", str(REPO / "charts" / "pinstack-crds"),
+             "-n", SYSTEM_NAMESPACE, "--create-namespace", *wait)  # fmt: skip
+    t1 = time.monotonic()
+    node.run("helm", "upgrade", "--install", "pinstack-operator", str(REPO / "charts" / "pinstack-operator"),
+             "-n", SYSTEM_NAMESPACE, "--set", "image.registry=localhost",
+             "--set", f"image.tag={built['operator']['tag']}", *wait)  # fmt: skip
+    say("operator", f"running in {SYSTEM_NAMESPACE} ({time.monotonic() - t1:.0f}s)")
+    ns, release = args.namespace, args.release
+    node.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    pg_password = Path(servers["pg_password_file"]).read_text().strip()
+    for name, user, password in (
+        ("pinstack-postgres-admin", "postgres", pg_password),
+        ("pinstack-redis-admin", "default", ""),  # the local Redis' default user has no password
+    ):
+        node.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                    "stringData": {"username": user, "password": password}})  # fmt: skip
+    pg_host, pg_port = servers["pg"].rsplit(":", 1)
+    redis_host, redis_port = servers["redis"].rsplit(":", 1)
+    prefix = args.prefix or release
+    values = [
+        "-f", str(REPO / "charts" / "pinstack" / "ci" / "node-values.yaml"),
+        *(a for svc in SERVICES for a in ("--set", f"{svc}.image.tag={built[svc]['tag']}")),
+        # the Secrets appear once the operator has provisioned the environment: migrate in the pods
+        "--set", "global.migrations.mode=initContainer",
+        "--set", "environment.create=true",
+        "--set", f"environment.spec.deletionPolicy={args.deletion_policy}",
+        "--set", f"environment.spec.postgres.host={pg_host}", "--set", f"environment.spec.postgres.port={pg_port}",
+        "--set", "environment.spec.postgres.sslMode=disable",
+        "--set", f"environment.spec.postgres.databasePrefix={prefix.replace('-', '_')}_",
+        "--set", f"environment.spec.redis.host={redis_host}", "--set", f"environment.spec.redis.port={redis_port}",
+        "--set", f"environment.spec.redis.keyPrefix={prefix}.",
+        "--set", f"environment.spec.kafka.bootstrapServers={servers['kafka']}",
+        "--set", f"environment.spec.kafka.topicPrefix={prefix}.",
+        "--set", "environment.spec.kafka.topicDefaults.partitions=2",
+    ]  # fmt: skip
+    t2 = time.monotonic()
+    node.run("helm", "upgrade", "--install", release, str(REPO / "charts" / "pinstack"), "-n", ns, *values, *wait)
+    took = time.monotonic() - t2
+    ip = json.loads(node.run("kubectl", "-n", ns, "get", "service", f"{release}-gateway", "-o", "json"))["spec"][
+        "clusterIP"
+    ]
+    say(
+        "pinstack", f"every Deployment available {took:.0f}s after `helm install` (all in {time.monotonic() - t0:.0f}s)"
+    )
+    say("gateway", f"http://{ip}/api/v1 (from this machine), or on 127.0.0.1:8080 with:")
+    say("", f"kubectl -n {ns} port-forward svc/{release}-gateway 8080:80")
+    if args.json:
+        print(json.dumps({"namespace": ns, "release": release, "gateway": f"http://{ip}", "values": values,
+                          "images": built, "install_seconds": round(took, 1)}))  # fmt: skip
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    node = Node()
+    ns, release = args.namespace, args.release
+    node.run("helm", "uninstall", release, "-n", ns, "--wait", "--timeout", "5m", check=False)
+    # the environment's finalizer runs its deletionPolicy: wait for it before the namespace goes
+    node.run("kubectl", "-n", ns, "wait", "--for=delete", f"pse/{release}", "--timeout=180s", check=False)
+    node.run("kubectl", "delete", "namespace", ns, "--ignore-not-found", "--timeout=180s", check=False)
+    say("pinstack", f"release {release} and namespace {ns} removed")
+    if args.operator:
+        node.run("helm", "uninstall", "pinstack-operator", "-n", SYSTEM_NAMESPACE, "--wait", check=False)
+        node.run("helm", "uninstall", "pinstack-crds", "-n", SYSTEM_NAMESPACE, "--wait", check=False)
+        say("operator", "the operator and the CRDs removed")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "down"):
+        p = sub.add_parser(name)
+        p.add_argument("--namespace", default="pinstack")
+        p.add_argument("--release", default="pinstack", help="also the PinstackEnvironment's name")
+        if name == "up":
+            p.add_argument("--prefix", default="", help="database, Redis key and topic prefix (default: release)")
+            p.add_argument("--deletion-policy", default="Retain", choices=["Retain", "Delete"])
+            p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        else:
+            p.add_argument("--operator", action="store_true", help="also uninstall the operator and the CRDs")
+    args = parser.parse_args()
+    try:
+        return up(args) if args.cmd == "up" else down(args)
+    except ScriptError as exc:
+        print(f"[deploy] ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
