@@ -72,7 +72,7 @@ openapi: ## write services/gateway/openapi.json
 bench: ## load the running stack (make up) with wrk: req/s and p50/p99 per scenario
 	@$(UV_RUN) python -m bench.run
 
-clean: ## stop the stack and the control plane, delete .stack (all local data)
+clean: ## stop the stack, the node and the control plane, delete .stack (all local data)
 	@$(PYTHON) scripts/cluster.py clean
 	@$(STACK) clean
 

@@ -957,9 +957,11 @@ def service_env(cfg: Config, name: str) -> dict[str, str]:
             env[f"{other.upper()}_URL"] = cfg.service_url(other)
     if name == "gateway":
         # Everything on a dev box comes from 127.0.0.1, so a per-IP limit would throttle a whole
-        # test suite as one client: off here (production: 60 per minute per client IP). Brute
-        # force stays limited per login name; writes per user get room for bulk test fixtures.
+        # test suite as one client: off here (production: 60 per minute and 20 failed logins per
+        # client IP). Brute force stays limited per account; writes per user get room for bulk
+        # test fixtures.
         env.setdefault("RATE_LIMIT_AUTH_PER_MINUTE", "0")
+        env.setdefault("RATE_LIMIT_LOGIN_FAILURES_PER_CLIENT", "0")
         env.setdefault("RATE_LIMIT_WRITES_PER_MINUTE", "600")  # RATE_LIMIT_*=0 make up: limits off
         env["UVICORN_SERVER_HEADER"] = "false"  # no `server: uvicorn` on public answers
     if name in NO_DATABASE:

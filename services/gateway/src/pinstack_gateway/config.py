@@ -25,11 +25,12 @@ class Settings(BaseServiceSettings):
     # How much of a body over the limit is read (and thrown away) so that its sender gets the 413
     # rather than a reset connection; past it, the answer goes out at once (body.py).
     max_drain_bytes: int = Field(64 * 1024 * 1024, ge=0)
-    # Rate limits (0 disables one): per client IP on /api/v1/auth/*; failed logins of one account
-    # (twice as many of one client) before each further attempt waits longer (limits.py); and
-    # writes per authenticated user.
+    # Rate limits (0 disables one): per client IP on /api/v1/auth/*; failed logins of one account,
+    # and of one client IP, before each further attempt waits longer (limits.py); and writes per
+    # authenticated user.
     rate_limit_auth_per_minute: int = Field(60, ge=0)
     rate_limit_login_failures: int = Field(10, ge=0)
+    rate_limit_login_failures_per_client: int = Field(20, ge=0)
     rate_limit_writes_per_minute: int = Field(120, ge=0)
     # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks.
     trusted_proxies: str = ""

@@ -10,7 +10,7 @@ and runaway clients), where a sliding log would cost a sorted-set entry per requ
 Failed logins slow down instead of locking out. They count against the account the login names
 (its username, any capitalisation of it, and its e-mail are one account; a name no account has
 counts as itself) and against the client. Past `RATE_LIMIT_LOGIN_FAILURES` failures of the account
-(twice as many of the client, over every account it tries), each further attempt waits twice as
+(`RATE_LIMIT_LOGIN_FAILURES_PER_CLIENT` of the client, over every account it tries), each further attempt waits twice as
 long as the one before: 1 s, 2 s, 4 s... up to a minute for the account, so that a burst of wrong
 passwords from anyone keeps its owner out for at most that long, and up to 15 minutes for the
 client that keeps guessing. An attempt during a wait is a 429 with `Retry-After`; an allowed
@@ -202,10 +202,11 @@ class RateLimiter:
         free = self.settings.rate_limit_login_failures
         if free <= 0:
             return None
-        return [
-            LoginRecord(f"{self.prefix}login:{account}", free, ACCOUNT_MAX_DELAY_MS),
-            LoginRecord(f"{self.prefix}login:client:{self.client_ip(request)}", 2 * free, CLIENT_MAX_DELAY_MS),
-        ]
+        records = [LoginRecord(f"{self.prefix}login:{account}", free, ACCOUNT_MAX_DELAY_MS)]
+        if (per_client := self.settings.rate_limit_login_failures_per_client) > 0:
+            key = f"{self.prefix}login:client:{self.client_ip(request)}"
+            records.append(LoginRecord(key, per_client, CLIENT_MAX_DELAY_MS))
+        return records
 
     async def check_login(self, request: Request, account: str) -> list[LoginRecord] | None:
         """429 while the account or the client waits its turn after failed logins; the records
