@@ -148,7 +148,8 @@ def up(args: argparse.Namespace) -> int:
                     "stringData": {"username": user, "password": password}})  # fmt: skip
     pg_host, pg_port = servers["pg"].rsplit(":", 1)
     redis_host, redis_port = servers["redis"].rsplit(":", 1)
-    prefix = args.prefix or release
+    # not the release's bare name: `make up` keeps its own databases as pinstack_<service>
+    prefix = args.prefix or f"node-{release}"
     values = [
         "-f", str(REPO / "charts" / "pinstack" / "ci" / "node-values.yaml"),
         *(a for svc in SERVICES for a in ("--set", f"{svc}.image.tag={built[svc]['tag']}")),
@@ -205,7 +206,7 @@ def main() -> int:
         p.add_argument("--namespace", default="pinstack")
         p.add_argument("--release", default="pinstack", help="also the PinstackEnvironment's name")
         if name == "up":
-            p.add_argument("--prefix", default="", help="database, Redis key and topic prefix (default: release)")
+            p.add_argument("--prefix", default="", help="database, Redis key and topic prefix (default: node-<release>)")
             p.add_argument("--deletion-policy", default="Retain", choices=["Retain", "Delete"])
             p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
         else:
