@@ -173,6 +173,26 @@ def test_paused_and_failed_conditions_keep_what_the_components_last_said() -> No
     assert "ns/env" in next(x for x in conflict if x["type"] == "Ready")["message"]
 
 
+def test_a_failed_step_is_a_reconcile_error_and_waiting_is_not() -> None:
+    from pinstack_operator import conditions as c
+
+    failed = c.merge(
+        [],
+        [
+            c.Condition("PostgresReady", False, c.FAILED, "OperationalError: no password supplied"),
+            c.Condition("RedisReady", True, "Provisioned", "8 ACL users"),
+            c.Condition("SecretsReady", False, "Waiting", "not written until PostgresReady"),
+        ],
+        1,
+        "t",
+    )
+    ready = next(x for x in failed if x["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReconcileError")
+    assert ready["message"] == "PostgresReady: OperationalError: no password supplied"
+    waiting = c.merge([], [c.Condition("SecretsReady", False, "Waiting", "not written yet")], 1, "t")
+    assert next(x for x in waiting if x["type"] == "Ready")["reason"] == "ComponentsNotReady"
+
+
 def test_owner_comment_round_trip() -> None:
     from pinstack_operator.builders.ownership import comment_owner, database_comment
 

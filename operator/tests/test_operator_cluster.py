@@ -318,6 +318,27 @@ def test_apply_becomes_ready_with_everything_provisioned(env: Env) -> None:
     assert "PinstackHighErrorRate" in alerts
 
 
+def test_unreachable_postgres_is_a_reconcile_error_and_no_secret_is_written(env: Env) -> None:
+    """Credentials of a database that was never made would start pods that fail far from the cause."""
+    manifest = env.manifest()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        manifest["spec"]["postgres"]["port"] = probe.getsockname()[1]
+    env.apply(manifest)
+
+    def reported() -> dict[str, dict[str, Any]]:
+        conds = {c["type"]: c for c in env.get("pse", env.name).get("status", {}).get("conditions", [])}
+        return conds if conds.get("Ready", {}).get("reason") == "ReconcileError" else {}
+
+    conds = env.wait_until(reported, "Ready=False, reason ReconcileError")
+    assert conds["PostgresReady"]["status"] == "False" and conds["PostgresReady"]["reason"] == "Failed"
+    assert conds["PostgresReady"]["message"] in conds["Ready"]["message"]
+    assert (conds["SecretsReady"]["status"], conds["SecretsReady"]["reason"]) == ("False", "Waiting")
+    assert "PostgresReady" in conds["SecretsReady"]["message"]
+    assert conds["RedisReady"]["status"] == "True"  # what works is still done
+    assert env.kubectl("get", "secret", "env-users-connection", check=False).returncode != 0
+
+
 def test_reconciling_an_unchanged_resource_writes_nothing(env: Env, operator: KopfRunner) -> None:
     from pinstack_operator.builders.spec import parse_spec
     from pinstack_operator.reconcile import reconcile

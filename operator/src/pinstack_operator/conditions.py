@@ -12,6 +12,7 @@ ORDER = (MANAGED, *COMPONENTS)
 STARTING = "Starting"  # the managed servers' pods are not ready yet
 PAUSED = "Paused"
 CONFLICT = "Conflict"
+FAILED = "Failed"
 PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Paused", "Deleting", "Failed")
 
 
@@ -33,6 +34,9 @@ def merge(
     conflicts = [c for c in current if not c.status and c.reason == CONFLICT]
     if conflicts:  # the one reason a user must act on: say so at the top, naming the owner
         summary = Condition("Ready", False, CONFLICT, "; ".join(c.message for c in conflicts))
+    elif errors := [c for c in current if not c.status and c.reason == FAILED]:
+        # a step failed (a server refused us, an API call failed): retried, and said as an error
+        summary = Condition("Ready", False, "ReconcileError", "; ".join(f"{c.type}: {c.message}" for c in errors))
     else:
         summary = Condition(
             "Ready",

@@ -21,7 +21,7 @@ from pinstack_operator import assets
 from pinstack_operator.builders import kafka, managed, monitoring, ownership, postgres, redis
 from pinstack_operator.builders import secrets as secret_builder
 from pinstack_operator.builders.spec import EnvironmentSpec, SecretRef
-from pinstack_operator.conditions import COMPONENTS, MANAGED, ORDER, STARTING, Condition
+from pinstack_operator.conditions import COMPONENTS, FAILED, MANAGED, ORDER, STARTING, Condition
 from pinstack_operator.steps import kafka as kafka_step
 from pinstack_operator.steps import kube
 from pinstack_operator.steps import postgres as pg_step
@@ -160,6 +160,13 @@ def _conflicted(conflicts: dict[str, list[str]], started: float) -> Outcome:
     return out
 
 
+NEEDED_BY_SECRETS = ("PostgresReady", "RedisReady", "KafkaTopicsReady")
+
+
+class SecretsWithheld(Exception):
+    """The connection Secrets wait for the databases, users and topics they name."""
+
+
 async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool = False) -> Outcome:
     """`rotate`: new passwords for every database role and Redis user (and their Secrets)."""
     started = time.monotonic()
@@ -201,9 +208,12 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool 
         except ownership.Conflict as e:
             out.changes.setdefault(key, [])
             out.conditions.append(Condition(condition, False, "Conflict", str(e)))
+        except SecretsWithheld as e:
+            out.changes.setdefault(key, [])
+            out.conditions.append(Condition(condition, False, "Waiting", str(e)))
         except Exception as e:
             out.changes.setdefault(key, [])
-            out.conditions.append(Condition(condition, False, "Failed", _error(e)))
+            out.conditions.append(Condition(condition, False, FAILED, _error(e)))
 
     async def do_postgres() -> list[str]:
         admin = await pg_admin(env)
@@ -231,7 +241,13 @@ async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool 
         ),
     )
 
+    # A connection Secret only for what exists: pods started on credentials of a database, role
+    # or ACL user that was never made would fail in ways far from the cause.
+    missing = [c.type for c in out.conditions if c.type in NEEDED_BY_SECRETS and not c.status]
+
     async def do_secrets() -> list[str]:
+        if missing:
+            raise SecretsWithheld(f"not written until {', '.join(sorted(missing))} (see their conditions)")
         changes: list[str] = []
         for s in env.services:
             c = creds[s]
