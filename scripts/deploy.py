@@ -206,7 +206,9 @@ def main() -> int:
         p.add_argument("--namespace", default="pinstack")
         p.add_argument("--release", default="pinstack", help="also the PinstackEnvironment's name")
         if name == "up":
-            p.add_argument("--prefix", default="", help="database, Redis key and topic prefix (default: node-<release>)")
+            p.add_argument(
+                "--prefix", default="", help="database, Redis key and topic prefix (default: node-<release>)"
+            )
             p.add_argument("--deletion-policy", default="Retain", choices=["Retain", "Delete"])
             p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
         else:
