@@ -869,8 +869,19 @@ def control_plane_args(cfg: Config, name: str, kubeconfig: Path, port: int) -> l
     ]
 
 
-def node_components(cfg: Config, pause_ref: str) -> list[Component]:
-    p, b = cfg.pki, cfg.binary
+def node_health(cfg: Config) -> dict[str, Any]:
+    """How to tell each node process is healthy (status reads this without writing any config)."""
+    return {
+        "kube-controller-manager": lambda: http_ok(f"https://{HOST}:{node.port('controller-manager')}/healthz"),
+        "kube-scheduler": lambda: http_ok(f"https://{HOST}:{node.port('scheduler')}/healthz"),
+        "kubelet": lambda: http_ok(f"http://{HOST}:{node.port('kubelet-healthz')}/healthz"),
+        "kube-proxy": lambda: http_ok(f"http://{HOST}:{node.port('kube-proxy-healthz')}/healthz"),
+        "coredns": lambda: http_ok(f"http://{HOST}:{node.port('coredns-ready')}/ready"),
+    }
+
+
+def node_components(cfg: Config) -> list[Component]:
+    p, b, health = cfg.pki, cfg.binary, node_health(cfg)
     cm_kc = node.kubeconfig(cfg, "kube-controller-manager", "controller-manager")
     sched_kc = node.kubeconfig(cfg, "kube-scheduler", "scheduler")
     kubelet_kc = node.kubeconfig(cfg, "kubelet", "kubelet")
@@ -891,13 +902,13 @@ def node_components(cfg: Config, pause_ref: str) -> list[Component]:
                 f"--service-cluster-ip-range={cfg.service_cidr}",
                 "--controllers=*",
             ],
-            lambda: http_ok(f"https://{HOST}:{cm_port}/healthz"),
+            health["kube-controller-manager"],
             ((HOST, cm_port),),
         ),
         Component(
             "kube-scheduler",
             control_plane_args(cfg, "kube-scheduler", sched_kc, sched_port),
-            lambda: http_ok(f"https://{HOST}:{sched_port}/healthz"),
+            health["kube-scheduler"],
             ((HOST, sched_port),),
         ),
         Component(
@@ -911,19 +922,19 @@ def node_components(cfg: Config, pause_ref: str) -> list[Component]:
                 f"--hostname-override={node.NODE_NAME}",
                 "--v=0",
             ],
-            lambda: http_ok(f"http://{HOST}:{node.port('kubelet-healthz')}/healthz"),
+            health["kubelet"],
             ((HOST, node.port("kubelet-healthz")), (cfg.api_host, node.KUBELET_PORT)),
         ),
         Component(
             "kube-proxy",
             [str(b("kube-proxy")), f"--config={node.kube_proxy_config(cfg, proxy_kc)}"],
-            lambda: http_ok(f"http://{HOST}:{node.port('kube-proxy-healthz')}/healthz"),
+            health["kube-proxy"],
             ((HOST, node.port("kube-proxy-healthz")), (HOST, node.port("kube-proxy-metrics"))),
         ),
         Component(
             "coredns",
             [str(b("coredns")), f"-conf={node.corefile(cfg, dns_kc)}"],
-            lambda: http_ok(f"http://{HOST}:{node.port('coredns-ready')}/ready"),
+            health["coredns"],
             (
                 (cfg.api_host, 53),
                 *((HOST, node.port(p)) for p in ("coredns-health", "coredns-ready", "coredns-metrics")),
@@ -1015,7 +1026,7 @@ def start_node(cfg: Config) -> None:
     node.import_images(cfg, ["pause"])  # the platform's images: `make images`
     start_plane(cfg, [f"IP:{first_service_ip(cfg)}", f"IP:{cfg.api_host}"])
     kubectl(cfg, "apply", "--server-side", "-f", "-", stdin=node.COREDNS_RBAC)
-    for c in node_components(cfg, pause_ref):
+    for c in node_components(cfg):
         start_component(cfg, c)
     t0 = time.monotonic()
     state = ""
@@ -1099,8 +1110,7 @@ def status(cfg: Config) -> int:
         elif name == "containerd":
             ok, where = node.containerd_ready(cfg), str(node.containerd_socket(cfg))
         else:
-            comp = next(c for c in node_components(cfg, "") if c.name == name)
-            ok, where = comp.healthy(), str(cfg.logfile(name))
+            ok, where = node_health(cfg)[name](), str(cfg.logfile(name))
         say(name, f"pid {pid}  {where}  {'ready' if ok else 'NOT READY'}")
         rc = rc or (0 if ok else 1)
     if rc == 0:

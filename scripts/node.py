@@ -18,16 +18,19 @@ namespaces) is recorded and undone by `cluster.py down --node`.
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proclib import ScriptError, pid_alive
+from proclib import ScriptError, env_port, pid_alive
 
 if TYPE_CHECKING:
     from cluster import Config
@@ -74,8 +77,6 @@ class NodeError(ScriptError):
 
 
 def port(name: str) -> int:
-    from proclib import env_port
-
     var, default = PORTS[name]
     return env_port(var, default)
 
@@ -135,8 +136,6 @@ def preflight(cfg: Config) -> None:
 
 def check_ranges(cfg: Config) -> None:
     """The pod and Service ranges must be used by nothing on this machine but our own bridge."""
-    import ipaddress
-
     ours = (cfg.pod_cidr, cfg.service_cidr)
     for line in run("ip", "-4", "-o", "addr", "show").stdout.splitlines():
         fields = line.split()
@@ -391,7 +390,6 @@ def image_ref(name: str) -> str:
 def kubeconfig(cfg: Config, name: str, cert: str, path: Path | None = None) -> Path:
     """A kubeconfig for user `name` with the client certificate `cert` of the cluster's PKI (JSON
     is YAML: kubectl, helm and the Python client read it)."""
-    import base64
 
     def b64(fname: str) -> str:
         return base64.b64encode((cfg.pki / fname).read_bytes()).decode()
@@ -618,8 +616,6 @@ def remove_netns(cfg: Config) -> list[str]:
 
 
 def kill_pids(pids: list[int], timeout: float = 10) -> None:
-    import signal
-
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
