@@ -79,6 +79,62 @@ def test_connection_secret_contract() -> None:
     gateway = secrets.connection_data(e, "gateway", "x", "rpw", None)
     assert "DATABASE_URL" not in gateway and "JWT_PRIVATE_KEY" not in gateway
     assert secrets.secret_name("pinstack", "gateway") == "pinstack-gateway-connection"
+    secret = secrets.connection_secret(e, "auth", "dbpw", "rpw", "PEM")
+    assert secret["metadata"]["name"] == "pinstack-auth-connection" and secret["metadata"]["namespace"] == "dev"
+    assert secret["metadata"]["labels"]["pinstack.io/service"] == "auth" and secret["stringData"] == auth
+
+
+def test_components_are_one_list_with_distinct_names() -> None:
+    from pinstack_operator.components import COMPONENTS
+
+    assert COMPONENTS[0].condition == conditions.MANAGED  # the others wait for the managed servers
+    assert len({c.key for c in COMPONENTS}) == len({c.condition for c in COMPONENTS}) == len(COMPONENTS)
+    conditions_ = {c.condition for c in COMPONENTS}
+    assert all(set(c.needs) <= conditions_ for c in COMPONENTS)
+
+
+def test_a_component_runs_after_what_it_needs_and_only_when_that_is_ready() -> None:
+    """The secrets wait for the databases, users and topics; a failed step or a conflict is that
+    component's condition, and what needs it is Waiting, its step never run."""
+    import asyncio
+    import dataclasses
+
+    from pinstack_operator.builders.ownership import Conflict
+    from pinstack_operator.components import PROVISIONED, Pass
+    from pinstack_operator.reconcile import ensure_all
+
+    ran: list[str] = []
+
+    def step(key: str, fail: BaseException | None = None) -> Any:
+        async def ensure(_: Pass) -> list[str]:
+            await asyncio.sleep(0.01 if key == "postgres" else 0)  # the needed one ends last
+            ran.append(key)
+            if fail is not None:
+                raise fail
+            return [f"made {key}"]
+
+        return ensure
+
+    def run(fails: dict[str, BaseException]) -> dict[str, Any]:
+        ran.clear()
+        components = tuple(dataclasses.replace(c, ensure=step(c.key, fails.get(c.key))) for c in PROVISIONED)
+        found = asyncio.run(ensure_all(Pass(env(), {}), components))
+        return {cond.type: (cond.status, cond.reason, cond.message, changes) for cond, changes in found}
+
+    ok = run({})
+    assert all(v[0] for v in ok.values()) and ok["SecretsReady"][3] == ["made secrets"]
+    assert ran.index("secrets") > ran.index("postgres")
+    assert ok["PostgresReady"][2] == "3 databases and roles"
+
+    bad = run({"postgres": OSError("refused"), "kafka": Conflict("topic prefix belongs to ns/other")})
+    assert bad["PostgresReady"][:3] == (False, conditions.FAILED, "OSError: refused")
+    assert bad["KafkaTopicsReady"][:3] == (False, "Conflict", "topic prefix belongs to ns/other")
+    assert bad["SecretsReady"][:3] == (
+        False,
+        "Waiting",
+        "not written until KafkaTopicsReady, PostgresReady (see their conditions)",
+    )
+    assert "secrets" not in ran and bad["DashboardsReady"][0] and bad["RedisReady"][0]
 
 
 def test_dashboards_and_rules_objects() -> None:

@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-COMPONENTS = ("PostgresReady", "RedisReady", "KafkaTopicsReady", "SecretsReady", "DashboardsReady", "AlertsReady")
+# The components' own condition types are in components.COMPONENTS.
 MANAGED = "ManagedServersReady"  # Managed mode only, before the others
-ORDER = (MANAGED, *COMPONENTS)
 STARTING = "Starting"  # the managed servers' pods are not ready yet
 PAUSED = "Paused"
 CONFLICT = "Conflict"

@@ -12,6 +12,7 @@ import kopf
 
 from pinstack_operator import conditions, metrics
 from pinstack_operator.builders.spec import InvalidSpec, parse_spec
+from pinstack_operator.components import COMPONENTS
 from pinstack_operator.config import CONFIG
 from pinstack_operator.reconcile import Outcome, reconcile, tear_down
 
@@ -47,7 +48,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logging.getLogger().setLevel(CONFIG.log_level)
     metrics.serve(CONFIG.metrics_port)
     _count_phase("", None)  # every phase has a series from the start, zeros included
-    metrics.declare_components()
+    metrics.declare_components(c.key for c in COMPONENTS)
 
 
 @kopf.on.probe(id="lastReconcileAgeSeconds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -19,14 +20,12 @@ DRIFT = Counter("pinstack_operator_drift_corrections_total", "Drift found and co
 WRITES = Counter("pinstack_operator_writes_total", "Changes made to external systems and objects", ["component"])
 RESOURCES = Gauge("pinstack_operator_resources", "PinstackEnvironments by phase", ["phase"])
 
-COMPONENTS = ("managed", "postgres", "redis", "kafka", "secrets", "dashboards", "alerts")
-
 _started: set[int] = set()
 
 
-def declare_components() -> None:
+def declare_components(components: Iterable[str]) -> None:
     """Zero series for every component, so dashboards and alerts see 0 instead of no data."""
-    for component in COMPONENTS:
+    for component in components:
         DRIFT.labels(component)
         WRITES.labels(component)
 

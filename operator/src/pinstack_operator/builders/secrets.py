@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pinstack_operator.builders import postgres, redis
 from pinstack_operator.builders.spec import EnvironmentSpec
@@ -30,6 +31,22 @@ def connection_data(
     if service == "auth" and jwt_private_key:
         data[JWT_PRIVATE_KEY] = jwt_private_key
     return data
+
+
+def connection_secret(
+    env: EnvironmentSpec, service: str, db_password: str, redis_password: str, jwt_private_key: str | None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": secret_name(env.name, service),
+            "namespace": env.namespace,
+            "labels": dict(labels(env, service)),
+        },
+        "stringData": connection_data(env, service, db_password, redis_password, jwt_private_key),
+    }
 
 
 def needs_jwt_key(service: str) -> bool:
