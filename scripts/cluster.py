@@ -44,7 +44,7 @@ Environment:
     PINSTACK_SERVICE_CIDR          --service-cluster-ip-range (default 10.96.0.0/16)
     PINSTACK_CLUSTER_START_TIMEOUT seconds to wait for /readyz (default 120)
     PINSTACK_K8S_VERSION, PINSTACK_ETCD_VERSION, PINSTACK_HELM_VERSION, PINSTACK_COREDNS_VERSION,
-    PINSTACK_CRICTL_VERSION, PINSTACK_SKAFFOLD_VERSION, PINSTACK_KWOK_VERSION
+    PINSTACK_CRICTL_VERSION, PINSTACK_SKAFFOLD_VERSION, PINSTACK_KWOK_VERSION, PINSTACK_LOCAL_PATH_VERSION
                                    versions (defaults in scripts/k8s/versions.env)
     XDG_CACHE_HOME                 cache root (default ~/.cache)
 
@@ -128,6 +128,7 @@ class Config:
         self.kwok_version = v["PINSTACK_KWOK_VERSION"]
         self.coredns_version = v["PINSTACK_COREDNS_VERSION"]
         self.crictl_version = v["PINSTACK_CRICTL_VERSION"]
+        self.local_path_version = v["PINSTACK_LOCAL_PATH_VERSION"]
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pinstack"
         self.bin = cache / "bin" / f"v{self.k8s_version}"
         self.go_root = cache / "go"
@@ -186,7 +187,15 @@ def cidr_setting(var: str, default: str) -> ipaddress.IPv4Network:
 
 TOOLS_CORE = ("etcd", "kube-apiserver", "kubectl", "helm")
 # the real node: what `cluster.py up --node` runs on top of the control plane
-TOOLS_NODE = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns", "crictl")
+TOOLS_NODE = (
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "crictl",
+    "local-path-provisioner",
+)
 TOOLS_EXTRA = ("skaffold", "kwok")
 
 
@@ -278,6 +287,9 @@ def wrappers(cfg: Config) -> dict[str, Wrapper]:
         "kwok": Wrapper("kwok", "sigs.k8s.io/kwok", f"v{cfg.kwok_version}"),
         "coredns": Wrapper("coredns", "github.com/coredns/coredns", f"v{cfg.coredns_version}"),
         "crictl": Wrapper("crictl", "sigs.k8s.io/cri-tools", f"v{cfg.crictl_version}"),
+        "local-path-provisioner": Wrapper(
+            "local-path-provisioner", "github.com/rancher/local-path-provisioner", f"v{cfg.local_path_version}"
+        ),
     }
 
 
@@ -293,6 +305,12 @@ def tools(cfg: Config) -> dict[str, Tool]:
         },
         "coredns": Tool("coredns", "coredns", "./cmd/coredns", f"v{cfg.coredns_version}"),
         "crictl": Tool("crictl", "crictl", "sigs.k8s.io/cri-tools/cmd/crictl", f"v{cfg.crictl_version}"),
+        "local-path-provisioner": Tool(
+            "local-path-provisioner",
+            "local-path-provisioner",
+            "github.com/rancher/local-path-provisioner",
+            f"v{cfg.local_path_version}",
+        ),
         "helm": Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", f"v{cfg.helm_version}"),
         "skaffold": Tool(
             "skaffold",
@@ -877,7 +895,19 @@ def node_health(cfg: Config) -> dict[str, Any]:
         "kubelet": lambda: http_ok(f"http://{HOST}:{node.port('kubelet-healthz')}/healthz"),
         "kube-proxy": lambda: http_ok(f"http://{HOST}:{node.port('kube-proxy-healthz')}/healthz"),
         "coredns": lambda: http_ok(f"http://{HOST}:{node.port('coredns-ready')}/ready"),
+        # no health endpoint: its controller says it started (in the log of this run)
+        "local-path-provisioner": lambda: (
+            "Started provisioner controller" in this_run_log(cfg, "local-path-provisioner")
+        ),
     }
+
+
+def this_run_log(cfg: Config, name: str) -> str:
+    """The log of a component since its last start (spawn() writes a ===== line per start)."""
+    try:
+        return cfg.logfile(name).read_text(errors="replace").rsplit("\n===== ", 1)[-1]
+    except OSError:
+        return ""
 
 
 def node_components(cfg: Config) -> list[Component]:
@@ -887,6 +917,7 @@ def node_components(cfg: Config) -> list[Component]:
     kubelet_kc = node.kubeconfig(cfg, "kubelet", "kubelet")
     proxy_kc = node.kubeconfig(cfg, "kube-proxy", "kube-proxy")
     dns_kc = node.kubeconfig(cfg, "coredns", "coredns")
+    lpp_kc = node.kubeconfig(cfg, "local-path-provisioner", "local-path-provisioner")
     cm_port, sched_port = node.port("controller-manager"), node.port("scheduler")
     return [
         Component(
@@ -939,6 +970,18 @@ def node_components(cfg: Config) -> list[Component]:
                 (cfg.api_host, 53),
                 *((HOST, node.port(p)) for p in ("coredns-health", "coredns-ready", "coredns-metrics")),
             ),
+        ),
+        Component(
+            "local-path-provisioner",
+            [
+                str(b("local-path-provisioner")),
+                "start",
+                f"--kubeconfig={lpp_kc}",
+                f"--namespace={node.LOCAL_PATH_NAMESPACE}",
+                f"--configmap-name={node.LOCAL_PATH_CONFIGMAP}",
+                f"--service-account-name={node.LOCAL_PATH_HELPER_SA}",
+            ],
+            health["local-path-provisioner"],
         ),
     ]
 
@@ -1013,6 +1056,7 @@ def start_node(cfg: Config) -> None:
         f"Services {cfg.service_cidr}; unreachable routes for {cfg.pod_cidr} and {cfg.service_cidr}",
     )
     pause_ref = node.image_ref("pause")
+    helper_ref = node.image_ref("volume-helper")
     containerd = Component(
         "containerd",
         [
@@ -1023,9 +1067,12 @@ def start_node(cfg: Config) -> None:
         lambda: node.containerd_ready(cfg),
     )
     start_component(cfg, containerd)
-    node.import_images(cfg, ["pause"])  # the platform's images: `make images`
+    node.import_images(cfg, ["pause", "volume-helper"])  # the platform's images: `make images`
     start_plane(cfg, [f"IP:{first_service_ip(cfg)}", f"IP:{cfg.api_host}"])
     kubectl(cfg, "apply", "--server-side", "-f", "-", stdin=node.COREDNS_RBAC)
+    kubectl(
+        cfg, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=node.local_path_manifest(cfg, helper_ref)
+    )
     for c in node_components(cfg):
         start_component(cfg, c)
     t0 = time.monotonic()
@@ -1039,7 +1086,14 @@ def start_node(cfg: Config) -> None:
     raise ClusterError(f"node {node.NODE_NAME} not Ready after 120s ({state}); see {cfg.logfile('kubelet')}")
 
 
-NODE_PROCESSES = ("coredns", "kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager")
+NODE_PROCESSES = (
+    "local-path-provisioner",
+    "coredns",
+    "kube-proxy",
+    "kubelet",
+    "kube-scheduler",
+    "kube-controller-manager",
+)
 
 
 def down_node(cfg: Config) -> None:

@@ -8,11 +8,14 @@
     images.py json                              images.json
 
 Images (names): the services users auth posts relations notifications feed activity gateway
-(services/Dockerfile, --build-arg SERVICE=<name>), the Kopf operator (operator/Dockerfile) and
-pause, the pod sandbox image (images/pause: a static C program in a FROM scratch image; give it
-to containerd as sandbox_image). Each is tagged with a hash of its inputs, the first 12 hex
+(services/Dockerfile, --build-arg SERVICE=<name>), the Kopf operator (operator/Dockerfile),
+the servers of Managed environments postgres, redis and kafka (images/<name>: Debian's
+PostgreSQL 15 and Redis 7 packages; Debian's Java 17 and the Kafka jars `make bootstrap` caches
+for the local stack), volume-helper (the base alone: the node's local-path provisioner runs it to
+create and delete volume folders), and pause, the pod sandbox image (images/pause: a static C program in a
+FROM scratch image; give it to containerd as sandbox_image). Each is tagged with a hash of its inputs, the first 12 hex
 digits of a sha256 over the files that go into it (Dockerfile, .dockerignore, pyproject.toml
-files, uv.lock, the package sources, migrations; pause.c):
+files, uv.lock, the package sources, migrations; pause.c; images/<name>/ and the Kafka jars):
 
     localhost/pinstack/<name>:<hash>
 
@@ -28,7 +31,9 @@ Inside the builds pip and uv fetch from PyPI with the host's /etc/ssl/certs (and
 
 `check` runs every service image on --network host as uid 10001 and waits for /healthz, runs
 the operator image's --help and its default command (which must fail at once without a kube
-config), and starts and stops the pause image (exit 0 on SIGTERM).
+config), starts each server image as the operator runs it (uid 10001, read-only root, a scratch
+data volume, a free port) until it answers, and starts and stops the pause image (exit 0 on
+SIGTERM).
 
 `import` runs `ctr -a SOCKET -n k8s.io images import <archive>` for each image the containerd
 does not list yet, then checks that `ctr images ls` lists every ref exactly as above (the name
@@ -51,6 +56,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,10 +69,14 @@ from pathlib import Path
 from typing import Any
 
 from proclib import HOST, ScriptError, cache_root, file_lock, fmt_seconds, fmt_size, free_port
+from stack import DEFAULT_KAFKA_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
-NAMES = (*SERVICES, "operator", "pause")
+SERVERS = ("postgres", "redis", "kafka")  # Managed environments' servers (images/<name>)
+VOLUME_HELPER = "volume-helper"  # the local-path provisioner's helper pods (images/volume-helper)
+FOLDER_IMAGES = (*SERVERS, VOLUME_HELPER)  # built from their own folder under images/
+NAMES = (*SERVICES, "operator", *FOLDER_IMAGES, "pause")
 REPOSITORY = "localhost/pinstack"
 BASE = "localhost/pinstack-base:bookworm"
 BASE_SUITE = "bookworm"
@@ -80,6 +90,7 @@ RUN_FLAGS = ("--network", "host", "--ulimit", "nofile=1024:1024", "--ulimit", "n
 # what .dockerignore keeps out of every build: not part of an image, so not part of its hash
 IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", "tests"})
 HEALTH_TIMEOUT = 30.0
+SERVER_TIMEOUT = 90.0  # Kafka's JVM on a busy 2-core machine
 NAMESPACE = "k8s.io"
 
 
@@ -94,6 +105,8 @@ def say(component: str, message: str) -> None:
 class Config:
     def __init__(self) -> None:
         cache = cache_root()
+        kafka_version = os.environ.get("KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+        self.kafka_jars = cache / "kafka" / kafka_version / "jars"  # what stack.py's bootstrap caches
         self.rootfs = cache / "rootfs" / f"{BASE_SUITE}-py"
         self.dir = cache / "images"
         self.logs = self.dir / "logs"
@@ -147,8 +160,14 @@ class Image:
         return f"{REPOSITORY}/{self.name}:{self.tag}"
 
     @property
-    def python(self) -> bool:
+    def on_base(self) -> bool:
+        """Built FROM the local Debian base (everything but pause)."""
         return self.name != "pause"
+
+    @property
+    def repo_context(self) -> bool:
+        """The Python images build from the repository; the others from a folder of their own."""
+        return self.name not in (*FOLDER_IMAGES, "pause")
 
 
 def content_tag(name: str, recipe: str, files: list[Path]) -> str:
@@ -204,6 +223,13 @@ def images() -> dict[str, Image]:
     dashboards = tree(REPO / "dashboards" / "json", REPO / "dashboards" / "rules" / "pinstack.rules.yaml")
     operator = [*manifests, *tree(REPO / "operator"), *dashboards]
     result["operator"] = Image("operator", REPO / "operator" / "Dockerfile", content_tag("operator", recipe, operator))
+    base_recipe = recipe.split("\0", 1)[0]
+    for server in FOLDER_IMAGES:
+        folder = REPO / "images" / server
+        # the Kafka jars are named with their versions: their names stand for their contents
+        jars = sorted(j.name for j in Config().kafka_jars.glob("*.jar")) if server == "kafka" else []
+        tag = content_tag(server, "\0".join([base_recipe, *jars]), tree(folder))
+        result[server] = Image(server, folder / "Dockerfile", tag)
     pause = REPO / "images" / "pause"
     pause_files = [pause / "Dockerfile", pause / "pause.c"]
     result["pause"] = Image(
@@ -279,10 +305,21 @@ def write_index(cfg: Config, index: dict[str, dict[str, Any]]) -> None:
     tmp.replace(cfg.index)
 
 
-def build_context(image: Image, workdir: Path) -> Path:
-    """The build context: the repository, or for pause a folder with the compiled program."""
-    if image.python:
+def build_context(cfg: Config, image: Image, workdir: Path) -> Path:
+    """The build context: the repository; for a server its folder (+ the Kafka jars as libs/);
+    for pause a folder with the compiled program."""
+    if image.repo_context:
         return REPO
+    if image.name in FOLDER_IMAGES:
+        shutil.copytree(image.dockerfile.parent, workdir, dirs_exist_ok=True)
+        if image.name == "kafka":
+            if not (cfg.kafka_jars / ".pinstack-complete").exists():
+                raise ImageError(f"the Kafka jars are missing ({cfg.kafka_jars}): run `make bootstrap` first")
+            # hard links when the cache is on the same file system: 56 MB are not copied
+            shutil.copytree(
+                cfg.kafka_jars, workdir / "libs", copy_function=link_or_copy, ignore=lambda *_: {".pinstack-complete"}
+            )
+        return workdir
     require("gcc", hint="apt-get install -y gcc libc6-dev (compiles the pause program)")
     binary = workdir / "pause"
     proc = run("gcc", *PAUSE_CFLAGS, "-o", str(binary), str(image.dockerfile.parent / "pause.c"), check=False)
@@ -295,8 +332,10 @@ def build_context(image: Image, workdir: Path) -> Path:
 
 def podman_build(cfg: Config, image: Image, no_cache: bool) -> float:
     args = [*PODMAN, "build", *RUN_FLAGS, "--pull=never", "--layers", "-f", str(image.dockerfile), "-t", image.ref]
-    if image.python:
-        args += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro", "--build-arg", f"BASE={BASE}"]
+    if image.on_base:
+        args += ["--build-arg", f"BASE={BASE}"]
+    if image.repo_context:  # pip and uv fetch over TLS with the host's CA store and settings
+        args += ["-v", "/etc/ssl/certs:/etc/ssl/certs:ro"]
         if Path("/etc/pip.conf").is_file():
             args += ["-v", "/etc/pip.conf:/etc/pip.conf:ro"]
     for key, value in image.build_args:
@@ -307,7 +346,7 @@ def podman_build(cfg: Config, image: Image, no_cache: bool) -> float:
     log = cfg.log(image.name)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"pinstack-{image.name}-") as tmp:
-        args.append(str(build_context(image, Path(tmp))))
+        args.append(str(build_context(cfg, image, Path(tmp))))
         with log.open("w") as fh:
             fh.write(f"$ {' '.join(args)}\n")
             fh.flush()
@@ -332,6 +371,13 @@ def save(cfg: Config, image: Image, fresh: bool) -> Path:
     return archive
 
 
+def link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def build(cfg: Config, names: list[str], no_cache: bool = False) -> dict[str, dict[str, Any]]:
     require("podman", "runc", hint="apt-get install -y podman runc")
     cfg.dir.mkdir(parents=True, exist_ok=True)
@@ -349,7 +395,7 @@ def build(cfg: Config, names: list[str], no_cache: bool = False) -> dict[str, di
                 built_at = previous.get("built_at", "") if same else podman_created(image.ref)
                 built[name] = "skipped"
             else:
-                if image.python:
+                if image.on_base:
                     ensure_base(cfg)
                 say(name, f"building {image.ref} (log {cfg.log(name)})")
                 seconds = podman_build(cfg, image, no_cache)
@@ -454,6 +500,73 @@ def check_pause(ref: str) -> str:
     return f"running, exit 0 on SIGTERM after {fmt_seconds(stopped)}"
 
 
+def server_run_args(name: str, port: int, data: Path) -> list[str]:
+    """`podman run` arguments that start a server image as the operator's StatefulSet does."""
+    common = ["--user", f"{APP_UID}:{APP_UID}", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
+    if name == "postgres":
+        env = {"POSTGRES_PASSWORD": "check", "PGPORT": str(port)}
+        return [*common, *(f"-e={k}={v}" for k, v in env.items()), "-v", f"{data}:/var/lib/postgresql/data"]
+    if name == "redis":
+        return [*common, "-v", f"{data}:/data"]
+    settings = {
+        "NODE_ID": "1",
+        "PROCESS_ROLES": "broker,controller",
+        "LISTENERS": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{port + 1}",
+        "CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "CONTROLLER_QUORUM_VOTERS": f"1@{HOST}:{port + 1}",
+        "OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "LOG_DIRS": "/var/lib/kafka/data/logs",
+    }
+    return [*common, *(f"-e=KAFKA_{k}={v}" for k, v in settings.items()), "-v", f"{data}:/var/lib/kafka/data"]
+
+
+def server_ready(name: str, cid: str, port: int) -> bool:
+    if name == "postgres":
+        probe = ["pg_isready", "-h", HOST, "-p", str(port), "-U", "postgres"]
+    elif name == "redis":
+        probe = ["redis-cli", "-p", str(port), "ping"]
+    else:
+        return port_open(port) and "Kafka Server started" in podman("logs", cid, check=False).stdout
+    return podman("exec", cid, *probe, check=False).returncode == 0
+
+
+def check_server(name: str, ref: str) -> str:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix=f"pinstack-check-{name}-") as data:
+        os.chmod(data, 0o777)  # noqa: S103 (as the node's volumes are: any uid may write)
+        command = ["redis-server", "--port", str(port), "--dir", "/data"] if name == "redis" else []
+        cid = podman("run", "-d", *RUN_FLAGS, *server_run_args(name, port, Path(data)), ref, *command).stdout.strip()
+        try:
+            t0 = time.monotonic()
+            deadline = t0 + SERVER_TIMEOUT
+            while not server_ready(name, cid, port):
+                if time.monotonic() > deadline or not running(cid):
+                    logs = podman("logs", "--tail", "20", cid, check=False)
+                    raise ImageError(f"{ref}: not ready in {SERVER_TIMEOUT:.0f}s:\n{logs.stdout}{logs.stderr}")
+                time.sleep(0.5)
+            return f"ready after {fmt_seconds(time.monotonic() - t0)} on port {port}, uid {APP_UID}, read-only root"
+        finally:
+            podman("rm", "-f", "-t", "10", cid, check=False)
+
+
+def check_volume_helper(ref: str) -> str:
+    """What the provisioner's setup and teardown scripts run: sh, mkdir -m, rm -rf."""
+    script = "mkdir -m 0777 -p /tmp/v/pvc && test -d /tmp/v/pvc && rm -rf /tmp/v/pvc && test ! -e /tmp/v/pvc && echo ok"
+    done = podman("run", "--rm", *RUN_FLAGS, ref, "sh", "-c", script, check=False, timeout=60)
+    if done.stdout.strip() != "ok":
+        raise ImageError(f"{ref}: the volume scripts failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return "sh, mkdir and rm work"
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def check(cfg: Config, names: list[str]) -> None:
     index = build(cfg, names)
     failed = []
@@ -464,6 +577,10 @@ def check(cfg: Config, names: list[str]) -> None:
                 result = check_pause(ref)
             elif name == "operator":
                 result = check_operator(ref)
+            elif name in SERVERS:
+                result = check_server(name, ref)
+            elif name == VOLUME_HELPER:
+                result = check_volume_helper(ref)
             else:
                 result = check_service(ref)
         except (ImageError, subprocess.TimeoutExpired) as exc:

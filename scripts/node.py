@@ -521,6 +521,130 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "pinstack:cor
 """
 
 
+# The node's dynamic volumes: Rancher's local-path-provisioner (kind's default StorageClass) runs
+# as a host process like the other components; a claim of class local-path gets a folder under
+# <state>/volumes, made (0777: any pod's uid may write) and removed by a short helper pod.
+LOCAL_PATH_NAMESPACE = "local-path-storage"
+LOCAL_PATH_CONFIGMAP = "local-path-config"
+LOCAL_PATH_HELPER_SA = "local-path-helper"
+STORAGE_CLASS = "local-path"
+
+
+def volumes_dir(cfg: Config) -> Path:
+    return cfg.state / "volumes"
+
+
+def local_path_manifest(cfg: Config, helper_image: str) -> str:
+    """Namespace, RBAC, the provisioner's ConfigMap and the default StorageClass (JSON is YAML)."""
+    user = "pinstack:local-path-provisioner"
+    meta = {"labels": {"app.kubernetes.io/part-of": "pinstack-node"}}
+    config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(volumes_dir(cfg))]}]}
+    helper_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "helper-pod"},
+        "spec": {
+            "priorityClassName": "system-node-critical",
+            "automountServiceAccountToken": False,
+            # root in the helper: it creates and removes folders in a root-owned directory
+            "containers": [
+                {
+                    "name": "helper-pod",
+                    "image": helper_image,
+                    "imagePullPolicy": "Never",
+                    "securityContext": {"runAsUser": 0, "runAsNonRoot": False},
+                }
+            ],
+        },
+    }
+    objects: list[dict[str, object]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": LOCAL_PATH_NAMESPACE,
+                # helper pods mount a hostPath: this namespace alone is privileged
+                "labels": {**meta["labels"], "pod-security.kubernetes.io/enforce": "privileged"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": LOCAL_PATH_HELPER_SA, "namespace": LOCAL_PATH_NAMESPACE, **meta},
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user, **meta},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["nodes", "persistentvolumeclaims", "configmaps", "pods", "pods/log"],
+                    "verbs": ["get", "list", "watch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["persistentvolumes"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                },
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+                {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list", "watch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": user, **meta},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": user},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": user, "namespace": LOCAL_PATH_NAMESPACE, **meta},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["pods"],
+                    "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": user, "namespace": LOCAL_PATH_NAMESPACE, **meta},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": LOCAL_PATH_CONFIGMAP, "namespace": LOCAL_PATH_NAMESPACE, **meta},
+            "data": {
+                "config.json": json.dumps(config),
+                "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+                "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+                "helperPod.yaml": json.dumps(helper_pod),
+            },
+        },
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": STORAGE_CLASS,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                **meta,
+            },
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer",
+            "reclaimPolicy": "Delete",
+        },
+    ]
+    return "\n---\n".join(json.dumps(o) for o in objects)
+
+
 # ----------------------------------------------------------------------------- teardown helpers
 
 

@@ -17,6 +17,7 @@
 #   apiserver-kubelet-client     the API server's client cert towards the kubelet
 #   controller-manager, scheduler, kube-proxy   system:kube-controller-manager, ...
 #   coredns                      pinstack:coredns (a ClusterRole of cluster.py grants it reads)
+#   local-path-provisioner       pinstack:local-path-provisioner (its ClusterRole: scripts/node.py)
 # Needs openssl (Debian: apt-get install openssl).
 set -euo pipefail
 
@@ -79,6 +80,7 @@ if [ -n "${NODE:-}" ]; then
     client scheduler "/CN=system:kube-scheduler"
     client kube-proxy "/CN=system:kube-proxy"
     client coredns "/CN=pinstack:coredns"
+    client local-path-provisioner "/CN=pinstack:local-path-provisioner"
     if [ ! -s kubelet-serving.crt ] || [ "$(cat kubelet-serving.san 2>/dev/null)" != "$NODE" ]; then
         sign kubelet-serving "/CN=$node_name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
