@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from pinstack_kit.validation import INT64_MAX, INT64_MIN, check_email, check_url
@@ -30,22 +30,84 @@ def _optional_email(value: str) -> str:
     return check_email(value) if value else value
 
 
-MIN_USERNAME, MAX_USERNAME = 3, 32
+def declared(**schema: Any) -> Any:
+    """JSON Schema keywords for the OpenAPI document of a rule a validator enforces."""
+    return Field(json_schema_extra=schema)
 
-Int64 = Annotated[int, Strict(), AfterValidator(_int64)]
-Email = Annotated[str, AfterValidator(check_email)]
-Url = Annotated[str, Field(max_length=2048), AfterValidator(check_url)]
-OptionalUsername = Annotated[str, _optional_length(MIN_USERNAME, MAX_USERNAME)]
-OptionalEmail = Annotated[str, AfterValidator(_optional_email)]
-Password = Annotated[str, Field(min_length=6, max_length=1024)]
+
+MIN_USERNAME, MAX_USERNAME = 3, 32
+MAX_EMAIL = 254  # the users service's column
+# The users and auth services take passwords of at most 256 characters (argon2 input bound).
+MAX_PASSWORD = 256
+
+Int64 = Annotated[int, Strict(), AfterValidator(_int64), declared(format="int64")]
+Email = Annotated[str, Field(max_length=MAX_EMAIL), AfterValidator(check_email), declared(format="email")]
+Url = Annotated[
+    str,
+    Field(max_length=2048),
+    AfterValidator(check_url),
+    declared(
+        format="uri",
+        pattern="^[Hh][Tt][Tt][Pp][Ss]?://",
+        description="an http(s) link any client may fetch: no credentials, no IP address of a loopback, "
+        "private, link-local or reserved network, a host name with a dot that is not `localhost` nor under "
+        "`.localhost`, `.local`, `.localdomain`, `.internal`, `.lan` or `.home.arpa`",
+    ),
+]
+# Empty means "unchanged".
+OptionalUsername = Annotated[
+    str,
+    _optional_length(MIN_USERNAME, MAX_USERNAME),
+    declared(anyOf=[{"maxLength": 0}, {"minLength": MIN_USERNAME, "maxLength": MAX_USERNAME}]),
+]
+OptionalEmail = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL),
+    AfterValidator(_optional_email),
+    declared(anyOf=[{"maxLength": 0}, {"format": "email"}]),
+]
+Password = Annotated[str, Field(min_length=6, max_length=MAX_PASSWORD)]
 # New passwords need 8 (upstream's gateway said 6 but its backend refused 6-7 with a 500).
-NewPassword = Annotated[str, Field(min_length=8, max_length=1024)]
+NewPassword = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD)]
+
+# pydantic cannot fold a bound on a type with an after-validator (Int64) into JSON Schema keywords
+_KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_keywords(schema: Any) -> None:
+    if isinstance(schema, dict):
+        for constraint, keyword in _KEYWORDS.items():
+            if constraint in schema:
+                schema[keyword] = schema.pop(constraint)
+        if schema.get("format") == "int64":  # beyond it Go's decoder refuses the number
+            schema.setdefault("minimum", INT64_MIN)
+            schema.setdefault("maximum", INT64_MAX)
+        for value in schema.values():
+            _json_schema_keywords(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _json_schema_keywords(value)
+
+
+def _document_body(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A field is required when its absence (Go's zero value) is refused, whatever its default."""
+    try:
+        model.model_validate({})
+        refused: set[Any] = set()
+    except ValidationError as exc:
+        refused = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    required = [name for name in schema.get("properties", {}) if name in refused]
+    for name in required:
+        schema["properties"][name].pop("default", None)
+    if required:
+        schema["required"] = required
+    _json_schema_keywords(schema)
 
 
 class Body(BaseModel):
     """A public request body: strict JSON types, missing fields take Go's zero values."""
 
-    model_config = ConfigDict(strict=True, validate_default=True, extra="ignore")
+    model_config = ConfigDict(strict=True, validate_default=True, extra="ignore", json_schema_extra=_document_body)
 
     @field_validator("*")
     @classmethod

@@ -56,16 +56,25 @@ class TrailingSlash:
         await self.app(scope, receive, send)
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods of the resource `path` names: the routes of its most literal matching path
+    template. `/users/avatar` is its own resource (PUT), not the `/users/{user_id}` its text also
+    matches; Starlette's own `Allow` names only the first matching route's methods."""
+    routes = [route for route in api_routes(app.routes) if route.path_regex.match(path)]
+    if not routes:
+        return []
+    template = min(routes, key=lambda route: route.path_format.count("{")).path_format
+    return sorted({m for route in routes if route.path_format == template for m in route.methods or ()})
+
+
 def _allow_every_method(app: FastAPI) -> None:
-    """A 405's `Allow` lists every method of the path (Starlette names only the first route's)."""
+    """A 405's `Allow` lists every method of the resource."""
     render = app.exception_handlers[StarletteHTTPException]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 405:
-            path = request.scope["path"]
-            methods = sorted({m for r in api_routes(app.routes) if r.path_regex.match(path) for m in r.methods or ()})
-            exc = StarletteHTTPException(405, headers={"Allow": ", ".join(methods)})
+            exc = StarletteHTTPException(405, headers={"Allow": ", ".join(allowed_methods(app, request.scope["path"]))})
         response = render(request, exc)
         return await response if inspect.isawaitable(response) else response
 
@@ -112,7 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Pinstack API",
         version="1.0.0",
         description="Wire-compatible Pinstack REST API. Every response is a JSON envelope: "
-        '`{"status": <code>, "data": ...}` on success, `{"status": <code>, "message": "..."}` on error.',
+        '`{"status": <code>, "data": ...}` on success, `{"status": <code>, "message": "..."}` on error. '
+        "A request outside what this document declares is a 400 (`invalid input` or `validation failed`); "
+        "no string may hold a NUL character.",
         routers=ROUTERS,
         use_database=False,
         use_redis=True,

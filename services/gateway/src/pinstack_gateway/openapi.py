@@ -17,6 +17,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from pinstack_gateway.fields import MAX_USERNAME, MIN_USERNAME
+from pinstack_gateway.idempotency import MAX_KEY_LENGTH
+from pinstack_kit.cursors import MAX_CURSOR_LENGTH
+from pinstack_kit.validation import INT64_MAX, SIMPLE_EMAIL
+
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi.json"
 BEARER = {"BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 WRITES = {"post", "put", "patch", "delete"}
@@ -37,6 +42,69 @@ TOO_MANY = {
     },
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
 }
+
+
+# What the gateway and its services enforce on path and query values, which the endpoints take as
+# raw strings to parse them the upstream way (params.py): a value outside these is a 400.
+INT64 = {"type": "integer", "format": "int64", "maximum": INT64_MAX}
+PATH_ID = {**INT64, "minimum": 1}
+_CURSOR = {"type": "string", "maxLength": MAX_CURSOR_LENGTH}
+_PREVIOUS = "`next_cursor` (or the `Link` header's cursor) of the previous page; absent or empty: the first page. "
+TIME_CURSOR = {
+    **_CURSOR,
+    "format": "pinstack-cursor",
+    "description": _PREVIOUS + "Its format: base64url without padding of `<key>:<id>`, two decimal integers, "
+    "the key a time in microseconds since 1970-01-01 UTC (milliseconds for the home feed) up to the end "
+    "of year 9999, the id 0 to 2^63-1.",
+}
+ID_CURSOR = {
+    **_CURSOR,
+    "format": "pinstack-id-cursor",
+    "description": _PREVIOUS + "Its format: base64url without padding of the last id shown, 0 to 2^63-1.",
+}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
+PATH_PARAMETERS = {
+    "user_id": PATH_ID,
+    "post_id": PATH_ID,
+    "comment_id": PATH_ID,
+    "notification_id": PATH_ID,
+    "username": {"type": "string", "minLength": MIN_USERNAME, "maxLength": MAX_USERNAME},
+    "email": {"type": "string", "pattern": f"^{SIMPLE_EMAIL.pattern}$"},
+}
+# (path, query parameter) -> (required, schema); every other `cursor` is a TIME_CURSOR.
+QUERY_PARAMETERS: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = {
+    ("/api/v1/users/search", "cursor"): (False, ID_CURSOR),
+    ("/api/v1/posts/{post_id}/comments", "cursor"): (False, ID_CURSOR),
+    ("/api/v1/users/search", "query"): (True, {"type": "string", "minLength": 1, "maxLength": 100}),
+    ("/api/v1/notification/feed", "page"): (False, {"type": "integer", "format": "int32", "minimum": 1}),
+    ("/api/v1/notification/feed", "limit"): (False, LIMIT),
+    ("/api/v1/posts/list", "author_id"): (False, {**INT64, "minimum": 0}),
+    ("/api/v1/posts/list", "offset"): (False, {**INT64, "minimum": 0}),
+    ("/api/v1/posts/list", "limit"): (False, {**LIMIT, "minimum": 0}),
+    ("/api/v1/posts/list", "created_after"): (False, {"type": "string", "format": "date-time"}),
+    ("/api/v1/posts/list", "created_before"): (False, {"type": "string", "format": "date-time"}),
+    ("/api/v1/feed", "limit"): (False, LIMIT),
+    ("/api/v1/posts/{post_id}/likes", "limit"): (False, LIMIT),
+    ("/api/v1/posts/{post_id}/comments", "limit"): (False, LIMIT),
+    ("/api/v1/posts/{post_id}/comments", "parent_id"): (False, PATH_ID),
+}
+
+
+def _declare_parameters(path: str, operation: dict[str, Any], unused: set[tuple[str, str]]) -> None:
+    for parameter in operation.get("parameters", ()):
+        name, where = parameter["name"], parameter["in"]
+        if where == "path":
+            parameter["schema"] = {**PATH_PARAMETERS[name], "title": parameter["schema"]["title"]}
+        elif where == "query" and ((path, name) in QUERY_PARAMETERS or name == "cursor"):
+            unused.discard((path, name))
+            required, schema = QUERY_PARAMETERS.get((path, name), (False, TIME_CURSOR))
+            parameter["schema"] = schema
+            if name == "cursor":
+                parameter.pop("description", None)  # the schema's
+            if required:
+                parameter["required"] = True
+        elif where == "header" and name == "Idempotency-Key":
+            parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}
 
 
 KEY_REUSED = {
@@ -75,11 +143,13 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     document["components"]["securitySchemes"] = BEARER
+    unused = set(QUERY_PARAMETERS)
     for route in api_routes(app.routes):
         if not route.include_in_schema:
             continue
         for method in route.methods or ():
             operation = document["paths"][route.path_format][method.lower()]
+            _declare_parameters(route.path_format, operation, unused)
             operation["responses"].pop("422", None)  # bad input is 400 in the envelope
             if _needs_auth(route):
                 operation["security"] = [{"BearerAuth": []}]
@@ -99,6 +169,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
                 }
+    if unused:  # a renamed parameter must not silently lose its rules
+        raise RuntimeError(f"QUERY_PARAMETERS names parameters no route has: {sorted(unused)}")
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     return document

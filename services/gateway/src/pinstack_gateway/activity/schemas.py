@@ -4,7 +4,8 @@ from pinstack_gateway.fields import Body, Int64
 
 
 class CreateCommentRequest(Body):
-    content: str = Field("", min_length=1, max_length=2000)
+    # the activity service refuses blank content
+    content: str = Field("", min_length=1, max_length=2000, json_schema_extra={"pattern": r"\S"})
     parent_id: Int64 | None = Field(None, ge=1, description="the comment this one replies to")
 
 

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from pinstack_gateway.fields import Body, Int64, Url
+from pinstack_gateway.fields import Body, Int64, Url, declared
 
 MEDIA_TYPES = ("image", "video")
 
@@ -19,8 +19,13 @@ def _null_is_empty(value: object) -> object:
 
 MediaUrl = Annotated[Url, Field(max_length=512)]
 MediaType = Annotated[str, AfterValidator(_media_type)]
-# No gateway rule on tags; the posts service refuses empty or over-long names (`validation failed`).
-Tags = list[Annotated[str, BeforeValidator(_null_is_empty)]]
+# No gateway rule on tags or content; the posts service refuses empty or over-long names, more than
+# ten distinct tags and over-long content (`validation failed`): the document says so.
+Tags = Annotated[
+    list[Annotated[str, BeforeValidator(_null_is_empty), declared(minLength=1, maxLength=50)]],
+    declared(maxItems=10, description="at most 10 distinct names; repeated ones count once"),
+]
+Content = Annotated[str, declared(maxLength=200_000)]
 
 
 class MediaItemRequest(Body):
@@ -35,7 +40,7 @@ MediaItems = Annotated[list[MediaItemRequest], Field(max_length=9)]
 
 class CreatePostRequest(Body):
     title: str = Field("", min_length=1, max_length=255)
-    content: str | None = None
+    content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None
 
@@ -44,7 +49,7 @@ class UpdatePostRequest(Body):
     """Every field optional: empty or absent leaves the stored value as it is."""
 
     title: str | None = Field(None, max_length=255)
-    content: str | None = None
+    content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None
 
