@@ -11,14 +11,11 @@ import json
 import logging
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,17 +26,24 @@ import redis as redis_sync
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from kopf.testing import KopfRunner
+from operator_support import (
+    PG,
+    PG_PORT,
+    REDIS_PORT,
+    ROOT,
+    SERVICES,
+    Env,
+    acl_users,
+    drop_databases_and_roles,
+    drop_everything,
+    kafka_topics,
+    new_env,
+    pg_state,
+)
 
-from pinstack_kit.testing import KAFKA, PG_ADMIN_DSN, REDIS_URL, KubeCluster, stop_process
+from pinstack_kit.testing import KAFKA, KubeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
-
-ROOT = Path(__file__).resolve().parents[2]
-# The servers `make infra` started (ports come from the environment: CI uses its own).
-PG_PORT = int(urlsplit(PG_ADMIN_DSN).port or 5432)
-PG = {"host": "127.0.0.1", "port": PG_PORT, "user": "postgres", "dbname": "postgres", "autocommit": True}
-REDIS_PORT = int(urlsplit(REDIS_URL).port or 6379)
-SERVICES = ["users", "auth", "relations", "gateway"]
 
 
 @pytest.fixture(scope="module")
@@ -86,167 +90,15 @@ class _RecentLog(logging.Handler):
         return "\n".join(list(self.lines)[-keep:])
 
 
-class Env:
-    def __init__(self, cluster: KubeCluster, namespace: str, tag: str, runner: KopfRunner | None = None) -> None:
-        self.cluster, self.namespace, self.tag, self.name = cluster, namespace, tag, "env"
-        self.runner = runner
-
-    def kubectl(self, *args: str, **kw: Any) -> Any:
-        return self.cluster.kubectl("-n", self.namespace, *args, **kw)
-
-    def get(self, kind: str, name: str) -> dict[str, Any]:
-        return json.loads(self.kubectl("get", kind, name, "-o", "json").stdout)
-
-    def manifest(self, policy: str = "Retain", partitions: int = 2) -> dict[str, Any]:
-        return {
-            "apiVersion": "pinstack.io/v1alpha1",
-            "kind": "PinstackEnvironment",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": {
-                "deletionPolicy": policy,
-                "services": SERVICES,
-                "postgres": {
-                    "host": "127.0.0.1",
-                    "port": PG_PORT,
-                    "sslMode": "disable",
-                    "databasePrefix": f"{self.tag}_",
-                    "adminSecretRef": {"name": "pg-admin"},
-                },
-                "redis": {
-                    "host": "127.0.0.1",
-                    "port": REDIS_PORT,
-                    "keyPrefix": f"{self.tag}.",
-                    "adminSecretRef": {"name": "redis-admin"},
-                },
-                "kafka": {
-                    "bootstrapServers": KAFKA,
-                    "topicPrefix": f"{self.tag}.",
-                    "topicDefaults": {"partitions": partitions, "retentionMs": 86400000},
-                    "topics": [{"name": "relation-events", "partitions": 3, "config": {"cleanup.policy": "delete"}}],
-                },
-                "dashboards": {"folder": "Pinstack"},
-            },
-        }
-
-    def apply(self, body: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
-
-    def wait_until(self, check: Callable[[], Any], what: str, timeout: float = 120, interval: float = 0.5) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                last = check()
-                if last:
-                    return last
-            except Exception as e:  # not there yet
-                last = e
-            time.sleep(interval)
-        raise AssertionError(f"timed out waiting for {what}: {last}\n{self.diagnostics()}")
-
-    def diagnostics(self) -> str:
-        """What a timeout needs to be understood: the resource (Kopf's progress annotations hold a
-        handler's retries and errors) and the operator's last log lines."""
-        got = self.kubectl("get", "pse", "-o", "yaml", check=False)
-        recent = getattr(self.runner, "recent", None)
-        log = recent.tail() if recent is not None else ""
-        return f"--- resources:\n{got.stdout[-4000:]}{got.stderr[-500:]}\n--- operator log:\n{log}"
-
-    def ready(self) -> dict[str, Any]:
-        body = self.get("pse", self.name)
-        conds = {c["type"]: c for c in body.get("status", {}).get("conditions", [])}
-        ok = conds.get("Ready", {}).get("status") == "True"
-        return body if ok and body["status"]["observedGeneration"] == body["metadata"]["generation"] else {}
-
-    def secret(self, service: str) -> dict[str, str]:
-        data = self.get("secret", f"{self.name}-{service}-connection")["data"]
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
-
-
-def _new_env(cluster: KubeCluster, namespace: str, tag: str, runner: KopfRunner | None) -> Env:
-    e = Env(cluster, namespace, tag, runner)
-    cluster.kubectl("create", "namespace", namespace)
-    e.kubectl(
-        "create", "secret", "generic", "pg-admin", "--from-literal=username=postgres", "--from-literal=password=x"
-    )
-    e.kubectl(
-        "create", "secret", "generic", "redis-admin", "--from-literal=username=default", "--from-literal=password="
-    )
-    return e
-
-
 @pytest.fixture
 def env(kube_cluster: KubeCluster, operator: KopfRunner, worker_prefix: str) -> Iterator[Env]:
     tag = f"t{uuid.uuid4().hex[:8]}"
-    e = _new_env(kube_cluster, f"{worker_prefix}{tag}", tag, operator)
+    e = new_env(kube_cluster, f"{worker_prefix}{tag}", tag, operator)
     yield e
     # Leave nothing behind on the shared servers, whatever the test did. Wait for the finalizer
     # first: a drift pass that began before the delete may still be creating a database.
     e.kubectl("delete", "pse", "--all", "--timeout=60s", check=False)
-    _drop_everything(tag)
-
-
-def _drop_everything(tag: str) -> None:
-    _drop_databases_and_roles(f"{tag}\\_%")
-    r = redis_sync.Redis(port=REDIS_PORT, decode_responses=True)
-    for user in r.acl_users():
-        if user.startswith(f"{tag}."):
-            r.acl_deluser(user)
-    for marker in r.scan_iter(f"pinstack-operator:owner:{tag}.*"):
-        r.delete(marker)
-    asyncio.run(_delete_topics(tag))
-
-
-def _drop_databases_and_roles(like: str) -> None:
-    """DROP DATABASE cannot share a transaction with DROP ROLE: a drift pass of a running operator
-    may re-create the database in between, so a round that races it is repeated."""
-    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        for _ in range(3):
-            try:
-                for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,)).fetchall():
-                    conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-                for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (like,)).fetchall():
-                    conn.execute(f'DROP ROLE "{role}"')
-                break
-            except psycopg.errors.DependentObjectsStillExist:
-                time.sleep(1)
-
-
-async def _kafka_topics() -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        names = await admin.list_topics()
-        described = await admin.describe_topics(names)
-        return {t["topic"]: len(t["partitions"]) for t in described}
-    finally:
-        await admin.close()
-
-
-async def _delete_topics(tag: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA)
-    await admin.start()
-    try:
-        doomed = [t for t in await admin.list_topics() if t.startswith(f"{tag}.")]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
-
-
-def kafka_topics() -> dict[str, int]:
-    return asyncio.run(_kafka_topics())
-
-
-def pg_state(tag: str) -> tuple[set[str], set[str]]:
-    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        dbs = {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{tag}\\_%",))}
-        roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{tag}\\_%",))}
-    return dbs, roles
-
-
-def acl_users(tag: str) -> set[str]:
-    return {u for u in redis_sync.Redis(port=REDIS_PORT, decode_responses=True).acl_users() if u.startswith(f"{tag}.")}
+    drop_everything(tag)
 
 
 def test_apply_becomes_ready_with_everything_provisioned(env: Env) -> None:
@@ -369,7 +221,7 @@ def test_drift_is_corrected_and_reported(env: Env) -> None:
     env.wait_until(env.ready, "Ready")
     tag = env.tag
     asyncio.run(_delete_one_topic(f"{tag}.user-events"))
-    _drop_databases_and_roles(f"{tag}\\_auth")
+    drop_databases_and_roles(f"{tag}\\_auth")
     redis_sync.Redis(port=REDIS_PORT).acl_deluser(f"{tag}.users")
     env.kubectl(
         "patch", "cm", "env-dashboard-red", "--type=merge", "-p", json.dumps({"data": {"pinstack-red.json": "{}"}})
@@ -571,80 +423,6 @@ def test_a_failed_pass_is_reported_and_retried_within_seconds(env: Env, monkeypa
     assert calls["n"] >= 2
 
 
-def _operator_process(cluster: KubeCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
-    """The operator as its Deployment runs it: `python -m pinstack_operator`, its own process."""
-    env = {**cluster.env, "METRICS_PORT": "0", "DRIFT_INTERVAL_SECONDS": "3", "DRIFT_IDLE_SECONDS": "1"}
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "pinstack_operator", "--standalone", f"--namespace={namespace}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def test_operator_killed_mid_reconcile_converges_after_a_restart(
-    kube_cluster: KubeCluster, operator: KopfRunner, tmp_path: Path
-) -> None:
-    tag = f"t{uuid.uuid4().hex[:8]}"
-    # Outside the in-process operator's namespaces: only the operator process handles it.
-    e = _new_env(kube_cluster, f"pso-lone-{tag}", tag, None)
-    log = tmp_path / "operator.log"
-    first = _operator_process(kube_cluster, e.namespace, log)
-    second: subprocess.Popen[bytes] | None = None
-    try:
-        e.apply(e.manifest())
-
-        def provisioning_began() -> bool:
-            dbs, roles = pg_state(tag)
-            return bool(dbs or roles or acl_users(tag))
-
-        e.wait_until(provisioning_began, "the first reconcile to begin", timeout=120, interval=0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-        status_at_kill = e.get("pse", e.name).get("status") or {}
-        assert not status_at_kill.get("conditions"), "the first reconcile had already finished: no kill mid-way"
-        partial = (pg_state(tag), acl_users(tag))
-        print(f"killed mid-reconcile with {partial}")
-
-        second = _operator_process(kube_cluster, e.namespace, log)
-        body = e.wait_until(e.ready, "Ready after the restart", timeout=120)
-
-        expected = {f"{tag}_users", f"{tag}_auth", f"{tag}_relations"}
-        assert pg_state(tag) == (expected, expected)
-        assert acl_users(tag) == {f"{tag}.{s}" for s in SERVICES}
-        assert {t for t in kafka_topics() if t.startswith(f"{tag}.")} == {
-            f"{tag}.relation-events",
-            f"{tag}.user-events",
-        }
-        secrets = json.loads(e.kubectl("get", "secret", "-l", "pinstack.io/environment=env", "-o", "json").stdout)
-        assert sorted(o["metadata"]["name"] for o in secrets["items"]) == sorted(
-            f"env-{s}-connection" for s in SERVICES
-        )
-        dashboards = json.loads(e.kubectl("get", "cm", "-l", "grafana_dashboard=1", "-o", "json").stdout)["items"]
-        assert len(dashboards) == 6
-        for service in ("users", "auth", "relations"):  # the passwords in the Secrets are the ones set
-            with psycopg.connect(e.secret(service)["DATABASE_URL"]):
-                pass
-        for service in SERVICES:
-            assert redis_sync.Redis.from_url(e.secret(service)["REDIS_URL"]).ping()
-
-        from pinstack_operator.builders.spec import parse_spec
-        from pinstack_operator.reconcile import reconcile
-
-        outcome = asyncio.run(reconcile(parse_spec(e.name, e.namespace, body["spec"]), body))
-        assert outcome.ready and outcome.writes == 0, outcome.changes
-    finally:
-        for process in (first, second):
-            if process is not None:
-                stop_process(process, grace=30)
-        e.kubectl("delete", "pse", "--all", "--wait=false", check=False)
-        # No operator is left for this namespace: let the resource go without its finalizer.
-        e.kubectl("patch", "pse", e.name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
-        _drop_everything(tag)
-        print(log.read_text()[-3000:] if log.exists() else "")
-
-
 def _annotate(env: Env, *pairs: str) -> None:
     env.kubectl("annotate", "pse", env.name, "--overwrite", *pairs)
 
@@ -741,7 +519,7 @@ def test_second_environment_claiming_the_same_names_is_refused(
     owner_status = env.get("pse", env.name)["metadata"]["resourceVersion"]
 
     # Same database prefix, Redis key prefix and topic prefix on the same servers.
-    rival = _new_env(kube_cluster, f"{worker_prefix}{env.tag}-rival", env.tag, operator)
+    rival = new_env(kube_cluster, f"{worker_prefix}{env.tag}-rival", env.tag, operator)
     try:
         rival.apply(rival.manifest(policy="Delete"))
 

@@ -15,8 +15,10 @@ from pinstack_operator.builders.spec import InvalidSpec, parse_spec
 from pinstack_operator.components import COMPONENTS
 from pinstack_operator.config import CONFIG
 from pinstack_operator.reconcile import Outcome, reconcile, tear_down
+from pinstack_operator.steps import kube
 
 GROUP, VERSION, PLURAL = "pinstack.io", "v1alpha1", "pinstackenvironments"
+CRD = f"{PLURAL}.{GROUP}"
 FINALIZER = "pinstack.io/finalizer"
 # Kopf ignores every annotation under its own storage prefix (pinstack.io/) when it diffs an
 # object, so no change handler fires for these two: `follow_annotations` watches every event.
@@ -26,6 +28,7 @@ ROTATE = "pinstack.io/rotate-credentials"
 _locks: dict[str, asyncio.Lock] = {}
 _last_success = {"at": time.time()}
 _phases: dict[str, str] = {}  # namespace/name -> phase, for the pinstack_operator_resources gauge
+_crd_at_start: dict[str, str | None] = {}  # "uid": the CRD's uid when this process started
 
 
 @kopf.on.startup()
@@ -49,11 +52,31 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     metrics.serve(CONFIG.metrics_port)
     _count_phase("", None)  # every phase has a series from the start, zeros included
     metrics.declare_components(c.key for c in COMPONENTS)
+    try:
+        _crd_at_start["uid"] = kube.crd_uid(CRD)
+    except Exception as e:  # a failing startup handler would hold back everything: the probe records it
+        logging.getLogger(__name__).warning(f"CRD {CRD} not read at start: {e}")
 
 
 @kopf.on.probe(id="lastReconcileAgeSeconds")
 def last_reconcile(**_: Any) -> float:
     return round(time.time() - _last_success["at"], 1)
+
+
+@kopf.on.probe(id="crd")
+def crd_unchanged(**_: Any) -> str:
+    """Not alive once the CRD this process started with was deleted or replaced: Kopf re-reads the
+    API's discovery on a CRD event, and when that lags behind the new CRD (seen on every try
+    here), it stays blind ("Unresolved resources cannot be served") until restarted. The kubelet
+    restarts the pod on a failed liveness probe; the new process resolves the new CRD."""
+    try:
+        now = kube.crd_uid(CRD)
+    except Exception as e:  # the API server is not this process's health
+        return f"unknown ({type(e).__name__})"
+    started = _crd_at_start.setdefault("uid", now)
+    if now != started:
+        raise kopf.PermanentError(f"CRD {CRD} changed under the operator ({started} -> {now}): restart to serve it")
+    return now or "absent"
 
 
 def _exclusive(memo: kopf.Memo) -> asyncio.Lock:

@@ -52,6 +52,18 @@ def prometheus_rules_served() -> bool:
     return True
 
 
+def crd_uid(name: str) -> str | None:
+    """The uid of a CustomResourceDefinition (None: it does not exist)."""
+    try:
+        crd = client.ApiextensionsV1Api(api()).read_custom_resource_definition(name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    meta = api().sanitize_for_serialization(crd)["metadata"]
+    return str(meta["uid"])
+
+
 def _in_line(actual: Mapping[str, Any], desired: Mapping[str, Any], field: str | None) -> bool:
     meta, want = actual.get("metadata") or {}, desired["metadata"]
     for key in ("labels", "annotations"):
