@@ -258,7 +258,8 @@ def test_owner_comment_round_trip() -> None:
 
 def test_managed_mode_points_every_server_at_its_in_cluster_service() -> None:
     e = parse_spec("env", "dev", {"mode": "Managed", "services": ["users", "gateway"], "managed": {"storage": "2Gi"}})
-    assert e.managed is not None and e.managed.storage == "2Gi" and e.managed.postgres_image.startswith("postgres:")
+    assert e.managed is not None and e.managed.storage == "2Gi"
+    assert e.managed.postgres_image == managed.default_image("postgres")
     assert (e.postgres.host, e.postgres.port, e.postgres.ssl_mode) == ("env-postgres.dev.svc", 5432, "disable")
     assert e.postgres.admin == secrets_ref("postgres") and e.redis.admin == secrets_ref("redis")
     assert e.kafka.bootstrap_servers == "env-kafka.dev.svc:9092" and e.kafka.replication_factor == 1
@@ -283,6 +284,12 @@ def test_managed_servers_are_statefulsets_with_volumes_behind_headless_services(
         assert managed.SPEC_HASH in sts["metadata"]["annotations"]
         container = sts["spec"]["template"]["spec"]["containers"][0]
         assert "readinessProbe" in container and container["ports"][0]["containerPort"] == managed.PORTS[server]
+        # the restricted Pod Security level: non-root, no privilege, read-only root with a /tmp
+        pod = sts["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == managed.UID
+        assert container["securityContext"]["readOnlyRootFilesystem"]
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": managed.SCRATCH} in container["volumeMounts"]
     deleting = managed.statefulset("env", "dev", "kafka", spec_, "Delete")
     assert deleting["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
     # The hash follows the spec, so a changed spec is written and an unchanged one is not.
@@ -297,16 +304,47 @@ def test_managed_servers_are_statefulsets_with_volumes_behind_headless_services(
     assert pg["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "env-managed-admin", "key": "postgres-password"}
 
 
+def test_managed_images_default_to_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PINSTACK_MANAGED_KAFKA_IMAGE", "localhost/pinstack/kafka:abc")
+    parsed = managed.parse({"images": {"postgres": "pg:1"}})
+    assert (parsed.postgres_image, parsed.kafka_image) == ("pg:1", "localhost/pinstack/kafka:abc")
+    assert parsed.redis_image == managed.FALLBACK_IMAGES["redis"]
+
+
 def test_starting_managed_servers_make_the_phase_provisioning() -> None:
     starting = conditions.Condition(conditions.MANAGED, False, conditions.STARTING, "waiting")
     merged = conditions.merge([], [starting], 1, "t")
     assert conditions.phase(merged, first_time=False) == "Provisioning"
 
 
-def test_the_crd_defaults_the_managed_servers_as_the_operator_does() -> None:
+def test_the_crd_leaves_the_managed_images_to_the_operator() -> None:
     crd = yaml.safe_load((ROOT / "manifests" / "crd" / "pinstack.io_pinstackenvironments.yaml").read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["managed"]
-    images = {k: v["default"] for k, v in schema["properties"]["images"]["properties"].items()}
-    defaults = managed.ManagedSpec()
-    assert images == {"postgres": defaults.postgres_image, "redis": defaults.redis_image, "kafka": defaults.kafka_image}
-    assert schema["properties"]["storage"]["default"] == defaults.storage
+    # a CRD default would be stored in every resource and the operator's setting never used
+    images = schema["properties"]["images"]["properties"]
+    assert set(images) == set(managed.SERVERS) and not any("default" in v for v in images.values())
+    assert schema["properties"]["storage"]["default"] == managed.ManagedSpec().storage
+
+
+def test_a_database_or_role_not_made_for_the_environment_is_refused() -> None:
+    from pinstack_operator.builders.ownership import DatabaseFound, database_conflict
+
+    me, other = "ns/env", "ns/other"
+
+    def conflict(**found: Any) -> str | None:
+        return database_conflict(DatabaseFound("p_users", "p_users", **found), me)
+
+    assert conflict() is None  # nothing there yet
+    mine = {"database_exists": True, "database_claim": me, "role_exists": True, "role_claim": me}
+    assert conflict(**mine) is None
+    assert conflict(**{**mine, "role_claim": None}) is None  # an older operator claimed only the database
+    # A crash between CREATE DATABASE and its COMMENT: owned by the role claimed for me.
+    assert conflict(database_exists=True, database_owner_claim=me, role_exists=True, role_claim=me) is None
+    assert conflict(database_exists=True, database_claim=other) == f"database p_users belongs to {other}"
+    assert conflict(role_exists=True, role_claim=other) == f"role p_users belongs to {other}"
+    made_by_hand = conflict(database_exists=True, role_exists=True)
+    assert made_by_hand is not None and made_by_hand.startswith("database p_users exists but was not made for ns/env")
+    assert "COMMENT ON DATABASE" in made_by_hand
+    assert conflict(database_exists=True, database_owner_claim=other) is not None
+    role_by_hand = conflict(role_exists=True)
+    assert role_by_hand is not None and role_by_hand.startswith("role p_users exists but was not made for ns/env")

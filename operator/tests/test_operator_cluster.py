@@ -571,3 +571,43 @@ def test_operator_dashboard_queries_name_exported_metrics(env: Env) -> None:
     }
     assert named, "the operator dashboard names no operator metric"
     assert named <= samples, f"named by the dashboard, not exported with samples: {sorted(named - samples)}"
+
+
+def test_names_that_exist_but_were_not_made_for_the_environment_are_refused(env: Env) -> None:
+    """A database and role made by hand (as `make up` makes its own) and a Redis user with the
+    environment's names: Conflict, and nothing is written, not even with deletionPolicy Delete."""
+    tag = env.tag
+    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+        conn.execute(f"CREATE ROLE \"{tag}_users\" LOGIN PASSWORD 'by-hand'")
+        conn.execute(f'CREATE DATABASE "{tag}_users" OWNER "{tag}_users"')
+    r = redis_sync.Redis(port=REDIS_PORT, decode_responses=True)
+    r.acl_setuser(f"{tag}.gateway", enabled=True, passwords=["+by-hand"], keys=["by-hand:*"], commands=["+get"])
+
+    def state() -> tuple[Any, ...]:
+        with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+            row = conn.execute(
+                "SELECT shobj_description(d.oid, 'pg_database'), pg_get_userbyid(d.datdba), a.rolpassword,"
+                " shobj_description(a.oid, 'pg_authid') FROM pg_database d, pg_authid a"
+                " WHERE d.datname = %s AND a.rolname = %s",
+                (f"{tag}_users", f"{tag}_users"),
+            ).fetchone()
+        return row, r.acl_getuser(f"{tag}.gateway"), pg_state(tag), acl_users(tag)
+
+    before = state()
+    env.apply(env.manifest(policy="Delete"))
+
+    def refused() -> dict[str, Any]:
+        ready = _condition(env, "Ready")
+        return ready if ready.get("reason") == "Conflict" else {}
+
+    ready = env.wait_until(refused, "Ready=False with reason Conflict")
+    assert f"database {tag}_users exists but was not made for {env.namespace}/env" in ready["message"]
+    assert f"Redis user {tag}.gateway exists but was not made for {env.namespace}/env" in ready["message"]
+    assert _condition(env, "SecretsReady")["reason"] == "Blocked"
+    time.sleep(4)  # a drift pass of the running operator (3 s here): it must not write either
+    assert state() == before
+    assert env.kubectl("get", "secret", "env-users-connection", check=False).returncode != 0
+    assert not [t for t in kafka_topics() if t.startswith(f"{tag}.")]
+
+    env.kubectl("delete", "pse", env.name, "--timeout=60s")  # deletionPolicy Delete drops nothing it did not make
+    assert state() == before

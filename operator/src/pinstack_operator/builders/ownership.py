@@ -13,13 +13,20 @@ Where the claim is recorded, and why there:
   topic prefix is claimed through the PinstackEnvironments themselves: among live environments
   on the same bootstrap servers with the same topic prefix, the oldest one owns it (Strimzi's
   rule). This needs the operator to see every namespace (the default, --all-namespaces).
-A database, marker or prefix that nobody claims yet is claimed by the first environment that
-provisions it: databases made by an operator without this record are adopted, not refused.
+- A database's login role carries the same COMMENT, written in the transaction that creates it.
+
+A database, role or ACL user that already exists and records no owner was not made for this
+environment (by hand, by `make up`, by another tool): it is refused (Conflict) and never written
+to or dropped. The one exception is what a crash can leave: a database without its COMMENT yet,
+owned by a role claimed for this environment, and a role without its COMMENT whose database is
+claimed (made by an older operator). A Kafka topic prefix that nobody claims is taken by the
+first environment that provisions it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 COMMENT_PREFIX = "pinstack.io/owner="
@@ -42,6 +49,39 @@ def comment_owner(comment: str | None) -> str | None:
     """The owner a database COMMENT records, or None when it records none."""
     if comment and comment.startswith(COMMENT_PREFIX):
         return comment.removeprefix(COMMENT_PREFIX)
+    return None
+
+
+@dataclass(frozen=True)
+class DatabaseFound:
+    """What the server holds under one database's names; `*_claim`: the owner its COMMENT records."""
+
+    database: str
+    role: str
+    database_exists: bool = False
+    database_claim: str | None = None
+    database_owner_claim: str | None = None  # the claim of the role that owns the database
+    role_exists: bool = False
+    role_claim: str | None = None
+
+
+def database_conflict(found: DatabaseFound, me: str) -> str | None:
+    """Why `me` may not provision (or drop) this database and role; None when they are its own."""
+    db, role = found.database, found.role
+    if found.database_claim not in (None, me):
+        return f"database {db} belongs to {found.database_claim}"
+    if found.role_claim not in (None, me):
+        return f"role {role} belongs to {found.role_claim}"
+    if found.database_exists and found.database_claim is None and found.database_owner_claim != me:
+        return (
+            f"database {db} exists but was not made for {me}: "
+            f"COMMENT ON DATABASE \"{db}\" IS '{database_comment(me)}' hands it over"
+        )
+    if found.role_exists and found.role_claim is None and found.database_claim != me:
+        return (
+            f"role {role} exists but was not made for {me}: "
+            f"COMMENT ON ROLE \"{role}\" IS '{database_comment(me)}' hands it over"
+        )
     return None
 
 

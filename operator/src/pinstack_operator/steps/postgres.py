@@ -12,7 +12,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from pinstack_operator.builders.ownership import Conflict, comment_owner, database_comment
+from pinstack_operator.builders.ownership import (
+    Conflict,
+    DatabaseFound,
+    comment_owner,
+    database_comment,
+    database_conflict,
+)
 from pinstack_operator.builders.postgres import Database
 
 
@@ -53,24 +59,32 @@ def password_matches(stored: str | None, role: str, password: str) -> bool:
     return False
 
 
-async def _owner(conn: psycopg.AsyncConnection[Any], db: Database) -> tuple[bool, str | None]:
-    """(exists, owner the COMMENT records) of the database."""
+async def _found(conn: psycopg.AsyncConnection[Any], db: Database) -> DatabaseFound:
     cur = await conn.execute(
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db.name,)
+        "SELECT d.oid IS NOT NULL, shobj_description(d.oid, 'pg_database'), shobj_description(d.datdba, 'pg_authid'),"
+        " r.oid IS NOT NULL, shobj_description(r.oid, 'pg_authid')"
+        " FROM (SELECT 1) AS one"
+        " LEFT JOIN pg_database d ON d.datname = %s LEFT JOIN pg_roles r ON r.rolname = %s",
+        (db.name, db.role),
     )
     row = await cur.fetchone()
-    return (row is not None, comment_owner(row[0]) if row else None)
+    assert row is not None  # one row, whatever exists
+    return DatabaseFound(
+        db.name,
+        db.role,
+        database_exists=row[0],
+        database_claim=comment_owner(row[1]),
+        database_owner_claim=comment_owner(row[2]),
+        role_exists=row[3],
+        role_claim=comment_owner(row[4]),
+    )
 
 
 async def foreign_owners(admin: Admin, dbs: list[Database], owner: str) -> list[str]:
-    """Read only: '<database> belongs to <other>' for every database another environment owns."""
-    out = []
+    """Read only: why `owner` may not have each database (another environment's, or not made for it)."""
     async with await admin.connect() as conn:
-        for db in dbs:
-            _, other = await _owner(conn, db)
-            if other is not None and other != owner:
-                out.append(f"database {db.name} belongs to {other}")
-    return out
+        found = [await _found(conn, db) for db in dbs]
+    return [why for f in found if (why := database_conflict(f, owner)) is not None]
 
 
 async def ensure_database(admin: Admin, db: Database, password: str, claimant: str) -> list[str]:
@@ -79,10 +93,11 @@ async def ensure_database(admin: Admin, db: Database, password: str, claimant: s
         # One environment at a time per database name (across operators): the ownership check
         # and the claim below cannot interleave with another environment's.
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"pinstack.io/database/{db.name}",))
-        exists, other = await _owner(conn, db)
-        if other is not None and other != claimant:
-            raise Conflict(f"database {db.name} belongs to {other}")
+        found = await _found(conn, db)
+        if (why := database_conflict(found, claimant)) is not None:
+            raise Conflict(why)
         role = sql.Identifier(db.role)
+        claim = sql.Literal(database_comment(claimant))
         try:
             cur = await conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (db.role,))
             row = await cur.fetchone()
@@ -92,11 +107,17 @@ async def ensure_database(admin: Admin, db: Database, password: str, claimant: s
             row = await cur.fetchone()
             can_check_password = False
         if row is None:
-            await conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            async with conn.transaction():  # the role with its claim: a crash leaves neither
+                await conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+                await conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, claim))
             changes.append(f"created role {db.role}")
-        elif not row[0] or (can_check_password and not password_matches(row[1], db.role, password)):
-            await conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
-            changes.append(f"reset login and password of role {db.role}")
+        else:
+            if not row[0] or (can_check_password and not password_matches(row[1], db.role, password)):
+                await conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+                changes.append(f"reset login and password of role {db.role}")
+            if found.role_claim != claimant:  # the role of a database claimed before roles were
+                await conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, claim))
+                changes.append(f"claimed role {db.role} for {claimant}")
         cur = await conn.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
             (db.name,),
@@ -105,31 +126,29 @@ async def ensure_database(admin: Admin, db: Database, password: str, claimant: s
         name = sql.Identifier(db.name)
         if owner is None:
             await conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, role))
-            await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
             changes.append(f"created database {db.name}")
         elif owner[0] != db.role:
             await conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, role))
             changes.append(f"made {db.role} the owner of database {db.name}")
-        if other != claimant:
-            comment = sql.Literal(database_comment(claimant))
-            await conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, comment))
-            if exists:
+        if found.database_claim != claimant:  # new, or made just before a crash
+            await conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+            await conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(name, claim))
+            if found.database_exists:
                 changes.append(f"claimed database {db.name} for {claimant}")
     return changes
 
 
 async def drop_database(admin: Admin, db: Database, owner: str) -> list[str]:
-    """Drops the database and its role, unless another environment owns them."""
+    """Drops the database and its role when they are `owner`'s (never what was not made for it)."""
     changes: list[str] = []
     async with await admin.connect() as conn:
-        exists, other = await _owner(conn, db)
-        if other is not None and other != owner:
+        found = await _found(conn, db)
+        if database_conflict(found, owner) is not None:
             return []
-        if exists:
+        if found.database_exists:
             await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db.name)))
             changes.append(f"dropped database {db.name}")
-        cur = await conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db.role,))
-        if await cur.fetchone():
+        if found.role_exists:
             await conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(db.role)))
             changes.append(f"dropped role {db.role}")
     return changes

@@ -61,22 +61,37 @@ async def get_user(client: aioredis.Redis, username: str) -> dict[str, object] |
     return {str(items[i]): items[i + 1] for i in range(0, len(items), 2)}
 
 
+def _not_made_for(user: AclUser, owner: str) -> str:
+    return (
+        f"Redis user {user.username} exists but was not made for {owner}: "
+        f"SET {redis_marker(user.username)} {owner} hands it over"
+    )
+
+
 async def foreign_owners(admin: Admin, users: list[AclUser], owner: str) -> list[str]:
-    """Read only: 'Redis user <u> belongs to <other>' for every user another environment owns."""
+    """Read only: why `owner` may not have each ACL user (another environment's, or not made for
+    it: a user without an owner marker)."""
     async with admin.client() as client:
         found = await client.mget([redis_marker(u.username) for u in users]) if users else []
-    return [
-        f"Redis user {u.username} (keys {u.key_pattern}) belongs to {other!s}"
-        for u, other in zip(users, found, strict=True)
-        if other is not None and other != owner
-    ]
+        existing = set(await client.acl_users())
+    out = []
+    for u, other in zip(users, found, strict=True):
+        if other is not None and other != owner:
+            out.append(f"Redis user {u.username} (keys {u.key_pattern}) belongs to {other!s}")
+        elif other is None and u.username in existing:
+            out.append(_not_made_for(u, owner))
+    return out
 
 
 async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str) -> list[str]:
     async with admin.client() as client:
+        marker = redis_marker(user.username)
+        # The marker is set before the user is made, so a user without one was made by someone else.
+        if await client.get(marker) is None and await get_user(client, user.username) is not None:
+            raise Conflict(_not_made_for(user, owner))
         # SET NX: of two environments claiming the same user at once, exactly one wins.
-        await client.set(redis_marker(user.username), owner, nx=True)
-        other = str(await client.get(redis_marker(user.username)))
+        await client.set(marker, owner, nx=True)
+        other = str(await client.get(marker))
         if other != owner:
             raise Conflict(f"Redis user {user.username} (keys {user.key_pattern}) belongs to {other}")
         actual = await get_user(client, user.username)
@@ -87,10 +102,10 @@ async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str) ->
 
 
 async def delete_user(admin: Admin, user: AclUser, owner: str) -> list[str]:
-    """Deletes the user and its ownership marker, unless another environment owns them."""
+    """Deletes the user and its ownership marker when they are `owner`'s (never a user another
+    environment owns or that was not made for one)."""
     async with admin.client() as client:
-        other = await client.get(redis_marker(user.username))
-        if other is not None and other != owner:
+        if await client.get(redis_marker(user.username)) != owner:
             return []
         deleted = await client.execute_command("ACL", "DELUSER", user.username)
         await client.delete(redis_marker(user.username))
