@@ -48,11 +48,15 @@ class TestSecurityHeaders:
         refused = server.get("/api/v1/notification/unread-count", headers={"Authorization": "Bearer nope"})
         assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
 
-    def test_swagger_ui_may_load_its_bundle(self, server: httpx.Client) -> None:
+    def test_swagger_ui_loads_its_bundle_from_the_gateway(self, server: httpx.Client) -> None:
         response = server.get("/docs")
         assert response.status_code == 200
         assert_hardened(response)
         csp = response.headers["content-security-policy"]
-        assert "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net" in csp
+        assert "script-src 'self' 'unsafe-inline';" in csp
+        assert "https:" not in csp and "https:" not in response.text  # nothing from another origin
+        for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+            assert asset in response.text
+            assert server.get(asset).status_code == 200
         assert "frame-ancestors 'none'" in csp
         assert server.get("/openapi.json").headers["content-security-policy"].startswith("default-src 'none'")

@@ -10,14 +10,14 @@ from pinstack_gateway.limits import quota_headers
 
 # The API only answers JSON: nothing may be loaded, framed or run from it.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# Swagger UI (FastAPI's /docs page) loads its bundle from jsDelivr and starts it with an inline
-# script; it fetches the document from this origin.
+# Swagger UI (/docs) loads its bundle from the gateway itself and starts it with an inline script;
+# it fetches the document from this origin too.
 DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+DOCS_PATHS = ("/docs",)
+DOCS_ASSETS = "/docs/assets"
 ALWAYS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

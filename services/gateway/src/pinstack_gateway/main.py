@@ -7,16 +7,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from pinstack_gateway.activity.endpoints import comments_router, likes_router
 from pinstack_gateway.auth.endpoints import router as auth_router
 from pinstack_gateway.body import read_within_limit
 from pinstack_gateway.config import Settings
 from pinstack_gateway.feed.endpoints import router as feed_router
-from pinstack_gateway.headers import ResponseHeaders
+from pinstack_gateway.headers import DOCS_ASSETS, ResponseHeaders
 from pinstack_gateway.limits import RateLimiter
 from pinstack_gateway.notifications.endpoints import router as notifications_router
 from pinstack_gateway.openapi import api_routes, build_openapi
@@ -129,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         use_redis=True,
         extra_lifespan=clients,
         dependencies=[Depends(read_within_limit)],
+        docs_url=None,  # served below from the packaged Swagger UI
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     _allow_every_method(app)
 
@@ -138,6 +143,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign, unused-ignore]  # flagged only in some mypy runs
+
+    # Swagger UI from the packaged copy (swagger-ui-bundle-v2), served by the gateway itself: the
+    # docs work without internet access (FastAPI's own /docs page loads it from a CDN).
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
     @app.get("/swagger/doc.json", include_in_schema=False)
     async def swagger_doc() -> Response:
