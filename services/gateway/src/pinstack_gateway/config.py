@@ -1,6 +1,6 @@
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pinstack_kit.config import BaseServiceSettings
 
@@ -16,7 +16,9 @@ class Settings(BaseServiceSettings):
     activity_url: str = "http://127.0.0.1:8107"
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
     jwt_issuer: str = "pinstack"
-    upstream_timeout_seconds: float = 5.0
+    # How long a request may take; the deadline travels to the services (kit deadline.py), each
+    # call to them is bounded by what is left of it.
+    upstream_timeout_seconds: float = Field(5.0, gt=0, le=300)
     # The auth service's access-token lifetime (the same variable): how long a mark of an ended
     # session is kept. And how old what the gateway read of such marks may be (sessions.py).
     access_token_ttl_seconds: int = Field(900, ge=1)
@@ -32,11 +34,28 @@ class Settings(BaseServiceSettings):
     rate_limit_login_failures: int = Field(10, ge=0)
     rate_limit_login_failures_per_client: int = Field(20, ge=0)
     rate_limit_writes_per_minute: int = Field(120, ge=0)
+    # Requests of one client IP in flight at once on /api/v1/auth/* (password hashing behind
+    # them): past it 429 at once, so one client's burst cannot take the hashing capacity every
+    # client shares (limits.py). Unset: 4 in production, off elsewhere (every client of a dev
+    # stack is 127.0.0.1); 0: off.
+    auth_in_flight_per_client: int | None = Field(None, ge=0)
     # Peers whose X-Forwarded-For is believed: comma-separated addresses or CIDR networks.
     trusted_proxies: str = ""
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
     # How long a key stays "in progress" if the process handling it dies mid-request.
     idempotency_lock_seconds: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _request_deadline(self) -> "Settings":
+        if self.request_timeout_seconds is None:
+            object.__setattr__(self, "request_timeout_seconds", self.upstream_timeout_seconds)
+        return self
+
+    @property
+    def auth_in_flight_limit(self) -> int:
+        if self.auth_in_flight_per_client is not None:
+            return self.auth_in_flight_per_client
+        return 4 if self.environment == "production" else 0
 
     @field_validator("trusted_proxies")
     @classmethod

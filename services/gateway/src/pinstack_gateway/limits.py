@@ -20,6 +20,11 @@ at others); failures are forgotten 15 minutes after the last one.
 
 Redis being unreachable never refuses a request: the limit fails open, logs a warning and counts
 `gateway_redis_unavailable_total`.
+
+Requests in flight per client on the auth routes (`AUTH_IN_FLIGHT_PER_CLIENT`) are counted in the
+process, not in Redis: a count that must go down when a request ends would leak in Redis whenever
+a replica dies mid-request, and each replica guarding its own share is what matters here (the
+hashing capacity behind it is shared by every client).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter as Tally
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any, NamedTuple
@@ -157,6 +164,7 @@ class RateLimiter:
         self._script = redis.register_script(_WINDOW)
         self._login_turn = redis.register_script(_LOGIN_TURN)
         self._login_failed = redis.register_script(_LOGIN_FAILED)
+        self._in_flight: Tally[str] = Tally()
 
     async def _window(self, key: str, limit: int, window_ms: int, *, feature: str) -> Quota | None:
         """The quota after this request (None when Redis is unreachable: fail open)."""
@@ -248,6 +256,19 @@ class RateLimiter:
         for record, used in zip(records, failures, strict=True):
             remember(request, Quota(record.free, record.free - int(used), LOGIN_WINDOW_MS // 1000))
 
+    def enter(self, client: str, limit: int) -> None:
+        """Count one more request of `client` in flight; 429 past `limit`."""
+        if self._in_flight[client] >= limit:
+            RATE_LIMITED.labels("auth_in_flight").inc()
+            # Requests of this client finish within the gateway's timeout, most in milliseconds.
+            raise LimitExceeded(Quota(limit, -1, 1))
+        self._in_flight[client] += 1
+
+    def leave(self, client: str) -> None:
+        self._in_flight[client] -= 1
+        if self._in_flight[client] <= 0:
+            del self._in_flight[client]
+
     def _skipped(self, feature: str, exc: BaseException) -> None:
         REDIS_UNAVAILABLE.labels(feature).inc()
         log.warning("rate limit %s skipped: redis unavailable (%s)", feature, exc)
@@ -272,10 +293,24 @@ def limiter(request: Request) -> RateLimiter:
     return found
 
 
-async def limit_auth_ip(request: Request) -> None:
-    """A dependency of the auth routes: requests per client IP per minute."""
+async def limit_auth_ip(request: Request) -> AsyncIterator[None]:
+    """A dependency of the auth routes: requests per client IP per minute, and in flight at once."""
     rl = limiter(request)
-    await rl.hit(request, "auth", rl.client_ip(request), rl.settings.rate_limit_auth_per_minute)
+    client = rl.client_ip(request)
+    await rl.hit(request, "auth", client, rl.settings.rate_limit_auth_per_minute)
+    limit = rl.settings.auth_in_flight_limit
+    if limit <= 0:
+        yield
+        return
+    try:
+        rl.enter(client, limit)
+    except LimitExceeded as exc:
+        remember(request, exc.quota)
+        raise
+    try:
+        yield
+    finally:
+        rl.leave(client)
 
 
 async def limit_writes(request: Request, user_id: int) -> None:

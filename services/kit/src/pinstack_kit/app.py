@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pinstack_kit import health
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import create_engine, sessionmaker, track_pool
+from pinstack_kit.deadline import DeadlineMiddleware
 from pinstack_kit.envelope import error_response
 from pinstack_kit.errors import ServiceUnavailable, install_error_handlers
 from pinstack_kit.http_client import ServiceClient
@@ -99,9 +100,9 @@ class CloseWhileDraining:
         await self.app(scope, receive, send_closing)
 
 
-async def _dependency_down(_: Request, exc: Exception) -> Response:
+async def _dependency_down(request: Request, exc: Exception) -> Response:
     """Redis (or another socket) unreachable: 503 like a database outage, never a 500."""
-    log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+    request.state.failure = f"dependency unavailable: {type(exc).__name__}: {exc}"  # the 503's log line
     return error_response(ServiceUnavailable.status, ServiceUnavailable.message)
 
 
@@ -162,7 +163,8 @@ def build_app(
     install_error_handlers(app)
     for dependency_error in (RedisConnectionError, RedisTimeoutError, ConnectionError):
         app.add_exception_handler(dependency_error, _dependency_down)
-    app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(DeadlineMiddleware, default_seconds=settings.request_timeout_seconds)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
     app.add_middleware(CloseWhileDraining, state=app.state)
     app.include_router(health.router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -16,6 +16,13 @@ class BaseServiceSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     service_name: str = "pinstack"
     log_level: str = "INFO"
+    # One JSON line per request (method, route template, status, ms, request id). Off by default
+    # in every environment: failures (5xx, timeouts, shed and rate-limited 429s) are logged
+    # anyway, and a line per request costs the hot paths ~10 % on a small machine.
+    access_log: bool = False
+    # The deadline of a request that brought none (`X-Request-Timeout-Ms`, see deadline.py);
+    # unset: no deadline of its own. The gateway sets one for every request.
+    request_timeout_seconds: float | None = Field(None, gt=0, le=300)
 
     database_url: str = ""
     db_pool_size: int = Field(10, ge=1, le=200)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import run_after_commit
+from pinstack_kit.observability import OutageLog
 from pinstack_kit.outbox import ProducerFactory, create_producer, sleep_until
 
 log = logging.getLogger("pinstack.consumer")
@@ -80,6 +81,9 @@ class ConsumerRunner:
         self._stopping = False
         self._stopped = asyncio.Event()
         self.beat = time.monotonic()  # each poll, retry and wait: the worker's liveness reads it
+        # An outage is two log lines (down, back), not one per retry.
+        self.kafka_outage = OutageLog(log, f"consumer {group_id}: kafka")
+        self.dependency_outage = OutageLog(log, f"consumer {group_id}: a dependency")
 
     def stop(self) -> None:
         self._stopping = True
@@ -103,12 +107,13 @@ class ConsumerRunner:
             )
             try:
                 await consumer.start()
+                self.kafka_outage.up()
                 backoff = 0.5
                 await self._consume(consumer)
             except (KafkaError, OSError) as exc:
                 if self._stopping:
                     break
-                log.warning("consumer %s: kafka unavailable (%s), retrying in %.1fs", self.group_id, exc, backoff)
+                self.kafka_outage.down(exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
@@ -159,6 +164,7 @@ class ConsumerRunner:
                             return True
                         await self.handler(session, record)
                     await run_after_commit(session)
+                self.dependency_outage.up()
                 CONSUMED.labels(self.group_id, record.topic, "ok").inc()
                 return True
             except OUTAGES as exc:
@@ -167,7 +173,7 @@ class ConsumerRunner:
                 if self._stopping:
                     return False  # uncommitted: the next member of the group gets it again
                 outage += 1
-                log.warning("consumer %s: dependency unavailable (%s), retrying", self.group_id, exc)
+                self.dependency_outage.down(exc)
                 await self._pause(min(0.5 * outage, 5.0))
             except Exception:
                 attempt += 1

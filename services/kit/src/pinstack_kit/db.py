@@ -15,6 +15,7 @@ from prometheus_client import Gauge
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from pinstack_kit import deadline
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.errors import AppError, ServiceUnavailable
 
@@ -56,6 +57,7 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with factory() as session:
         try:
             yield session
+            deadline.check()  # the caller gave up: write nothing (504) rather than behind its back
             await session.commit()
             await run_after_commit(session)
         except AppError as exc:

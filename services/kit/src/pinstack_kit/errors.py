@@ -7,6 +7,8 @@ Expected conditions are 4xx; anything unexpected is logged and becomes a 500 env
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,11 +27,20 @@ class AppError(Exception):
     # example: refresh-token reuse revokes the token family, then answers 401).
     commit: bool = False
 
-    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        reason: str = "",
+    ) -> None:
         if message is not None:
             self.message = message
         if status is not None:
             self.status = status
+        self.headers = dict(headers or {})  # sent with the answer (e.g. Retry-After)
+        self.reason = reason  # for the log line of the answer, never on the wire
         super().__init__(self.message)
 
 
@@ -77,6 +88,18 @@ class ServiceUnavailable(AppError):
     message = "external service unavailable"
 
 
+def retry_after(seconds: float) -> dict[str, str]:
+    """`Retry-After` in whole seconds, at least 1 (0 would invite an immediate retry storm)."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class Overloaded(ServiceUnavailable):
+    """Shed at once rather than queued into a timeout: the caller may retry after `Retry-After`."""
+
+    def __init__(self, reason: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(headers=retry_after(retry_after_seconds), reason=reason)
+
+
 class ServiceTimeout(AppError):
     status = 504
     message = "external service timeout"
@@ -87,9 +110,11 @@ _ROUTER_MESSAGES = {404: "not found", 405: "method not allowed"}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def app_error(_: Request, exc: Exception) -> Response:
+    async def app_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AppError)
-        return error_response(exc.status, exc.message)
+        if exc.reason:
+            request.state.failure = exc.reason  # the access/failure log line says why (observability.py)
+        return error_response(exc.status, exc.message, headers=exc.headers or None)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

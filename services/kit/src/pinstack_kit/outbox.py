@@ -26,10 +26,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pinstack_kit.events import Event
 from pinstack_kit.migrate import plain_dsn
+from pinstack_kit.observability import OutageLog
 
 log = logging.getLogger("pinstack.outbox")
 
@@ -91,6 +93,10 @@ class OutboxRelay:
         self._stopped = asyncio.Event()
         self._stopping = False
         self.beat = time.monotonic()  # each round, retry or idle wake: the worker's liveness reads it
+        # An outage is two log lines (down, back), not one per retry.
+        self.kafka_outage = OutageLog(log, "relay: kafka")
+        self.database_outage = OutageLog(log, "relay: database")
+        self.listen_outage = OutageLog(log, "relay: LISTEN connection (polling meanwhile)")
 
     def stop(self) -> None:
         self._stopping = True
@@ -119,17 +125,25 @@ class OutboxRelay:
                     if rounds % 600 == 0:
                         await self.purge_sent()
                     backoff = 0.5
+                    self.kafka_outage.up()
+                    self.database_outage.up()
                 except (KafkaError, OSError) as exc:
                     OUTBOX_ERRORS.labels("kafka").inc()
-                    log.warning("relay: kafka unavailable (%s), retrying in %.1fs", exc, backoff)
+                    self.kafka_outage.down(exc)
                     if producer is not None:
                         await _quietly_stop(producer)
                         producer = None
                     await sleep_until(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
-                except Exception:
+                except (DBAPIError, psycopg.Error) as exc:
                     OUTBOX_ERRORS.labels("database").inc()
+                    self.database_outage.down(exc)
+                    await sleep_until(self._stopped, backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                except Exception:
+                    OUTBOX_ERRORS.labels("other").inc()
                     log.exception("relay: round failed, retrying in %.1fs", backoff)
                     await sleep_until(self._stopped, backoff)
                     backoff = min(backoff * 2, 10.0)
@@ -195,11 +209,12 @@ class OutboxRelay:
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     await conn.execute("LISTEN outbox")
+                    self.listen_outage.up()
                     self._wake.set()  # catch up on anything committed while we were not listening
                     async for _ in conn.notifies():
                         self._wake.set()
             except (psycopg.Error, OSError) as exc:
-                log.warning("relay: LISTEN connection lost (%s); polling until it is back", exc)
+                self.listen_outage.down(exc)
                 await asyncio.sleep(1.0)
 
 

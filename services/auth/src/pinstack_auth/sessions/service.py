@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_auth.errors import InvalidRefreshToken, RefreshTokenReused
 from pinstack_auth.keys.signing import SigningKeys
 from pinstack_auth.sessions import repository
+from pinstack_kit import deadline
 from pinstack_kit.errors import Unauthorized
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.jwt import TokenError, TokenExpired, decode
@@ -29,6 +30,10 @@ class SessionService:
 
     async def register(self, body: dict[str, Any]) -> dict[str, str]:
         created = await self.users.call("POST", "/users", json=body)
+        # The account exists now: its first session is opened whatever the time, else the client
+        # would get an error for an account it can no longer register (the users service gave us
+        # a margin of the deadline for this).
+        deadline.must_finish()
         return await self._open(int(created.json()["data"]["id"]))
 
     async def login(self, login: str, password: str) -> dict[str, str]:
@@ -77,6 +82,7 @@ class SessionService:
         await self.users.call(
             "PUT", f"/users/{user_id}/password", json={"old_password": old_password, "new_password": new_password}
         )
+        deadline.must_finish()  # the password changed: the old sessions end, late or not
         await repository.revoke_user(self.session, user_id, "password_changed")
 
 

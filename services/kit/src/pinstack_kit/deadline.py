@@ -1,0 +1,107 @@
+"""Request deadlines that travel with the request, so nobody commits work its caller gave up on.
+
+The gateway gives every request a budget (its `UPSTREAM_TIMEOUT_SECONDS`). Each call to another
+service carries what is left of it, minus a margin for the answer's way back, in
+`X-Request-Timeout-Ms`: a relative budget, so the machines' clocks need not agree (gRPC's
+`grpc-timeout` works the same way). A service that receives it bounds its own calls and waits by
+it, and refuses to commit once it has passed (`check`, called by the request's session before its
+commit): the answer is then a 504 and nothing was written, so a caller that answered its client
+"timeout" never has a write behind its back. Where part of the work already committed elsewhere
+(auth's register after the users service created the account), the rest must finish:
+`must_finish()` lifts the check for that request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pinstack_kit.errors import ServiceTimeout
+
+HEADER = "X-Request-Timeout-Ms"
+_HEADER_KEY = HEADER.lower().encode()
+MAX_BUDGET_SECONDS = 300.0
+
+
+@dataclass
+class Deadline:
+    at: float  # time.monotonic()
+    binding: bool = True  # False once the request's work must finish whatever the time
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+
+_current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
+
+
+class DeadlineExceeded(ServiceTimeout):
+    """The caller's budget is spent: stop before writing anything (504 `external service timeout`)."""
+
+
+def current() -> Deadline | None:
+    return _current.get()
+
+
+def check(what: str = "commit") -> None:
+    """Raise `DeadlineExceeded` when the request's deadline passed (and its work may still stop)."""
+    deadline = _current.get()
+    if deadline is not None and deadline.binding and deadline.remaining() <= 0:
+        raise DeadlineExceeded(reason=f"deadline passed {-deadline.remaining() * 1000:.0f} ms before {what}")
+
+
+def must_finish() -> None:
+    """From here on this request's work completes even past its deadline (see the module docstring)."""
+    deadline = _current.get()
+    if deadline is not None:
+        deadline.binding = False
+
+
+def outgoing(timeout: float) -> tuple[float, dict[str, str]]:
+    """The timeout of a call to another service and the header that hands it the rest of the
+    budget: what is left, less a margin (10 %, 50-500 ms) for its answer to reach us in time."""
+    deadline = _current.get()
+    if deadline is None:
+        return timeout, {}
+    left = deadline.remaining()
+    if left <= 0:
+        raise DeadlineExceeded(reason="deadline passed before calling another service")
+    margin = min(max(left * 0.1, 0.05), 0.5)
+    return min(timeout, left), {HEADER: str(max(1, int((left - margin) * 1000)))}
+
+
+def parse_budget(value: bytes) -> float | None:
+    """Seconds from a header value; None (no deadline) for anything but a non-negative integer."""
+    text = value.decode("latin-1").strip()
+    if not text.isdigit() or len(text) > 12:
+        return None
+    return min(int(text) / 1000, MAX_BUDGET_SECONDS)
+
+
+class DeadlineMiddleware:
+    """Sets the request's deadline: the budget it brought, at most `default_seconds` when the app
+    has one (the gateway: the edge decides how long a request may take)."""
+
+    def __init__(self, app: ASGIApp, default_seconds: float | None = None) -> None:
+        self.app = app
+        self.default_seconds = default_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        budget = self.default_seconds
+        for name, value in scope["headers"]:
+            if name == _HEADER_KEY:
+                given = parse_budget(value)
+                if given is not None:
+                    budget = given if budget is None else min(budget, given)
+                break
+        token = _current.set(None if budget is None else Deadline(time.monotonic() + budget))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)

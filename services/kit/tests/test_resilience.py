@@ -1,0 +1,302 @@
+"""Shedding, deadlines and breakers: the bulkhead, the deadline that travels with a request and
+stops its commit, breakers per route, and the log line every failure leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pinstack_kit import deadline
+from pinstack_kit.db import SessionDep, sessionmaker
+from pinstack_kit.deadline import DeadlineExceeded, DeadlineMiddleware, parse_budget
+from pinstack_kit.envelope import ok
+from pinstack_kit.errors import Overloaded, install_error_handlers
+from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.observability import JsonFormatter, ObservabilityMiddleware
+from pinstack_kit.outbox import enqueue
+from pinstack_kit.overload import Bulkhead
+from pinstack_kit.testing import free_port
+
+
+@asynccontextmanager
+async def busy(**sizes: Any) -> AsyncIterator[Bulkhead]:
+    """A bulkhead with one slot, taken by a job that ends when the block does (jobs still queued
+    then run: the bulkhead stays open)."""
+    release = threading.Event()
+    bulkhead = Bulkhead("test", limit=1, **sizes)
+    running = asyncio.create_task(bulkhead.run(release.wait, 5))
+    await asyncio.sleep(0.05)
+    try:
+        yield bulkhead
+    finally:
+        release.set()
+        await running
+
+
+@contextmanager
+def deadline_in(seconds: float) -> Iterator[None]:
+    token = deadline._current.set(deadline.Deadline(time.monotonic() + seconds))
+    try:
+        yield
+    finally:
+        deadline._current.reset(token)
+
+
+@pytest.mark.unit
+class TestBulkhead:
+    async def test_runs_up_to_its_limit_queues_a_few_and_sheds_the_rest_at_once(self) -> None:
+        async with busy(queue=1, max_wait=5.0) as bulkhead:
+            queued = asyncio.create_task(bulkhead.run(lambda: "queued"))
+            await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            with pytest.raises(Overloaded) as shed:
+                await bulkhead.run(lambda: "shed")
+            assert time.perf_counter() - started < 0.05
+        assert await queued == "queued"
+        assert shed.value.status == 503 and shed.value.message == "external service unavailable"
+        assert shed.value.headers == {"Retry-After": "1"}
+        assert "queue full" in shed.value.reason
+
+    async def test_sheds_when_the_expected_wait_is_too_long(self) -> None:
+        async with busy(queue=100, max_wait=0.5) as bulkhead:
+            bulkhead.job_seconds = 0.2  # measured: two waiting would wait 0.4 s, a third 0.6 s
+            waiting = [asyncio.create_task(bulkhead.run(lambda: "ok")) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            with pytest.raises(Overloaded) as shed:
+                await bulkhead.run(lambda: "too late")
+        assert "queue too slow" in shed.value.reason
+        assert await asyncio.gather(*waiting) == ["ok", "ok"]
+
+    async def test_a_wait_ends_with_the_request_deadline(self) -> None:
+        async with busy(queue=5, max_wait=5.0) as bulkhead:
+            started = time.perf_counter()
+            with deadline_in(0.2), pytest.raises(DeadlineExceeded) as late:
+                await bulkhead.run(lambda: "never")
+            assert 0.15 < time.perf_counter() - started < 1.0
+        assert late.value.status == 504
+
+
+class TestDeadline:
+    @pytest.mark.unit
+    @pytest.mark.parametrize(("value", "seconds"), [(b"1500", 1.5), (b"0", 0.0), (b"99999999", 300.0)])
+    def test_budget_header_is_milliseconds_capped(self, value: bytes, seconds: float) -> None:
+        assert parse_budget(value) == seconds
+
+    @pytest.mark.unit
+    @pytest.mark.parametrize("value", [b"", b"-5", b"1.5", b"soon", b"1e3", b"9" * 40])
+    def test_anything_else_means_no_deadline(self, value: bytes) -> None:
+        assert parse_budget(value) is None
+
+    @pytest.mark.unit
+    def test_calls_hand_on_what_is_left_less_a_margin(self) -> None:
+        assert deadline.outgoing(5.0) == (5.0, {})  # no deadline: the client's own timeout
+        with deadline_in(2.0):
+            timeout, header = deadline.outgoing(5.0)
+            assert 1.9 < timeout <= 2.0
+            assert 1700 < int(header["X-Request-Timeout-Ms"]) <= 1800  # 10 % kept for the answer
+            deadline.current().at = time.monotonic() - 0.01  # type: ignore[union-attr]
+            with pytest.raises(DeadlineExceeded):
+                deadline.outgoing(5.0)
+
+    @pytest.mark.integration
+    async def test_a_request_past_its_deadline_commits_nothing_unless_it_must_finish(self, engine: AsyncEngine) -> None:
+        app = FastAPI()
+        install_error_handlers(app)
+        app.add_middleware(DeadlineMiddleware, default_seconds=None)
+        app.state.sessionmaker = sessionmaker(engine)
+        topic = f"deadline-{time.monotonic_ns()}"
+
+        @app.post("/write/{key}")
+        async def write(key: str, session: SessionDep, finish: bool = False) -> object:
+            await enqueue(session, topic, key, b"{}")
+            if finish:
+                deadline.must_finish()
+            await asyncio.sleep(0.3)
+            return ok()
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            budget = {"X-Request-Timeout-Ms": "100"}
+            late = await client.post("/write/late", headers=budget)
+            finished = await client.post("/write/finished", params={"finish": True}, headers=budget)
+            unbounded = await client.post("/write/unbounded")
+        assert late.status_code == 504
+        assert late.json() == {"status": 504, "message": "external service timeout"}
+        assert finished.status_code == 200 and unbounded.status_code == 200
+        async with engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT key FROM outbox WHERE topic = :t"), {"t": topic})).scalars()
+            assert sorted(keys) == ["finished", "unbounded"]
+
+
+async def _upstream_handler(request: web.Request) -> web.Response:
+    kind = request.match_info["kind"]
+    if kind == "slow":
+        await asyncio.sleep(1.0)
+    if kind == "shed":
+        return web.json_response(
+            {"status": 503, "message": "external service unavailable"}, status=503, headers={"Retry-After": "1"}
+        )
+    if kind == "boom":
+        return web.json_response({"status": 500, "message": "internal server error"}, status=500)
+    if kind == "budget":
+        return web.json_response({"status": 200, "data": request.headers.get("X-Request-Timeout-Ms")})
+    return web.json_response({"status": 200, "data": kind})
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/{kind}", _upstream_handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def breaker_log() -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("pinstack.http_client")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+
+
+@pytest.mark.integration
+class TestBreakers:
+    async def test_a_slow_route_opens_its_own_breaker_only(
+        self, upstream: str, breaker_log: list[logging.LogRecord]
+    ) -> None:
+        client = ServiceClient("up", upstream, timeout=0.1, retries=0)
+        try:
+            for _ in range(5):
+                with pytest.raises(Exception) as timed_out:
+                    await client.request("GET", "/slow")
+                assert getattr(timed_out.value, "status", None) == 504
+            started = time.perf_counter()
+            with pytest.raises(Exception) as refused:
+                await client.request("GET", "/slow")
+            assert time.perf_counter() - started < 0.05
+            assert getattr(refused.value, "status", None) == 503
+            assert getattr(refused.value, "headers", {}).get("Retry-After") in {"5", "4"}
+            assert (await client.request("GET", "/fast")).status_code == 200  # other routes go on
+        finally:
+            await client.aclose()
+        opened = [r for r in breaker_log if r.getMessage() == "circuit opened"]
+        assert len(opened) == 1
+        assert opened[0].__dict__["fields"] == {
+            "upstream": "up",
+            "route": "GET /slow",
+            "failures": 5,
+            "cause": "timeout",
+        }
+
+    async def test_shed_answers_open_nothing_and_keep_their_retry_after(self, upstream: str) -> None:
+        client = ServiceClient("up", upstream, retries=0)
+        try:
+            for _ in range(10):
+                response = await client.request("GET", "/shed")
+                assert response.status_code == 503
+            error = error_from_response(response)
+            assert (error.status, error.headers) == (503, {"Retry-After": "1"})
+            for _ in range(5):
+                assert (await client.request("GET", "/boom")).status_code == 500
+            with pytest.raises(Exception, match="external service unavailable"):
+                await client.request("GET", "/boom")  # a failing route is cut off...
+            assert (await client.request("GET", "/shed")).status_code == 503  # ...the shedding one is not
+        finally:
+            await client.aclose()
+
+    async def test_connection_failures_open_the_whole_upstream(self, breaker_log: list[logging.LogRecord]) -> None:
+        client = ServiceClient("gone", f"http://127.0.0.1:{free_port()}", retries=0)
+        try:
+            for path in ("/a", "/b", "/c", "/d", "/e"):
+                with pytest.raises(Exception, match="external service unavailable"):
+                    await client.request("GET", path)
+            assert client.breaker.opened_at is not None
+            with pytest.raises(Exception) as refused:
+                await client.request("GET", "/another-route")
+            assert "circuit to gone * open" in getattr(refused.value, "reason", "")
+        finally:
+            await client.aclose()
+        assert [r.__dict__["fields"]["route"] for r in breaker_log if r.getMessage() == "circuit opened"] == ["*"]
+
+    async def test_the_deadline_travels_with_the_call(self, upstream: str) -> None:
+        client = ServiceClient("up", upstream)
+        try:
+            with deadline_in(1.0):
+                sent = int((await client.request("GET", "/budget")).json()["data"])
+            assert 800 <= sent <= 900
+        finally:
+            await client.aclose()
+
+
+@pytest.mark.unit
+class TestFailureLog:
+    @pytest.fixture
+    def lines(self) -> Iterator[io.StringIO]:
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(JsonFormatter("test"))
+        logger = logging.getLogger("pinstack.access")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)  # what LOG_LEVEL=INFO (the default) gives a service
+        yield out
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+    def app(self, access_log: bool) -> FastAPI:
+        app = FastAPI()
+        install_error_handlers(app)
+        app.add_middleware(ObservabilityMiddleware, access_log=access_log)
+
+        @app.get("/shed")
+        async def shed() -> None:
+            raise Overloaded("hashing queue full: 2 running, 4 waiting")
+
+        @app.get("/fine")
+        async def fine() -> object:
+            return ok()
+
+        return app
+
+    async def test_every_failure_leaves_a_line_with_its_request_id_and_reason(self, lines: io.StringIO) -> None:
+        transport = httpx.ASGITransport(app=self.app(access_log=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            shed = await client.get("/shed", headers={"X-Request-Id": "req-42"})
+            assert (await client.get("/fine")).status_code == 200
+        assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
+        entries = [json.loads(line) for line in lines.getvalue().splitlines()]
+        assert len(entries) == 1  # success is not logged while the access log is off
+        assert entries[0]["request_id"] == "req-42"
+        assert entries[0]["level"] == "WARNING"
+        assert (entries[0]["status"], entries[0]["route"]) == (503, "/shed")
+        assert entries[0]["reason"] == "hashing queue full: 2 running, 4 waiting"
+
+    async def test_the_access_log_writes_a_line_per_request(self, lines: io.StringIO) -> None:
+        transport = httpx.ASGITransport(app=self.app(access_log=True))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/fine")
+        (entry,) = [json.loads(line) for line in lines.getvalue().splitlines()]
+        assert (entry["level"], entry["method"], entry["route"], entry["status"]) == ("INFO", "GET", "/fine", 200)
+        assert entry["request_id"] and entry["ms"] >= 0
