@@ -48,6 +48,17 @@ def pid_alive(pid: int | None, needle: str | None = None) -> bool:
         return False
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time `pid` and its waited-for children used so far (None once it is gone): a process
+    whose CPU time grows is working, however slowly."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # utime, stime, cutime, cstime are fields 14-17 of stat(5); fields[0] is field 3
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def port_in_use(port: int, host: str = HOST) -> bool:
     """True if we could not bind host:port the way a server does (SO_REUSEADDR).
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
 
-from proclib import ScriptError, env_port, pid_alive, port_in_use
+from proclib import ScriptError, cpu_seconds, env_port, pid_alive, port_in_use
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -63,8 +63,11 @@ SERVICES: list[tuple[str, str, int]] = [
 ]
 START_GROUPS = [["users"], ["auth"], ["posts", "relations", "notifications", "feed", "activity"], ["gateway"]]
 NO_DATABASE = {"gateway"}
-HEALTH_TIMEOUT = 30.0
-KAFKA_TIMEOUT = 60.0
+# A starting server is waited for as long as it lives and works (its CPU time or its log grows),
+# up to START_TIMEOUT; one that shows no sign of work for STALL_TIMEOUT is given up on.
+START_TIMEOUT = float(os.environ.get("PINSTACK_START_TIMEOUT") or 600)
+STALL_TIMEOUT = float(os.environ.get("PINSTACK_START_STALL") or 90)
+REPORT_EVERY = 10.0
 STOP_TIMEOUT = 15.0
 GRACEFUL_SHUTDOWN = 10  # uvicorn's bound for in-flight requests after SIGTERM, below STOP_TIMEOUT
 
@@ -171,36 +174,86 @@ def port_open(port: int, timeout: float = 0.3, host: str = HOST) -> bool:
         return False
 
 
-def reserve_ports(ports: list[int]) -> None:
-    """Keep the kernel from handing our ports out as ephemeral client ports (root only, best effort).
+RESERVED_PORTS = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
 
-    Adds them to net.ipv4.ip_local_reserved_ports (until reboot), merged with what is there.
-    """
-    if os.geteuid() != 0:
-        return
-    path = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
-    try:
-        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-        current = path.read_text().strip()
-    except (OSError, ValueError):
-        return
-    reserved: set[int] = set()
-    for part in filter(None, current.split(",")):
+
+def _parse_ports(text: str) -> set[int]:
+    ports: set[int] = set()
+    for part in filter(None, text.strip().split(",")):
         a, _, b = part.partition("-")
         with contextlib.suppress(ValueError):
-            reserved.update(range(int(a), int(b or a) + 1))
-    wanted = sorted({p for p in ports if low <= p <= high and p not in reserved})
-    if not wanted:
+            ports.update(range(int(a), int(b or a) + 1))
+    return ports
+
+
+def _format_ports(ports: set[int]) -> str:
+    runs: list[list[int]] = []
+    for port in sorted(ports):
+        if runs and port == runs[-1][1] + 1:
+            runs[-1][1] = port
+        else:
+            runs.append([port, port])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+@contextlib.contextmanager
+def reserved_ports() -> Iterator[set[int] | None]:
+    """The machine's reserved ports, to change in place: written back when the block changed them.
+    None without root. Several stacks may start at once: the flock keeps their changes apart."""
+    if os.geteuid() != 0:
+        yield None
         return
     try:
-        path.write_text(",".join(filter(None, [current, *map(str, wanted)])) + "\n")
+        handle = RESERVED_PORTS.open()
     except OSError:
+        yield None
         return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        before = _parse_ports(handle.read())
+        ports = set(before)
+        yield ports
+        if ports != before:
+            RESERVED_PORTS.write_text(_format_ports(ports) + "\n")
+
+
+def reserve_ports(cfg: Config, ports: list[int]) -> None:
+    """Keep the kernel from handing our ports out as ephemeral client ports (root only, best effort).
+
+    Adds them to net.ipv4.ip_local_reserved_ports and notes which in the state folder, so that
+    `down` gives back exactly those: the machine is left as it was found.
+    """
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return
+    record = cfg.run / "reserved-ports"
+    with reserved_ports() as reserved:
+        if reserved is None:
+            return
+        wanted = {p for p in ports if low <= p <= high and p not in reserved}
+        if not wanted:
+            return
+        reserved |= wanted
+        record.write_text(_format_ports(wanted | _parse_ports(record.read_text() if record.exists() else "")) + "\n")
     say(
         "ports",
-        f"reserved {', '.join(map(str, wanted))} (net.ipv4.ip_local_reserved_ports): "
-        "no client connection gets them as ephemeral port any more",
+        f"reserved {_format_ports(wanted)} (net.ipv4.ip_local_reserved_ports) until `stack.py down`: "
+        "no client connection gets them as ephemeral port meanwhile",
     )
+
+
+def release_ports(cfg: Config) -> None:
+    """Give back the ports `reserve_ports` added for this state folder."""
+    record = cfg.run / "reserved-ports"
+    if not record.exists():
+        return
+    ours = _parse_ports(record.read_text())
+    with reserved_ports() as reserved:
+        if reserved is not None:
+            reserved -= ours
+    record.unlink()
+    say("ports", f"released {_format_ports(ours)} (net.ipv4.ip_local_reserved_ports)")
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -213,19 +266,56 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_until(
-    check: Callable[[], bool], timeout: float, alive: Callable[[], bool] | None = None, interval: float = 0.2
-) -> bool:
-    """Poll `check` until true or timeout; stop early (False) once `alive` says the process died."""
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    """Poll `check` until true or timeout."""
     deadline = time.monotonic() + timeout
     while True:
         if check():
             return True
-        if alive is not None and not alive():
-            return check()
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def wait_started(name: str, pid: int, needle: str, what: str, check: Callable[[], bool], log: Path) -> None:
+    """Wait for a process we started until `check` (`what`, said every REPORT_EVERY seconds) holds,
+    as a person would: while it lives and makes progress, up to START_TIMEOUT. A busy machine
+    only makes it slower; an exit or STALL_TIMEOUT without any work is a failure."""
+    hint = "fix the cause, then run `stack.py up` again (it starts only what is not running)"
+    t0 = time.monotonic()
+    last_work, next_report = t0, t0 + REPORT_EVERY
+    seen = (cpu_seconds(pid), log_size(log))
+    while not check():
+        if not started_alive(pid, needle):
+            if check():
+                break
+            raise fail_with_log(f"{name} exited{exit_note(pid)} (pid {pid}) before {what}", log, hint)
+        now = time.monotonic()
+        work = (cpu_seconds(pid), log_size(log))
+        if work != seen:
+            seen, last_work = work, now
+        if now - last_work >= STALL_TIMEOUT:
+            raise fail_with_log(
+                f"{name} (pid {pid}) did no work for {STALL_TIMEOUT:.0f}s (no CPU time, no log line) "
+                f"and has not {what} after {now - t0:.0f}s",
+                log,
+                hint,
+            )
+        if now - t0 >= START_TIMEOUT:
+            raise fail_with_log(
+                f"{name} (pid {pid}) kept working but has not {what} in {START_TIMEOUT:.0f}s", log, hint
+            )
+        if now >= next_report:
+            say(name, f"waiting until it has {what}: {now - t0:.0f}s, pid {pid} alive, {seen[0] or 0:.1f}s CPU so far")
+            next_report += REPORT_EVERY
+        time.sleep(0.25)
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -774,20 +864,14 @@ def kafka_spawn(cfg: Config) -> int | None:
 
 
 def kafka_wait(cfg: Config, pid: int, t0: float) -> None:
-    ok = wait_until(
+    wait_started(
+        "kafka",
+        pid,
+        "kafka.Kafka",
+        f"a broker and a controller in its metadata on {cfg.kafka_bootstrap}",
         lambda: port_open(cfg.kafka_port) and kafka_metadata_ok(cfg.kafka_port),
-        KAFKA_TIMEOUT,
-        alive=lambda: started_alive(pid, "kafka.Kafka"),
-        interval=0.25,
+        cfg.logfile("kafka"),
     )
-    if not ok:
-        dead = not started_alive(pid, "kafka.Kafka")
-        raise fail_with_log(
-            f"Kafka {'exited' + exit_note(pid) if dead else f'was not ready within {KAFKA_TIMEOUT:.0f}s'} "
-            f"(pid {pid}, port {cfg.kafka_port})",
-            cfg.logfile("kafka"),
-            "fix the cause, then run `stack.py down` and `stack.py up` again",
-        )
     say("kafka", f"ready (pid {pid}) on {cfg.kafka_bootstrap} after {time.monotonic() - t0:.1f}s")
 
 
@@ -882,9 +966,9 @@ def prometheus_start(cfg: Config) -> None:
         log,
     )
     pidfile.write_text(f"{pid}\n")
-    if not wait_until(lambda: http_status(ready_url) == 200, 30, alive=lambda: started_alive(pid, "prometheus")):
-        state = "exited" + exit_note(pid) if not started_alive(pid, "prometheus") else "was not ready in 30s"
-        raise fail_with_log(f"Prometheus {state} (pid {pid}, {ready_url})", log)
+    wait_started(
+        "prometheus", pid, "prometheus", f"answered GET {ready_url} 200", lambda: http_status(ready_url) == 200, log
+    )
     say("prometheus", f"started (pid {pid}) on {cfg.prom_url} in {time.monotonic() - t0:.1f}s")
 
 
@@ -1042,15 +1126,9 @@ def service_start(cfg: Config, name: str) -> int | None:
 
 
 def service_wait(cfg: Config, name: str, pid: int, t0: float) -> None:
-    needle = f"pinstack_{name}.main"
-    ok = wait_until(lambda: service_healthy(cfg, name), HEALTH_TIMEOUT, alive=lambda: started_alive(pid, needle))
-    if not ok:
-        dead = not started_alive(pid, needle)
-        raise fail_with_log(
-            f"{name} {'exited' + exit_note(pid) if dead else f'did not answer GET /healthz 200 in {HEALTH_TIMEOUT:.0f}s'}",
-            cfg.logfile(name),
-            "fix it, then run `stack.py up` again (it restarts only what is down)",
-        )
+    url = f"{cfg.service_url(name)}/healthz"
+    check = functools.partial(service_healthy, cfg, name)
+    wait_started(name, pid, f"pinstack_{name}.main", f"answered GET {url} 200", check, cfg.logfile(name))
     say(name, f"healthy on {cfg.service_url(name)} ({time.monotonic() - t0:.1f}s)")
 
 
@@ -1144,6 +1222,7 @@ def cmd_up(cfg: Config, infra_only: bool) -> None:
     cfg.make_dirs()
     with state_lock(cfg):
         reserve_ports(
+            cfg,
             [
                 cfg.pg_port,
                 cfg.redis_port,
@@ -1151,7 +1230,7 @@ def cmd_up(cfg: Config, infra_only: bool) -> None:
                 cfg.kafka_controller_port,
                 cfg.prom_port,
                 *cfg.service_ports.values(),
-            ]
+            ],
         )
         preflight(cfg)
         t_kafka = time.monotonic()
@@ -1253,6 +1332,7 @@ def cmd_down(cfg: Config) -> None:
         kafka_stop(cfg)
         redis_stop(cfg)
         pg_stop(cfg)
+        release_ports(cfg)
     say("stack", "down")
 
 
@@ -1407,15 +1487,34 @@ def cmd_psql(cfg: Config, svc: str | None, extra: list[str]) -> int:
     return 0  # not reached
 
 
-def cmd_clean(cfg: Config) -> int:
+def cmd_clean(cfg: Config, keep_logs: bool = False) -> int:
+    """down, then delete the state folder and PostgreSQL data kept outside it (/var/tmp):
+    nothing of the stack stays on the machine, but the logs when `keep_logs`."""
     cmd_down(cfg)
     location = cfg.data / "pg.location"
     if location.exists():
         external = Path(location.read_text().strip())
         if external.name.startswith("pinstack-pg-"):
+            log = cfg.logfile("postgres")
+            if keep_logs and log.is_symlink():  # the log lives with the external data
+                real = log.resolve()
+                log.unlink()
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(real, log)
             shutil.rmtree(external, ignore_errors=True)
             say("clean", f"removed {external}")
-    if cfg.state.exists():
+    if not cfg.state.exists():
+        return 0
+    if keep_logs:
+        for child in cfg.state.iterdir():
+            if child == cfg.logs:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        say("clean", f"removed everything in {cfg.state} but the logs")
+    else:
         shutil.rmtree(cfg.state)
         say("clean", f"removed {cfg.state}")
     return 0
@@ -1446,7 +1545,8 @@ def main(argv: list[str] | None = None) -> int:
     psql = sub.add_parser("psql", help="open psql on a service database (default: postgres)")
     psql.add_argument("svc", nargs="?")
     psql.add_argument("extra", nargs=argparse.REMAINDER, help="more psql arguments")
-    sub.add_parser("clean", help="down, then delete the state folder (all local data)")
+    clean = sub.add_parser("clean", help="down, then delete the state folder (all local data)")
+    clean.add_argument("--keep-logs", action="store_true", help="keep <state>/logs")
     args = parser.parse_args(argv)
     if args.command in ("status", "logs", "env"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `stack.py status | head` ends quietly
@@ -1471,7 +1571,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "psql":
             return cmd_psql(cfg, args.svc, args.extra)
         if args.command == "clean":
-            return cmd_clean(cfg)
+            return cmd_clean(cfg, args.keep_logs)
     except ScriptError as exc:
         print(f"[stack] ERROR: {exc}", file=sys.stderr, flush=True)
         return 1

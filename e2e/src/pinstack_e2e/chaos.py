@@ -1,6 +1,6 @@
 """`make chaos`: faults under load on a private stack; counts lost and duplicated writes.
 
-    python -m pinstack_e2e.chaos [--duration 420] [--rate 8] [--seed N] [--hold 3] [--only kafka,posts]
+    python -m pinstack_e2e.chaos [--duration S] [--rate 8] [--seed N] [--hold 3] [--only kafka,posts]
 
 Starts a stack of its own (scripts/stack.py with a temporary state folder and free ports on
 127.0.0.1: PostgreSQL, Redis, Kafka, every service, worker and the gateway; the dev stack of
@@ -9,8 +9,11 @@ restarts Kafka, Redis, PostgreSQL, each service API and each worker (outbox rela
 waiting for recovery after each. Then it checks that no accepted write was lost, no event was
 applied twice, every service is ready, and that every refused request got a documented error
 (503 `external service unavailable`; no answer only while the gateway is down). It prints a report
-per fault and exits 1 when anything was lost, duplicated or undocumented, or did not recover.
-Bounded: the load sends at most rate x duration requests and no fault starts after --duration.
+per fault and exits 1 when anything was lost, duplicated or undocumented, did not recover, or a
+fault it was asked to run was skipped.
+Bounded: by default the drill runs every fault and the load lasts until the last one recovered
+(at most rate x the faults' worst case, FAULT_BUDGET each); with --duration the load sends at most
+rate x duration requests and no fault starts after it (a fault that no longer fits fails the run).
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from pinstack_e2e.chaos_drill import APIS, INFRA, STACK_ENV, WORKERS, Drill, format_report
+from pinstack_e2e.chaos_drill import APIS, INFRA, RECOVERY_TIMEOUT, STACK_ENV, WORKERS, Drill, format_report
 from pinstack_kit.testing import PrivateStack
 
 FAULTS = [*INFRA, *APIS, *WORKERS]
+# The worst case of one fault past its hold: stopping (SIGKILL after 15 s), restarting, recovering.
+FAULT_BUDGET = 15.0 + 60.0 + RECOVERY_TIMEOUT
+
+
+def worst_case(faults: list[str], hold: float) -> float:
+    return len(faults) * (hold + FAULT_BUDGET)
 
 
 def log(message: str) -> None:
@@ -36,14 +45,19 @@ def log(message: str) -> None:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pinstack_e2e.chaos", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=420.0, help="seconds of load; no fault starts later")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of load; no fault starts later (default: until every fault has run and recovered)",
+    )
     parser.add_argument("--rate", type=float, default=8.0, help="requests per second through the gateway")
     parser.add_argument("--seed", type=int, default=None, help="seed of the load's choices (printed)")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds each part stays down")
     parser.add_argument("--only", default="", help=f"comma-separated faults (default all: {','.join(FAULTS)})")
     parser.add_argument("--keep", action="store_true", help="leave the private stack running (prints its folder)")
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.duration <= 0 or args.hold < 0:
+    if args.rate <= 0 or (args.duration is not None and args.duration <= 0) or args.hold < 0:
         parser.error("--rate and --duration must be positive, --hold not negative")
     args.faults = [f for f in args.only.split(",") if f] or FAULTS
     unknown = set(args.faults) - set(FAULTS)
@@ -56,8 +70,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def drill(stack: PrivateStack, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    runner = Drill(stack, rate=args.rate, max_requests=int(args.rate * args.duration), seed=args.seed, log=log)
-    report = await runner.run(args.faults, hold=args.hold, deadline=started + args.duration)
+    if args.duration is None:
+        duration, deadline = worst_case(args.faults, args.hold), float("inf")
+        log(f"{len(args.faults)} faults: the load runs until the last recovered (at most {duration:.0f}s)")
+    else:
+        duration, deadline = args.duration, started + args.duration
+    runner = Drill(stack, rate=args.rate, max_requests=int(args.rate * duration), seed=args.seed, log=log)
+    report = await runner.run(args.faults, hold=args.hold, deadline=deadline)
     print(format_report(report), flush=True)
     return 0 if report.ok else 1
 

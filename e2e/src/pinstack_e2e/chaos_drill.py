@@ -66,7 +66,8 @@ class DrillReport:
     @property
     def ok(self) -> bool:
         return (
-            not self.findings.lost
+            not self.skipped
+            and not self.findings.lost
             and not self.findings.duplicated
             and not self.undocumented()
             and all(f.recovery_seconds is not None and not f.unexpected_restarts and not f.error for f in self.faults)
@@ -263,7 +264,7 @@ def format_report(report: DrillReport) -> str:
     lines.append("checked: " + ", ".join(f"{k} {v}" for k, v in report.findings.checked.items()))
     lines.append(f"events settled in {report.settle_seconds:.1f}s; readiness after: {report.healthy}")
     if report.skipped:
-        lines.append(f"skipped (out of time): {', '.join(report.skipped)}")
+        lines.append(f"SKIPPED (asked for, not run: out of time or load): {', '.join(report.skipped)}")
     for what, items in (("LOST", report.findings.lost), ("DUPLICATED", report.findings.duplicated)):
         for item in items[:20]:
             lines.append(f"{what}: {item}")
@@ -276,6 +277,6 @@ def format_report(report: DrillReport) -> str:
     lines.append(
         f"totals: sent={len(attempts)} accepted={sum(a.accepted for a in attempts)}"
         f" lost={len(report.findings.lost)} duplicated={len(report.findings.duplicated)}"
-        f" undocumented={len(undocumented)} -> {'PASS' if report.ok else 'FAIL'}"
+        f" undocumented={len(undocumented)} skipped={len(report.skipped)} -> {'PASS' if report.ok else 'FAIL'}"
     )
     return "\n".join(lines)

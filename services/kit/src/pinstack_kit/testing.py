@@ -350,6 +350,9 @@ class PrivateStack:
     `up_all()` also starts every service, its worker and the gateway the way `make up` does (on
     private ports too); `stop("posts")`, `stop("posts-worker")`, `stop("kafka")` and `up()` or
     `up_all()` stop and restart single parts. `env` (e.g. settings for the services) is passed on.
+    `down()` stops it for good: its data (also PostgreSQL's, which lands in /var/tmp when the
+    state folder is not reachable for the `postgres` user) and its reserved ports are given back;
+    the logs stay in the state folder.
     """
 
     STACK = Path(__file__).resolve().parents[4] / "scripts" / "stack.py"
@@ -401,7 +404,8 @@ class PrivateStack:
         self.run("stop", *components)
 
     def down(self) -> None:
-        self.run("down")
+        """Stop everything and leave nothing on the machine (data, reserved ports) but its logs."""
+        self.run("clean", "--keep-logs")
 
     @property
     def pg_admin_dsn(self) -> str:
