@@ -10,13 +10,16 @@ value. The outcome is a table row per phase and `.bench/overload.json`.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import multiprocessing
 import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -123,37 +126,46 @@ def register_body(name: str) -> dict[str, Any]:
     return {"username": name, "email": f"{name}@overload.example", "password": PASSWORD}
 
 
-async def probe(session: aiohttp.ClientSession, url: str, stop: asyncio.Event, label: str) -> ProbeStats:
-    """One read at a time, every 20 ms, until `stop`."""
+def probe_loop(url: str, stop: Any, results: Any) -> None:
+    """One read at a time, every 20 ms, until `stop`; in a process of its own, so that the
+    bench's own event loop, busy with the burst, does not delay the probe's reads."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=10)
     latencies: list[float] = []
     errors = 0
     while not stop.is_set():
         started = time.perf_counter()
         try:
-            async with session.get(url) as response:
-                await response.read()
-                errors += response.status != 200
-        except (aiohttp.ClientError, TimeoutError):
+            connection.request("GET", parts.path)
+            response = connection.getresponse()
+            response.read()
+            errors += response.status != 200
+        except (OSError, http.client.HTTPException):
             errors += 1
+            connection.close()
         latencies.append((time.perf_counter() - started) * 1000)
-        try:
-            await asyncio.wait_for(stop.wait(), 0.02)
-        except TimeoutError:
-            pass
-    latencies.sort()
-    return ProbeStats(
-        label, len(latencies), errors, percentile(latencies, 50), percentile(latencies, 99), latencies[-1]
-    )
+        stop.wait(0.02)
+    results.send((latencies, errors))
 
 
-async def probed(session: aiohttp.ClientSession, url: str, label: str, work: Any) -> tuple[Any, ProbeStats]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(probe(session, url, stop, label))
+async def probed(url: str, label: str, work: Any) -> tuple[Any, ProbeStats]:
+    """`work` awaited while the probe reads `url` from another process."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=probe_loop, args=(url, stop, send), daemon=True)
+    process.start()
     try:
         result = await work
     finally:
         stop.set()
-    return result, await task
+    latencies, errors = await asyncio.to_thread(receive.recv)
+    await asyncio.to_thread(process.join, 10)
+    latencies.sort()
+    stats = ProbeStats(
+        label, len(latencies), errors, percentile(latencies, 50), percentile(latencies, 99), latencies[-1]
+    )
+    return result, stats
 
 
 async def accounts_exist(session: aiohttp.ClientSession, api: str, names: list[str]) -> dict[str, bool]:
@@ -180,7 +192,7 @@ async def scenario(gateway: str, burst: int, rounds: int, settle: float) -> dict
             raise SystemExit(f"could not register the probe's account: {made.status}")
         anchor_id = (await (await session.get(f"{api}/users/username/{anchor}")).json())["data"]["id"]
         probe_url = f"{api}/users/{anchor_id}"
-        idle = await probe_for(session, probe_url, "idle", 3.0)
+        idle = await probe_for(probe_url, "idle", 3.0)
 
         names = [f"ovl{uuid.uuid4().hex[:10]}" for _ in range(burst)]
         per_wave = [[f"{n}w{w}" for n in names] for w in range(rounds)]
@@ -198,7 +210,7 @@ async def scenario(gateway: str, burst: int, rounds: int, settle: float) -> dict
                 )
             return time.perf_counter() - started
 
-        wall, during_register = await probed(session, probe_url, "during registrations", registrations())
+        wall, during_register = await probed(probe_url, "during registrations", registrations())
         register_phase = summarise("POST /auth/register", registered, 201, wall)
         await asyncio.sleep(settle)  # anything still running behind a failure answer has finished
         exists = await accounts_exist(session, api, [a.name for a in registered])
@@ -209,7 +221,7 @@ async def scenario(gateway: str, burst: int, rounds: int, settle: float) -> dict
         logins = [accounts[i % len(accounts)] for i in range(burst)]
         bodies = [{"login": n, "password": PASSWORD} for n in logins]
         (login_answers, wall), during_login = await probed(
-            session, probe_url, "during logins", waves(session, api, "/auth/login", bodies, logins, rounds)
+            probe_url, "during logins", waves(session, api, "/auth/login", bodies, logins, rounds)
         )
         login_phase = summarise("POST /auth/login", login_answers, 200, wall)
     return {
@@ -220,8 +232,8 @@ async def scenario(gateway: str, burst: int, rounds: int, settle: float) -> dict
     }
 
 
-async def probe_for(session: aiohttp.ClientSession, url: str, label: str, seconds: float) -> ProbeStats:
-    _, stats = await probed(session, url, label, asyncio.sleep(seconds))
+async def probe_for(url: str, label: str, seconds: float) -> ProbeStats:
+    _, stats = await probed(url, label, asyncio.sleep(seconds))
     return stats
 
 

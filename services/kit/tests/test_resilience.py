@@ -21,12 +21,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_kit import deadline
+from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import SessionDep, sessionmaker
 from pinstack_kit.deadline import DeadlineExceeded, DeadlineMiddleware, parse_budget
 from pinstack_kit.envelope import ok
 from pinstack_kit.errors import Overloaded, install_error_handlers
 from pinstack_kit.http_client import ServiceClient, error_from_response
-from pinstack_kit.observability import JsonFormatter, ObservabilityMiddleware
+from pinstack_kit.observability import JsonFormatter, ObservabilityMiddleware, OutageLog, RepeatFilter
 from pinstack_kit.outbox import enqueue
 from pinstack_kit.overload import Bulkhead
 from pinstack_kit.testing import free_port
@@ -300,3 +301,52 @@ class TestFailureLog:
         (entry,) = [json.loads(line) for line in lines.getvalue().splitlines()]
         assert (entry["level"], entry["method"], entry["route"], entry["status"]) == ("INFO", "GET", "/fine", 200)
         assert entry["request_id"] and entry["ms"] >= 0
+
+
+class TestOutageLog:
+    @pytest.mark.integration
+    async def test_a_kafka_outage_is_one_line_not_one_per_retry(self) -> None:
+        """A consumer whose broker is down retries several times a second; its log and
+        aiokafka's (through the filter `configure_logging` installs) say so once."""
+        out = io.StringIO()
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(JsonFormatter("test"))
+        handler.addFilter(RepeatFilter(("aiokafka",)))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        runner = ConsumerRunner(
+            bootstrap_servers=f"127.0.0.1:{free_port()}",
+            group_id="outage-test",
+            topics=["nowhere"],
+            handler=lambda session, record: asyncio.sleep(0),
+            sessionmaker=None,  # type: ignore[arg-type]  # never reached: nothing is consumed
+            producer_factory=lambda: None,  # type: ignore[arg-type, return-value]
+            dead_letter_topic="nowhere.dlt",
+        )
+        task = asyncio.create_task(runner.run())
+        try:
+            await asyncio.sleep(3.0)
+        finally:
+            runner.stop()
+            await task
+            root.removeHandler(handler)
+        entries = [json.loads(line) for line in out.getvalue().splitlines()]
+        ours = [e for e in entries if e["logger"] == "pinstack.consumer" and e["level"] == "WARNING"]
+        assert runner.kafka_outage.retries >= 2  # it did retry...
+        assert len(ours) == 1, ours  # ...and said so once
+        assert ours[0]["msg"].startswith("consumer outage-test: kafka unavailable")
+        library = [e["msg"] for e in entries if e["logger"].startswith("aiokafka")]
+        assert len(library) == len(set(library)) <= 2, library
+
+    @pytest.mark.unit
+    def test_back_again_is_one_line_with_how_long_it_took(self, caplog: pytest.LogCaptureFixture) -> None:
+        outage = OutageLog(logging.getLogger("test.outage"), "redis")
+        with caplog.at_level(logging.DEBUG, "test.outage"):
+            outage.up()  # nothing was down: nothing to say
+            for _ in range(50):
+                outage.down(ConnectionError("refused"))
+            outage.up()
+        lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+        assert lines[0] == ("WARNING", "redis unavailable (ConnectionError: refused); retrying until it is back")
+        assert lines[1][0] == "INFO" and lines[1][1].startswith("redis available again after")
+        assert lines[1][1].endswith("(49 retries)") and len(lines) == 2

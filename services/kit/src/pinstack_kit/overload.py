@@ -92,7 +92,10 @@ class Bulkhead:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, job, *args)
         finally:
-            self.job_seconds = 0.8 * self.job_seconds + 0.2 * (time.perf_counter() - started)
+            # A moving average, but never below the last job: when the machine gets busier the
+            # estimate follows at once (over-admitting would turn into late refusals).
+            took = time.perf_counter() - started
+            self.job_seconds = max(took, 0.8 * self.job_seconds + 0.2 * took)
             self._running -= 1
             BULKHEAD_RUNNING.labels(self.name).dec()
             self._slots.release()
