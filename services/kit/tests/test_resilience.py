@@ -63,11 +63,14 @@ class TestBulkhead:
         async with busy(queue=1, max_wait=5.0) as bulkhead:
             queued = asyncio.create_task(bulkhead.run(lambda: "queued"))
             await asyncio.sleep(0.05)
+            with pytest.raises(Overloaded):
+                bulkhead.admit()  # what `run` would say, asked before any work
             started = time.perf_counter()
             with pytest.raises(Overloaded) as shed:
                 await bulkhead.run(lambda: "shed")
             assert time.perf_counter() - started < 0.05
         assert await queued == "queued"
+        bulkhead.admit()  # room again
         assert shed.value.status == 503 and shed.value.message == "external service unavailable"
         assert shed.value.headers == {"Retry-After": "1"}
         assert "queue full" in shed.value.reason

@@ -100,11 +100,18 @@ class Bulkhead:
             BULKHEAD_RUNNING.labels(self.name).dec()
             self._slots.release()
 
-    async def _wait_for_slot(self, slots: asyncio.Semaphore) -> None:
+    def admit(self) -> None:
+        """Refuse now what `run` would refuse: a cheap check before work that is only worth doing
+        if the job will run (reading the hash to verify ties up a database connection)."""
+        if self._slots is None or not self._slots.locked():
+            return
         if self._waiting >= self.queue:
             raise self._shed("queue full")
         if (self._waiting + 1) * self.job_seconds / self.limit > self.max_wait:
             raise self._shed("queue too slow")
+
+    async def _wait_for_slot(self, slots: asyncio.Semaphore) -> None:
+        self.admit()
         wait = 2 * self.max_wait
         if (d := deadline.current()) is not None and d.binding:
             wait = min(wait, d.remaining())

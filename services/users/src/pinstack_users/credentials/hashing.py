@@ -38,6 +38,11 @@ def _hashing() -> Bulkhead:
     return _bulkhead
 
 
+def admit() -> None:
+    """503 at once when a hash would be refused now (before reading what it needs)."""
+    _hashing().admit()
+
+
 async def hash_password(password: str) -> str:
     return await _hashing().run(_hasher.hash, password)
 
