@@ -50,6 +50,7 @@ def test_every_contract_route_is_documented(document: dict[str, Any], route: Rou
     if route.body:
         schema = operation["requestBody"]["content"]["application/json"]["schema"]
         assert schema["$ref"].split("/")[-1] in document["components"]["schemas"]
+        assert "request body too large" in operation["responses"]["413"]["description"]
     success = {1: "201", 10: "201", 12: "204", 16: "201"}.get(route.number, "200")
     assert success in operation["responses"]
     # Bad input is a 400 in the envelope; 422 is only an Idempotency-Key used for another request.

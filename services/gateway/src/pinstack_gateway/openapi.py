@@ -107,6 +107,11 @@ def _declare_parameters(path: str, operation: dict[str, Any], unused: set[tuple[
             parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}
 
 
+TOO_LARGE = {
+    "description": "The body is over the gateway's limit (`MAX_BODY_BYTES`, 1 MiB by default): "
+    '`{"status":413,"message":"request body too large"}`',
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+}
 KEY_REUSED = {
     "description": "The Idempotency-Key was already used for a different request (method, path or body)",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
@@ -165,6 +170,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 schemas.update(schema.pop("$defs", {}))
                 schemas[model.__name__] = schema
+                operation["responses"]["413"] = TOO_LARGE
                 operation["requestBody"] = {
                     "required": True,
                     "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
