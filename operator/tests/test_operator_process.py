@@ -16,13 +16,14 @@ import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import redis as redis_sync
+import yaml
 from operator_support import (
     ROOT,
     SERVICES,
@@ -65,6 +66,7 @@ class Lone:
         self.env.log = log
         self.cluster, self.log = cluster, log
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.cleanup: list[Callable[[], Any]] = []  # run after the processes stopped
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         process = operator_process(self.cluster, self.env.namespace, self.log, *args, env=env)
@@ -89,6 +91,8 @@ def lone(crd: KubeCluster, tmp_path: Path) -> Iterator[Lone]:
         # No operator is left for this namespace: let the resource go without its finalizer.
         e.kubectl("patch", "pse", e.name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
         drop_everything(it.tag)
+        for undo in it.cleanup:
+            undo()
         print(it.log.read_text(errors="replace")[-3000:] if it.log.exists() else "")
 
 
@@ -175,3 +179,119 @@ def test_operator_recovers_when_its_crd_is_deleted_and_created_again(lone: Lone)
     lone.start(liveness)
     assert_provisioned_exactly_once(e)
     e.wait_until(lambda: _health(port) == 200, "the restarted operator to be alive", timeout=60)
+
+
+# ------------------------------------------------------------------ RBAC: exactly what it needs
+
+
+def chart_rules(cluster: KubeCluster) -> list[dict[str, Any]]:
+    """The rules of the ClusterRole that charts/pinstack-operator renders."""
+    rendered = cluster.helm("template", "op", str(ROOT / "charts" / "pinstack-operator"), "-n", "pinstack-system")
+    roles = [d for d in yaml.safe_load_all(rendered.stdout) if d and d["kind"] == "ClusterRole"]
+    assert len(roles) == 1, roles
+    rules: list[dict[str, Any]] = roles[0]["rules"]
+    return rules
+
+
+def without(rules: list[dict[str, Any]], resource: str, verb: str) -> list[dict[str, Any]]:
+    """`rules` less one verb on one resource (split out of its rule)."""
+    out = []
+    for rule in rules:
+        if resource not in rule["resources"]:
+            out.append(rule)
+            continue
+        assert verb in rule["verbs"], (resource, verb, rule)
+        rest = [r for r in rule["resources"] if r != resource]
+        if rest:
+            out.append({**rule, "resources": rest})
+        if verbs := [v for v in rule["verbs"] if v != verb]:
+            out.append({**rule, "resources": [resource], "verbs": verbs})
+    return out
+
+
+def service_account_kubeconfig(lone: Lone, rules: list[dict[str, Any]], path: Path) -> dict[str, str]:
+    """A ServiceAccount bound to a ClusterRole of `rules` only, and a kubeconfig that logs in as
+    it (a token from the TokenRequest API): the environment for an operator process."""
+    cluster, namespace, name = lone.cluster, lone.env.namespace, f"pso-rbac-{lone.tag}"
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    lone.cleanup.append(lambda: cluster.kubectl("delete", "clusterrole,clusterrolebinding", name, check=False))
+    token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=1h").stdout.strip()
+    admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "pinstack", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "pinstack", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    denied = cluster.kubectl("--kubeconfig", str(path), "get", "pods", "-n", namespace, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr, "the account must not be an admin"
+    return {"KUBECONFIG": str(path)}
+
+
+def test_operator_needs_no_more_than_the_role_its_chart_grants(lone: Lone, tmp_path: Path) -> None:
+    """Under a ServiceAccount bound only to the chart's ClusterRole: Ready, and deleted with
+    deletionPolicy Delete, without one request refused (Kopf logs every 403 it meets)."""
+    e = lone.env
+    lone.start(env=service_account_kubeconfig(lone, chart_rules(lone.cluster), tmp_path / "sa.kubeconfig"))
+    e.apply(e.manifest(policy="Delete"))
+    assert_provisioned_exactly_once(e)
+    e.kubectl("delete", "pse", e.name, "--timeout=60s")
+    assert pg_state(lone.tag) == (set(), set()) and acl_users(lone.tag) == set()
+    assert e.kubectl("get", "secret,cm", "-l", "pinstack.io/environment=env", "-o", "name").stdout == ""
+    log = lone.log.read_text(errors="replace")
+    assert "Resuming is processed" in log or "Creation is processed" in log  # it is this process's log
+    assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line][:5]
+
+
+@pytest.mark.parametrize(
+    ("resource", "verb", "seen"),
+    [
+        # A provisioning step: the component's condition says why, Ready says ReconcileError.
+        ("secrets", "create", "status"),
+        # Its own status: nothing can say it there; the operator's log does.
+        ("pinstackenvironments/status", "patch", "log"),
+    ],
+)
+def test_a_verb_missing_from_the_role_is_a_visible_failure(
+    lone: Lone, tmp_path: Path, resource: str, verb: str, seen: str
+) -> None:
+    e = lone.env
+    rules = without(chart_rules(lone.cluster), resource, verb)
+    lone.start(env=service_account_kubeconfig(lone, rules, tmp_path / "sa.kubeconfig"))
+    e.apply(e.manifest())
+    if seen == "status":
+
+        def refused() -> dict[str, Any]:
+            conds = {c["type"]: c for c in (e.get("pse", e.name).get("status") or {}).get("conditions", [])}
+            return conds if conds.get("Ready", {}).get("reason") == "ReconcileError" else {}
+
+        conds = e.wait_until(refused, "Ready=False, reason ReconcileError", timeout=60)
+        assert conds["SecretsReady"]["reason"] == "Failed" and "Forbidden" in conds["SecretsReady"]["message"]
+        assert f'cannot {verb} resource \\"{resource}\\"' in conds["SecretsReady"]["message"]
+        assert conds["PostgresReady"]["status"] == "True"  # what it may do is still done
+    else:
+
+        def logged() -> bool:
+            return f'cannot {verb} resource "{resource}"' in lone.log.read_text(errors="replace")
+
+        e.wait_until(logged, f"the operator's log to say it cannot {verb} {resource}", timeout=60)
+        assert not (e.get("pse", e.name).get("status") or {}).get("conditions")
