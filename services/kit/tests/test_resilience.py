@@ -112,7 +112,7 @@ class TestDeadline:
             timeout, header = deadline.outgoing(5.0)
             assert 1.9 < timeout <= 2.0
             assert 1700 < int(header["X-Request-Timeout-Ms"]) <= 1800  # 10 % kept for the answer
-            deadline.current().at = time.monotonic() - 0.01  # type: ignore[union-attr]
+            deadline.current().at = time.monotonic() - 0.01  # type: ignore[union-attr,unused-ignore]
             with pytest.raises(DeadlineExceeded):
                 deadline.outgoing(5.0)
 
@@ -176,8 +176,12 @@ async def upstream() -> AsyncIterator[str]:
 @pytest.fixture
 def breaker_log() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
     logger = logging.getLogger("pinstack.http_client")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -322,8 +326,8 @@ class TestOutageLog:
             group_id="outage-test",
             topics=["nowhere"],
             handler=lambda session, record: asyncio.sleep(0),
-            sessionmaker=None,  # type: ignore[arg-type]  # never reached: nothing is consumed
-            producer_factory=lambda: None,  # type: ignore[arg-type, return-value]
+            sessionmaker=None,  # type: ignore[arg-type,unused-ignore]  # never reached: nothing is consumed
+            producer_factory=lambda: None,  # type: ignore[arg-type,return-value,unused-ignore]
             dead_letter_topic="nowhere.dlt",
         )
         task = asyncio.create_task(runner.run())
