@@ -178,7 +178,7 @@ class TestDeadline:
     async def test_a_timeout_at_the_gateway_hides_no_account(self, small: SmallStack) -> None:
         """A budget shorter than the queue behind it: some answers are 504, and none of those
         left an account (the users service stopped before committing)."""
-        hurried = small.gateway(UPSTREAM_TIMEOUT_SECONDS="0.3")
+        hurried = small.gateway(UPSTREAM_TIMEOUT_SECONDS="0.15")
         bodies = [registration() for _ in range(12)]
         async with httpx.AsyncClient(base_url=f"{hurried}/api/v1", timeout=30) as client:
             answers = await asyncio.gather(*(timed(client, "/auth/register", b, client_address()) for b in bodies))
