@@ -63,7 +63,7 @@ ID_CURSOR = {
     "description": _PREVIOUS + "Its format: base64url without padding of the last id shown, 0 to 2^63-1.",
 }
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
-PATH_PARAMETERS = {
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "user_id": PATH_ID,
     "post_id": PATH_ID,
     "comment_id": PATH_ID,
