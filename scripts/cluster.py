@@ -118,7 +118,7 @@ class Config:
     """Settings of one cluster: the bare control plane (node=False, state `<root>/cluster`, on
     127.0.0.1) or the real node (node=True, state `<root>/node`, API server on the node's bridge)."""
 
-    def __init__(self, node: bool = False) -> None:
+    def __init__(self, node: bool = False, state: Path | None = None) -> None:
         self.node = node
         v = read_versions()
         self.k8s_version = v["PINSTACK_K8S_VERSION"]
@@ -132,7 +132,7 @@ class Config:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pinstack"
         self.bin = cache / "bin" / f"v{self.k8s_version}"
         self.go_root = cache / "go"
-        self.state = Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve() / (
+        self.state = state or Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve() / (
             "node" if node else "cluster"
         )
         self.pki = self.state / "pki"
@@ -829,6 +829,10 @@ def up(cfg: Config, allow_build: bool, as_json: bool) -> int:
     if not ensure_built(cfg, TOOLS_CORE + (TOOLS_NODE if cfg.node else ()), allow_build):
         return EXIT_NOT_BUILT
     if cfg.node:
+        stale = node.stale_node(cfg)
+        if stale:
+            say("node", f"cleaning a node left behind by processes that are gone (state {stale})")
+            down_node(Config(node=True, state=stale))
         node.preflight(cfg)
     cfg.state.mkdir(parents=True, exist_ok=True)
     with lock(cfg.state / ".lock", "`cluster.py up`"):
@@ -1046,6 +1050,7 @@ def node_ready(cfg: Config, since: float = 0.0) -> tuple[bool, str]:
 
 def start_node(cfg: Config) -> None:
     since = time.time() - 15  # a heartbeat of the last 15 s counts (a reused kubelet renews every 10 s)
+    node.claim(cfg)
     node.record_sysctls(cfg)
     node.record_netns(cfg)
     node.set_sysctls()
@@ -1124,6 +1129,7 @@ def down_node(cfg: Config) -> None:
     netns = node.remove_netns(cfg)
     removed = node.teardown_network(cfg)
     restored = node.restore_sysctls(cfg)
+    node.release(cfg)
     say(
         "node",
         f"cleaned: {unmounted} mounts, {cgroups} cgroup folders, {len(netns)} network namespaces, "

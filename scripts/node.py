@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 NODE_NAME = "pinstack-node"
 BRIDGE = "cni-pinstack0"
 FORWARD_CHAIN = "PINSTACK-NODE-FORWARD"
+# which state folder's node made the bridge; /run is a tmpfs, gone with a reboot like the bridge
+OWNER = Path("/run/pinstack/node.json")
 CLUSTER_DOMAIN = "cluster.local"
 # host ports of the node's components, on 127.0.0.1 (metrics and health only)
 PORTS = {
@@ -121,17 +123,66 @@ def preflight(cfg: Config) -> None:
         if not Path("/proc/sys/net/bridge").is_dir():
             raise NodeError("br_netfilter is not loaded (`modprobe br_netfilter`): kube-proxy needs it")
     check_ranges(cfg)
-    ours = (cfg.run / "sysctls.json").is_file()  # written at our start, removed by down
-    if bridge_exists() and not ours:
-        raise NodeError(
-            f"the bridge {BRIDGE} exists but this node (state {cfg.state}) did not make it: a node of "
-            f"another state folder runs (stop it there), or a stale one is left (`ip link del {BRIDGE}`)"
-        )
-    if kube_chains() and not ours:
+    if kube_chains() and not ours(cfg):
         raise NodeError(
             "KUBE-* iptables chains exist that this node did not make (another Kubernetes on this "
             "machine? see `iptables-save | grep KUBE`): stop it first"
         )
+
+
+def ours(cfg: Config) -> bool:
+    return (cfg.run / "sysctls.json").is_file()  # written at our start, removed by down
+
+
+def claim(cfg: Config) -> None:
+    OWNER.parent.mkdir(parents=True, exist_ok=True)
+    OWNER.write_text(json.dumps({"state": str(cfg.state), "pid": os.getpid()}) + "\n")
+
+
+def release(cfg: Config) -> None:
+    if owner_state() in (cfg.state, None):
+        OWNER.unlink(missing_ok=True)
+
+
+def owner_state() -> Path | None:
+    try:
+        return Path(json.loads(OWNER.read_text())["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def node_processes(state: Path | None) -> list[int]:
+    """PIDs of a node's processes: every one names its state folder on its command line (configs,
+    data, sockets); for a node of unknown state, any kubelet or kube-proxy of this machine."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = b" ".join(args).decode(errors="replace")
+        if f"{state}/" in line if state else Path(line.split(" ", 1)[0]).name in ("kubelet", "kube-proxy"):
+            found.append(int(proc.name))
+    return found
+
+
+def stale_node(cfg: Config) -> Path | None:
+    """The state folder of a node whose processes are gone but whose bridge, namespaces, routes and
+    chains are left (a killed session, a crashed machine job), to be cleaned before this start.
+    A node that still runs from another state folder is an error: two nodes cannot share the bridge."""
+    if not bridge_exists() or ours(cfg):
+        return None
+    owner = owner_state()
+    live = node_processes(owner)
+    if live:
+        raise NodeError(
+            f"the bridge {BRIDGE} belongs to a running node of {owner or 'another state folder'} (pids "
+            f"{', '.join(map(str, live[:8]))}): stop it there first (`scripts/cluster.py down --node` with its "
+            "PINSTACK_STATE_DIR)"
+        )
+    return owner or cfg.state
 
 
 def check_ranges(cfg: Config) -> None:
@@ -731,12 +782,32 @@ def remove_netns(cfg: Config) -> list[str]:
     except (OSError, ValueError):
         before = set()
     gone = []
+    used = netns_in_use()
     for name in sorted(list_netns() - before):
-        if name.startswith("cni-"):
+        if name.startswith("cni-") and netns_inode(name) not in used:
             run("ip", "netns", "delete", name, check=False)
             gone.append(name)
     saved.unlink(missing_ok=True)
     return gone
+
+
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(f"/run/netns/{name}").st_ino
+    except OSError:
+        return None
+
+
+def netns_in_use() -> set[int]:
+    """The network namespaces some process lives in (never deleted under it: podman's, or a live pod's)."""
+    used = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                used.add(os.stat(proc / "ns" / "net").st_ino)
+            except OSError:
+                pass
+    return used
 
 
 def kill_pids(pids: list[int], timeout: float = 10) -> None:
