@@ -2,6 +2,7 @@
 """Pinstack on the local node (`make cluster`): the CRDs, the operator and the services, with Helm.
 
     deploy.py up [--namespace N] [--release R] [--prefix P] [--deletion-policy Retain|Delete] [--json]
+    deploy.py up --managed [--namespace N] [--release R] [--deletion-policy Retain|Delete] [--json]
     deploy.py down [--namespace N] [--release R] [--operator]
 
 `up` needs the node (`make cluster`), the local infra listening on the node's bridge (`make infra`
@@ -13,6 +14,10 @@ installs, each with `helm upgrade --install --wait`:
      every service, and the PinstackEnvironment R whose servers are the local infra as the pods
      reach it (the bridge address); the operator writes the connection Secrets, the pods migrate in
      init containers and start once their Secret exists.
+With --managed the servers run in the cluster instead (no `make infra` needed): after 1. and 2.
+it applies manifests/samples/environment-managed.yaml in namespace N (named R), waits until the
+operator has the PostgreSQL, Redis and Kafka StatefulSets ready and the environment Ready, then
+installs 3. without an environment of its own; it reports each step's time.
 Then it prints the gateway's in-cluster address and the port-forward line for 127.0.0.1.
 `down` uninstalls release R (its environment goes with it: with deletionPolicy Delete its
 databases, roles, ACL users and topics are dropped) and the namespace; --operator also removes the
@@ -29,6 +34,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from proclib import ScriptError
@@ -37,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 SYSTEM_NAMESPACE = "pinstack-system"
 SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
+SERVERS = ("postgres", "redis", "kafka")  # a Managed environment's, from `make images`
 
 
 class PlatformError(ScriptError):
@@ -120,10 +128,49 @@ def adopt_crds(node: Node) -> None:
         say("crds", f"{name} (applied with kubectl) adopted by the pinstack-crds release")
 
 
+def wait_environment(node: Node, ns: str, name: str, timeout: float = 900) -> dict[str, float]:
+    """Seconds from now until the managed servers were ready and until the environment was Ready;
+    prints the conditions as they change, fails with them when the bound passes."""
+    t0, seen, last = time.monotonic(), {}, ""
+    while time.monotonic() - t0 < timeout:
+        found = json.loads(node.run("kubectl", "-n", ns, "get", "pinstackenvironment", name, "-o", "json"))
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
+        state = ", ".join(f"{t}={c['status']}" + (f" ({c.get('reason')})" if c["status"] != "True" else "")
+                          for t, c in sorted(conditions.items()))  # fmt: skip
+        if state != last:
+            say("environment", f"{time.monotonic() - t0:5.0f}s  {state or 'no status yet'}")
+            last = state
+        for kind in ("ManagedServersReady", "Ready"):
+            if conditions.get(kind, {}).get("status") == "True":
+                seen.setdefault(kind, round(time.monotonic() - t0, 1))
+        if "Ready" in seen:
+            return seen
+        time.sleep(2)
+    raise PlatformError(
+        f"environment {ns}/{name} not Ready after {timeout:.0f}s: {last}\n{node.run('kubectl', '-n', ns, 'get', 'pods,pvc', check=False)}"
+    )
+
+
+def managed_environment(node: Node, ns: str, name: str, deletion_policy: str) -> dict[str, float]:
+    """manifests/samples/environment-managed.yaml, as a person applies it (named `name`)."""
+    sample = REPO / "manifests" / "samples" / "environment-managed.yaml"
+    env = json.loads(node.run("kubectl", "create", "--dry-run=client", "-o", "json", "-f", str(sample)))
+    env["metadata"]["name"] = name
+    env["metadata"].pop("namespace", None)  # kubectl's client-side parse fills in its default
+    env["spec"]["deletionPolicy"] = deletion_policy
+    t0 = time.monotonic()
+    node.run("kubectl", "-n", ns, "apply", "-f", "-", stdin=json.dumps(env))
+    say("environment", f"applied {sample.relative_to(REPO)} as {ns}/{name} (deletionPolicy {deletion_policy})")
+    seen = wait_environment(node, ns, name)
+    say("environment", f"servers ready {seen.get('ManagedServersReady', '?')}s, Ready {seen['Ready']}s after apply")
+    return {"servers_ready_seconds": seen.get("ManagedServersReady", -1.0), "ready_seconds": seen["Ready"],
+            "apply_started": t0}  # fmt: skip
+
+
 def up(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     node = Node()
-    servers = node_servers()
+    servers = {} if args.managed else node_servers()
     built = images(node)
     say("images", f"{len(built)} built and imported in {time.monotonic() - t0:.0f}s")
     subprocess.run([str(SCRIPTS / "chart-deps.sh")], env={**node.env, "HELM": str(node.bin / "helm")}, check=True,
@@ -135,10 +182,64 @@ def up(args: argparse.Namespace) -> int:
     t1 = time.monotonic()
     node.run("helm", "upgrade", "--install", "pinstack-operator", str(REPO / "charts" / "pinstack-operator"),
              "-n", SYSTEM_NAMESPACE, "--set", "image.registry=localhost",
-             "--set", f"image.tag={built['operator']['tag']}", *wait)  # fmt: skip
+             "--set", f"image.tag={built['operator']['tag']}",
+             *(a for s in SERVERS for a in ("--set", f"managedImages.{s}={built[s]['ref']}")), *wait)  # fmt: skip
     say("operator", f"running in {SYSTEM_NAMESPACE} ({time.monotonic() - t1:.0f}s)")
     ns, release = args.namespace, args.release
     node.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    common = [
+        "-f", str(REPO / "charts" / "pinstack" / "ci" / "node-values.yaml"),
+        *(a for svc in SERVICES for a in ("--set", f"{svc}.image.tag={built[svc]['tag']}")),
+        # the Secrets appear once the operator has provisioned the environment: migrate in the pods
+        "--set", "global.migrations.mode=initContainer",
+    ]  # fmt: skip
+    timings: dict[str, float] = {}
+    if args.managed:
+        timings = managed_environment(node, ns, release, args.deletion_policy)
+        values = [*common, "--set", "environment.create=false"]
+    else:
+        values = [*common, *external_environment(node, ns, release, servers, args)]
+    t2 = time.monotonic()
+    node.run("helm", "upgrade", "--install", release, str(REPO / "charts" / "pinstack"), "-n", ns, *values, *wait)
+    took = time.monotonic() - t2
+    ip = json.loads(node.run("kubectl", "-n", ns, "get", "service", f"{release}-gateway", "-o", "json"))["spec"][
+        "clusterIP"
+    ]
+    serving = wait_serving(f"http://{ip}/healthz")
+    if "apply_started" in timings:
+        timings["serving_seconds"] = round(time.monotonic() - timings.pop("apply_started"), 1)
+        say("pinstack", f"gateway serving {timings['serving_seconds']}s after the environment was applied")
+    say(
+        "pinstack", f"every Deployment available {took:.0f}s after `helm install` (all in {time.monotonic() - t0:.0f}s)"
+    )
+    say(
+        "gateway",
+        f"http://{ip}/api/v1 (from this machine; /healthz answered in {serving:.1f}s), or on 127.0.0.1:8080 with:",
+    )
+    say("", f"kubectl -n {ns} port-forward svc/{release}-gateway 8080:80")
+    if args.json:
+        print(json.dumps({"namespace": ns, "release": release, "gateway": f"http://{ip}", "values": values,
+                          "images": built, "install_seconds": round(took, 1), **timings}))  # fmt: skip
+    return 0
+
+
+def wait_serving(url: str, timeout: float = 120) -> float:
+    t0 = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (the cluster's own Service)
+                if resp.status == 200:
+                    return time.monotonic() - t0
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() - t0 > timeout:
+                raise PlatformError(f"{url} did not answer 200 within {timeout:.0f}s ({exc})") from None
+        time.sleep(1)
+
+
+def external_environment(
+    node: Node, ns: str, release: str, servers: dict[str, str], args: argparse.Namespace
+) -> list[str]:
+    """The umbrella chart's own PinstackEnvironment, whose servers are the local infra."""
     pg_password = Path(servers["pg_password_file"]).read_text().strip()
     for name, user, password in (
         ("pinstack-postgres-admin", "postgres", pg_password),
@@ -150,11 +251,7 @@ def up(args: argparse.Namespace) -> int:
     redis_host, redis_port = servers["redis"].rsplit(":", 1)
     # not the release's bare name: `make up` keeps its own databases as pinstack_<service>
     prefix = args.prefix or f"node-{release}"
-    values = [
-        "-f", str(REPO / "charts" / "pinstack" / "ci" / "node-values.yaml"),
-        *(a for svc in SERVICES for a in ("--set", f"{svc}.image.tag={built[svc]['tag']}")),
-        # the Secrets appear once the operator has provisioned the environment: migrate in the pods
-        "--set", "global.migrations.mode=initContainer",
+    return [
         "--set", "environment.create=true",
         "--set", f"environment.spec.deletionPolicy={args.deletion_policy}",
         "--set", f"environment.spec.postgres.host={pg_host}", "--set", f"environment.spec.postgres.port={pg_port}",
@@ -166,21 +263,6 @@ def up(args: argparse.Namespace) -> int:
         "--set", f"environment.spec.kafka.topicPrefix={prefix}.",
         "--set", "environment.spec.kafka.topicDefaults.partitions=2",
     ]  # fmt: skip
-    t2 = time.monotonic()
-    node.run("helm", "upgrade", "--install", release, str(REPO / "charts" / "pinstack"), "-n", ns, *values, *wait)
-    took = time.monotonic() - t2
-    ip = json.loads(node.run("kubectl", "-n", ns, "get", "service", f"{release}-gateway", "-o", "json"))["spec"][
-        "clusterIP"
-    ]
-    say(
-        "pinstack", f"every Deployment available {took:.0f}s after `helm install` (all in {time.monotonic() - t0:.0f}s)"
-    )
-    say("gateway", f"http://{ip}/api/v1 (from this machine), or on 127.0.0.1:8080 with:")
-    say("", f"kubectl -n {ns} port-forward svc/{release}-gateway 8080:80")
-    if args.json:
-        print(json.dumps({"namespace": ns, "release": release, "gateway": f"http://{ip}", "values": values,
-                          "images": built, "install_seconds": round(took, 1)}))  # fmt: skip
-    return 0
 
 
 def down(args: argparse.Namespace) -> int:
@@ -211,6 +293,9 @@ def main() -> int:
             )
             p.add_argument("--deletion-policy", default="Retain", choices=["Retain", "Delete"])
             p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+            p.add_argument(
+                "--managed", action="store_true", help="servers in the cluster: the Managed sample environment"
+            )
         else:
             p.add_argument("--operator", action="store_true", help="also uninstall the operator and the CRDs")
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +32,29 @@ def username_key(server: str) -> str:
     return f"{server}-username"
 
 
+# The servers run as this uid with a read-only root (the images of images/<server> are built for
+# it: scripts/images.py); their data is on the claim, scratch files on an emptyDir at /tmp.
+UID = 10001
+SCRATCH = "/tmp"  # noqa: S108 (an emptyDir of the pod, not the host's /tmp)
+# The operator's defaults when spec.managed.images leaves one out: the chart passes the refs of
+# `make images` in these variables (charts/pinstack-operator values managedImages).
+IMAGE_ENV = {server: f"PINSTACK_MANAGED_{server.upper()}_IMAGE" for server in SERVERS}
+FALLBACK_IMAGES = {
+    "postgres": "localhost/pinstack/postgres:latest",
+    "redis": "localhost/pinstack/redis:latest",
+    "kafka": "localhost/pinstack/kafka:latest",
+}
+
+
+def default_image(server: str) -> str:
+    return os.environ.get(IMAGE_ENV[server]) or FALLBACK_IMAGES[server]
+
+
 @dataclass(frozen=True)
 class ManagedSpec:
-    postgres_image: str = "postgres:17-alpine"
-    redis_image: str = "redis:7.4-alpine"
-    kafka_image: str = "apache/kafka:3.9.1"
+    postgres_image: str = FALLBACK_IMAGES["postgres"]
+    redis_image: str = FALLBACK_IMAGES["redis"]
+    kafka_image: str = FALLBACK_IMAGES["kafka"]
     storage: str = "1Gi"
     storage_class: str | None = None
 
@@ -45,9 +64,9 @@ def parse(raw: Mapping[str, Any] | None) -> ManagedSpec:
     images = raw.get("images") or {}
     defaults = ManagedSpec()
     return ManagedSpec(
-        postgres_image=images.get("postgres", defaults.postgres_image),
-        redis_image=images.get("redis", defaults.redis_image),
-        kafka_image=images.get("kafka", defaults.kafka_image),
+        postgres_image=images.get("postgres") or default_image("postgres"),
+        redis_image=images.get("redis") or default_image("redis"),
+        kafka_image=images.get("kafka") or default_image("kafka"),
         storage=raw.get("storage", defaults.storage),
         storage_class=raw.get("storageClassName"),
     )
@@ -187,11 +206,21 @@ def _container(env_name: str, namespace: str, server: str, spec: ManagedSpec) ->
     container: dict[str, Any] = {
         "name": server,
         "image": image,
+        "imagePullPolicy": "IfNotPresent",
         "env": env,
         "ports": [{"name": server, "containerPort": port}],
+        # a first start formats or initialises the volume (Kafka's JVM: tens of seconds on 2 cores);
+        # liveness begins only once the server has answered
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 150},
         "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},
-        "volumeMounts": [{"name": "data", "mountPath": mount}],
+        "livenessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [{"name": "data", "mountPath": mount}, {"name": "tmp", "mountPath": SCRATCH}],
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi" if server != "kafka" else "768Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     if command:
         container["command"] = command
@@ -222,7 +251,20 @@ def statefulset(env_name: str, namespace: str, server: str, spec: ManagedSpec, d
                 },
                 "template": {
                     "metadata": {"labels": labels(env_name, server)},
-                    "spec": {"containers": [_container(env_name, namespace, server, spec)]},
+                    "spec": {
+                        # the restricted Pod Security level, as the services' pods
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": UID,
+                            "runAsGroup": UID,
+                            "fsGroup": UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "enableServiceLinks": False,
+                        "automountServiceAccountToken": False,
+                        "containers": [_container(env_name, namespace, server, spec)],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    },
                 },
                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
             },
