@@ -11,8 +11,8 @@ from posts_support import UserEvent
 from redis.asyncio import Redis
 
 from pinstack_kit.testing import handle_record
-from pinstack_posts.authors.consumers import user_event_handler
 from pinstack_posts.config import Settings
+from pinstack_posts.users.consumers import user_event_handler
 
 
 @pytest.fixture

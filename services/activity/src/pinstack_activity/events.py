@@ -19,9 +19,6 @@ POST_CREATED = "post_created"
 POST_DELETED = "post_deleted"
 
 USER_EVENTS = "user-events"
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
 
 CONSUMER_GROUP = "activity"
 

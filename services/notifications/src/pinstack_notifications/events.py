@@ -15,8 +15,5 @@ COMMENT_REPLY = "comment_reply"
 MENTION = "mention"
 
 USER_EVENTS = "user-events"
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
 
 CONSUMER_GROUP = "notifications"

@@ -11,14 +11,14 @@ from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_notifications.config import Settings
 from pinstack_notifications.events import ACTIVITY_EVENTS, CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
 from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event
-from pinstack_notifications.users.consumers import on_user_event
+from pinstack_notifications.users.consumers import user_event_handler
 
 
 def by_topic(settings: Settings) -> Handler:
     handlers = {
         settings.topic(RELATION_EVENTS): on_relation_event,
         settings.topic(ACTIVITY_EVENTS): on_activity_event,
-        settings.topic(USER_EVENTS): on_user_event,
+        settings.topic(USER_EVENTS): user_event_handler(),
     }
 
     async def handle(session: AsyncSession, record: ConsumerRecord) -> None:

@@ -10,9 +10,6 @@ POST_UPDATED = "post_updated"
 POST_DELETED = "post_deleted"
 
 USER_EVENTS = "user-events"
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
 CONSUMER_GROUP = "posts"
 
 

@@ -20,9 +20,6 @@ FOLLOW_CREATED = "follow_created"
 FOLLOW_DELETED = "follow_deleted"
 
 USER_EVENTS = "user-events"
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
 
 CONSUMER_GROUP = "relations"
 

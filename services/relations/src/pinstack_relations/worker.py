@@ -5,13 +5,13 @@ from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_relations.config import Settings
 from pinstack_relations.events import CONSUMER_GROUP, USER_EVENTS
-from pinstack_relations.users.consumers import user_events_handler
+from pinstack_relations.users.consumers import user_event_handler
 
 
 def consumers(settings: Settings) -> LoopsFactory:
     return lambda _, sessions: [
         consumer_for(
-            settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=user_events_handler(settings)
+            settings, sessions, group=CONSUMER_GROUP, topics=[USER_EVENTS], handler=user_event_handler(settings)
         )
     ]
 

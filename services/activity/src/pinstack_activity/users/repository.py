@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, any_, bindparam, exists, func, select, text
@@ -32,23 +31,11 @@ async def alive(session: AsyncSession, user_id: int) -> bool:
     return not await session.scalar(select(exists().where(du.id == user_id)))
 
 
-async def upsert(session: AsyncSession, user_id: int, username: str, updated_at: datetime) -> None:
-    """Insert or refresh the user unless the stored copy is newer."""
-    stmt = insert(users).values(id=user_id, username=username, updated_at=updated_at)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[u.id],
-        set_={"username": stmt.excluded.username, "updated_at": stmt.excluded.updated_at},
-        where=u.updated_at <= stmt.excluded.updated_at,
-    )
-    await session.execute(stmt)
-
-
-async def delete(session: AsyncSession, user_id: int) -> None:
+async def tombstone(session: AsyncSession, user_id: int) -> None:
     """Takes the user's lock exclusively (writes of the user in flight finish first) and leaves a
-    tombstone; the caller erases the user's activity in the same transaction."""
+    tombstone; the caller removes the user and erases their activity in the same transaction."""
     await session.execute(select(func.pg_advisory_xact_lock(_lock_key(user_id))))
     await session.execute(insert(deleted_users).values(id=user_id, deleted_at=func.now()).on_conflict_do_nothing())
-    await session.execute(users.delete().where(u.id == user_id))
 
 
 # Each statement deletes one kind of row of the user and moves the counters of the posts it

@@ -6,13 +6,13 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from pinstack_activity.events import MENTION_CREATED, activity_event
+from pinstack_activity.models import User
 from pinstack_activity.users import repository
 from pinstack_kit.envelope import rfc3339
 from pinstack_kit.errors import Unauthorized
 from pinstack_kit.outbox import enqueue_event
+from pinstack_kit.user_projection import UserProjection
 
 # `@name` not preceded by a word character or another `@` (so e-mail addresses do not mention).
 # Usernames that use other characters than these cannot be mentioned.
@@ -26,14 +26,16 @@ def mentioned_names(text: str) -> list[str]:
     return list(dict.fromkeys(name for name in names if len(name) >= 3))[:MAX_MENTIONS]
 
 
-class UserDirectory:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class UserDirectory(UserProjection):
+    """Usernames for @mentions. A deleted account leaves its tombstone in a table of its own
+    (writers need not be in the projection, see repository.alive) and takes its activity along."""
 
-    async def remember(self, user: dict[str, Any]) -> None:
+    table = User.__table__  # type: ignore[attr-defined]
+
+    def columns(self, user: dict[str, Any]) -> dict[str, Any]:
         updated_at = user.get("updated_at")
         at = datetime.fromisoformat(updated_at) if isinstance(updated_at, str) else datetime.now(UTC)
-        await repository.upsert(self.session, int(user["id"]), str(user["username"]), at)
+        return {"username": str(user["username"]), "updated_at": at}
 
     async def require_alive(self, user_id: int) -> None:
         """Before a write of `user_id`: a deleted account writes nothing, even a request that was
@@ -44,7 +46,8 @@ class UserDirectory:
     async def forget(self, user_id: int) -> None:
         """A deleted account takes its likes, views and comments (with the replies under them)
         along, and the posts' counters drop by what went. Its own posts go by `post_deleted`."""
-        await repository.delete(self.session, user_id)
+        await repository.tombstone(self.session, user_id)
+        await super().forget(user_id)
         await repository.erase_activity(self.session, user_id)
 
     async def mentioned(self, text: str, *, author_id: int) -> list[int]:

@@ -14,7 +14,7 @@ from pinstack_kit.http_client import ServiceClient
 from pinstack_notifications.errors import NotificationAccessDenied, NotificationNotFound
 from pinstack_notifications.events import FOLLOW_CREATED
 from pinstack_notifications.notifications import repository
-from pinstack_notifications.users.service import Recipients
+from pinstack_notifications.users.service import UserDirectory
 
 
 def to_wire(row: Row) -> dict[str, Any]:
@@ -42,14 +42,14 @@ def _owned(row: Row | None, user_id: int) -> Row:
 class NotificationService:
     def __init__(self, session: AsyncSession, users: ServiceClient | None = None) -> None:
         self.session = session
-        self.recipients = Recipients(session, users)
+        self.directory = UserDirectory(session, users)
 
     async def send(self, user_id: int, kind: str, payload: Any, *, sender_id: int | None = None) -> int:
         """A deleted account sends nothing, even a request already on its way when it went: the
-        sender's projection row stays share-locked until commit (see Recipients.accept)."""
-        if sender_id is not None and not await self.recipients.accept(sender_id):
+        sender's projection row stays share-locked until commit (see UserDirectory.alive)."""
+        if sender_id is not None and not await self.directory.alive(sender_id, lock=True):
             raise Unauthorized()  # what the account's token answers at the gateway
-        await self.recipients.require(user_id)
+        await self.directory.require(user_id, lock=True)
         return await repository.insert_notification(self.session, user_id, kind, payload)
 
     async def notify_follow(self, followee_id: int, event: dict[str, Any]) -> None:
@@ -63,7 +63,7 @@ class NotificationService:
         concurrent deletion waits and then removes this notification too."""
         if recipient_id == actor_id:
             return
-        if await self.recipients.accept(actor_id) and await self.recipients.accept(recipient_id):
+        if await self.directory.alive(actor_id, lock=True) and await self.directory.alive(recipient_id, lock=True):
             await repository.insert_notification(self.session, recipient_id, kind, payload, actor_id)
 
     async def remove_all_of(self, user_id: int) -> int:

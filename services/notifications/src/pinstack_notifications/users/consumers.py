@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import orjson
-from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.consumer import header
-from pinstack_notifications.events import USER_CREATED, USER_DELETED, USER_UPDATED
+from pinstack_kit.consumer import Handler
+from pinstack_kit.user_projection import apply_user_events
 from pinstack_notifications.notifications.service import NotificationService
-from pinstack_notifications.users.service import Recipients
+from pinstack_notifications.users.service import UserDirectory
 
 
-async def on_user_event(session: AsyncSession, record: ConsumerRecord) -> None:
-    kind = header(record, "event_type")
-    if kind not in (USER_CREATED, USER_UPDATED, USER_DELETED):
-        return
-    user_id = int(orjson.loads(record.value)["data"]["id"])
-    recipients = Recipients(session, users=None)
-    if kind == USER_DELETED:
-        # Tombstone first: it waits for notifications in flight that share-locked the user, so
-        # the delete below sees them too.
-        await recipients.forget(user_id)
+def user_event_handler() -> Handler:
+    async def remove_notifications(session: AsyncSession, user_id: int) -> None:
         await NotificationService(session).remove_all_of(user_id)
-    else:
-        await recipients.remember(user_id)
+
+    return apply_user_events(UserDirectory, cascade=remove_notifications)

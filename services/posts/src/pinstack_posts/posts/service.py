@@ -18,13 +18,13 @@ from pinstack_kit.db import after_commit
 from pinstack_kit.envelope import dumps, rfc3339
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
-from pinstack_posts.authors.service import AuthorService
 from pinstack_posts.config import Settings
 from pinstack_posts.errors import NotTheAuthor, PostNotFound
 from pinstack_posts.events import POST_CREATED, POST_DELETED, POST_EVENTS, POST_UPDATED, post_event
 from pinstack_posts.posts import repository
 from pinstack_posts.posts.repository import Filters
 from pinstack_posts.posts.schemas import CreatePost, ListQuery, UpdatePost
+from pinstack_posts.users.service import UserDirectory
 
 DEFAULT_LIMIT = 20
 
@@ -205,7 +205,7 @@ class PostService:
         return {"posts": await self._details(rows), "total": total}, next_cursor
 
     async def create(self, body: CreatePost, users: ServiceClient) -> dict[str, Any]:
-        author = await AuthorService(self.session).ensure(body.author_id, users)
+        (author,) = await UserDirectory(self.session, users).require(body.author_id, lock=True)
         row = await repository.insert_post(self.session, author.id, body.title, body.content or None)
         items = [item.model_dump() for item in body.media_items or ()]
         media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))

@@ -1,0 +1,167 @@
+"""A local copy of users kept from `user-events`: the projection every service that needs users holds.
+
+A service's projection is its own table, `id` plus what it needs of the users service's public
+user object, and a `UserDirectory(UserProjection)` naming that table. The table's shape sets the
+rules, so the services cannot drift apart on them:
+- with `updated_at` the newer copy wins: a late `user_updated` changes nothing;
+- with `deleted_at` a deleted user stays as a tombstone that no event and no lookup brings back
+  (its copied fields are cleared); without it the row goes, and the users service answers 404.
+Events can lag behind a fresh registration, so an id the projection has not seen is looked up
+once in the users service and kept. A lookup fills a gap only, unless `updated_at` tells which
+copy is newer.
+
+Checks take a lock that the deletion has to wait for (a key-share lock where the deletion
+deletes the row, a share lock where it updates it to a tombstone), so a deletion that races with
+a write sees, and removes, what the write did. `apply_user_events` applies the events; the
+service hands it its cascade: what goes with a deleted user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+import orjson
+from aiokafka import ConsumerRecord
+from sqlalchemy import Row, Table, and_, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinstack_kit.consumer import Handler, header
+from pinstack_kit.errors import AppError, NotFound
+from pinstack_kit.http_client import ServiceClient
+
+USER_CREATED = "user_created"
+USER_UPDATED = "user_updated"
+USER_DELETED = "user_deleted"
+
+UserCascade = Callable[[AsyncSession, int], Awaitable[object]]
+
+
+class UserProjection:
+    """One service's projection of users in one session; `users` is the users service's client
+    for ids the events have not brought yet."""
+
+    table: ClassVar[Table]
+    not_found: ClassVar[type[AppError]] = NotFound  # the service's "user not found"
+
+    def __init__(self, session: AsyncSession, users: ServiceClient | None = None) -> None:
+        self.session = session
+        self.users = users
+
+    def columns(self, user: dict[str, Any]) -> dict[str, Any]:
+        """The row's values besides `id`, from the users service's public user object."""
+        return {}
+
+    async def remember(self, user: dict[str, Any]) -> bool:
+        """Keep a copy from a user event; True when the stored row changed."""
+        c = self.table.c
+        values = {"id": int(user["id"]), **self.columns(user)}
+        stmt = insert(self.table).values(**values)
+        updates = {name: stmt.excluded[name] for name in values if name != "id"}
+        if not updates:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[c.id])
+        else:
+            guards = []
+            if "updated_at" in c:
+                guards.append(c.updated_at <= stmt.excluded.updated_at)
+            if "deleted_at" in c:
+                guards.append(c.deleted_at.is_(None))
+            where = and_(*guards) if guards else None
+            stmt = stmt.on_conflict_do_update(index_elements=[c.id], set_=updates, where=where)
+        return (await self.session.execute(stmt.returning(c.id))).first() is not None
+
+    async def forget(self, user_id: int) -> None:
+        """The user is deleted: a tombstone where the table keeps them, else the row goes."""
+        c = self.table.c
+        if "deleted_at" not in c:
+            await self.session.execute(self.table.delete().where(c.id == user_id))
+            return
+        stmt = insert(self.table).values(id=user_id, deleted_at=func.now())
+        cleared = {column.name: None for column in self.table.columns if column.name not in ("id", "deleted_at")}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.id], set_={**cleared, "deleted_at": func.coalesce(c.deleted_at, func.now())}
+        )
+        await self.session.execute(stmt)
+
+    async def alive(self, *user_ids: int, lock: bool = False) -> bool:
+        """Whether every id is a live user; with `lock` their rows stay locked until commit.
+
+        Without a users client the caller vouches for an id the projection has not seen (it
+        comes from an event of a service that checked it): the id alone is kept.
+        """
+        return await self._resolve(user_ids, lock) is not None
+
+    async def require(self, *user_ids: int, lock: bool = False) -> list[Row]:
+        """The rows of `user_ids`, in order; `not_found` unless every one is a live user."""
+        rows = await self._resolve(user_ids, lock)
+        if rows is None:
+            raise self.not_found()
+        return [rows[user_id] for user_id in user_ids]
+
+    async def _resolve(self, user_ids: Sequence[int], lock: bool) -> dict[int, Row] | None:
+        ids = list(dict.fromkeys(user_ids))
+        rows = await self._read(ids, lock)
+        unseen = [user_id for user_id in ids if user_id not in rows]
+        if not all(self._is_alive(row) for row in rows.values()):
+            return None
+        if not unseen:
+            return rows
+        for user_id in unseen:
+            if self.users is None:
+                await self._fill(user_id, {})
+                continue
+            user = await self.users.find(f"/users/{user_id}")
+            if user is None:
+                return None
+            if "updated_at" in self.table.c:
+                await self.remember(user)
+            else:
+                await self._fill(user_id, self.columns(user))
+        # Read again: a deletion may have won the race since the lookup.
+        found = await self._read(unseen, lock)
+        if len(found) < len(unseen) or not all(self._is_alive(row) for row in found.values()):
+            return None
+        return rows | found
+
+    async def _fill(self, user_id: int, values: dict[str, Any]) -> None:
+        stmt = insert(self.table).values(id=user_id, **values)
+        await self.session.execute(stmt.on_conflict_do_nothing(index_elements=[self.table.c.id]))
+
+    async def _read(self, user_ids: list[int], lock: bool) -> dict[int, Row]:
+        stmt = select(self.table).where(self.table.c.id.in_(user_ids))
+        if lock:
+            # A tombstone is an update, which only a share lock holds off; a deleted row needs
+            # no more than a key-share lock, which lets a concurrent `user_updated` through.
+            stmt = stmt.with_for_update(read=True, key_share="deleted_at" not in self.table.c)
+        return {row.id: row for row in await self.session.execute(stmt)}
+
+    def _is_alive(self, row: Row) -> bool:
+        return getattr(row, "deleted_at", None) is None
+
+
+def apply_user_events(
+    directory: Callable[[AsyncSession], UserProjection],
+    *,
+    cascade: UserCascade | None = None,
+    changed: UserCascade | None = None,
+) -> Handler:
+    """Applies `user-events` to the projection `directory` makes for a session. A deleted user's
+    row is tombstoned (or deleted) before `cascade` runs: that waits for the writes in flight
+    that locked the user, so the cascade sees them too. `changed` follows a stored change."""
+
+    async def on_user_event(session: AsyncSession, record: ConsumerRecord) -> None:
+        kind = header(record, "event_type")
+        if kind not in (USER_CREATED, USER_UPDATED, USER_DELETED):
+            return
+        user = orjson.loads(record.value)["data"]
+        user_id = int(user["id"])
+        projection = directory(session)
+        if kind == USER_DELETED:
+            await projection.forget(user_id)
+            if cascade is not None:
+                await cascade(session, user_id)
+        elif await projection.remember(user) and changed is not None:
+            await changed(session, user_id)
+
+    return on_user_event
