@@ -67,7 +67,7 @@ fmt: ## format the code and apply ruff's safe fixes
 	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .
 
 openapi: ## write services/gateway/openapi.json
-	$(UV_RUN) python -m pinstack_gateway.openapi
+	$(UV_RUN) python -m pinstack_gateway.write_openapi
 
 bench: ## load the running stack (make up) with wrk: req/s and p50/p99 per scenario
 	@$(UV_RUN) python -m bench.run

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from pinstack_kit.testing import handle_record
 from pinstack_posts.config import Settings
-from pinstack_posts.users.consumers import user_event_handler
+from pinstack_posts.posts.consumers import user_event_handler
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """The gateway's OpenAPI 3 document.
 
 Request bodies are decoded by `body.json_body` (Go semantics) rather than by FastAPI, so their
-schemas are added here from the models the decoders carry. `python -m pinstack_gateway.openapi`
-writes the checked-in `services/gateway/openapi.json`; a test fails when it is stale.
+schemas are added here from the models the decoders carry. `python -m pinstack_gateway.write_openapi`
+(`make openapi`) writes the checked-in `services/gateway/openapi.json`; a test fails when it is stale.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -184,15 +183,3 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 def render(app: FastAPI) -> bytes:
     return orjson.dumps(app.openapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-
-
-def main() -> int:
-    from pinstack_gateway.main import create_app
-
-    DOCUMENT.write_bytes(render(create_app()))
-    print(f"wrote {DOCUMENT}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

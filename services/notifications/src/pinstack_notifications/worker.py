@@ -10,8 +10,7 @@ from pinstack_kit.consumer import Handler, consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_notifications.config import Settings
 from pinstack_notifications.events import ACTIVITY_EVENTS, CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
-from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event
-from pinstack_notifications.users.consumers import user_event_handler
+from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event, user_event_handler
 
 
 def by_topic(settings: Settings) -> Handler:

@@ -8,7 +8,7 @@ from pinstack_kit.redis import create_redis
 from pinstack_kit.worker import Loop, LoopsFactory, run_worker
 from pinstack_posts.config import Settings
 from pinstack_posts.events import CONSUMER_GROUP, USER_EVENTS
-from pinstack_posts.users.consumers import user_event_handler
+from pinstack_posts.posts.consumers import user_event_handler
 
 
 def consumers(settings: Settings) -> LoopsFactory:

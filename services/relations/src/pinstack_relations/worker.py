@@ -5,7 +5,7 @@ from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_relations.config import Settings
 from pinstack_relations.events import CONSUMER_GROUP, USER_EVENTS
-from pinstack_relations.users.consumers import user_event_handler
+from pinstack_relations.follows.consumers import user_event_handler
 
 
 def consumers(settings: Settings) -> LoopsFactory:

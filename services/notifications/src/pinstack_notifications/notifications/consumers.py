@@ -1,5 +1,6 @@
 """Relation and activity events become notifications: a new follower is announced to the
-followee; a like, a comment, a reply or a mention to the user it concerns."""
+followee; a like, a comment, a reply or a mention to the user it concerns. User events keep the
+recipients projection current, and a deleted user's notifications go with them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import orjson
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.consumer import header
+from pinstack_kit.consumer import Handler, header
+from pinstack_kit.user_projection import apply_user_events
 from pinstack_notifications.events import (
     COMMENT,
     COMMENT_CREATED,
@@ -21,6 +23,7 @@ from pinstack_notifications.events import (
     MENTION_CREATED,
 )
 from pinstack_notifications.notifications.service import NotificationService
+from pinstack_notifications.users.service import UserDirectory
 
 
 async def on_relation_event(session: AsyncSession, record: ConsumerRecord) -> None:
@@ -69,3 +72,10 @@ async def on_activity_event(session: AsyncSession, record: ConsumerRecord) -> No
         return
     event = orjson.loads(record.value)
     await handle(NotificationService(session), event["data"])
+
+
+def user_event_handler() -> Handler:
+    async def remove_notifications(session: AsyncSession, user_id: int) -> None:
+        await NotificationService(session).remove_all_of(user_id)
+
+    return apply_user_events(UserDirectory, cascade=remove_notifications)
