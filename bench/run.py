@@ -4,7 +4,10 @@ Scenarios run one after another against the stack started by `make up`:
 
     python -m bench.run            # both groups below
     python -m bench.run endpoints  # one route at a time, same duration and connection count each,
-                                   # plus the ceiling (a trivial FastAPI endpoint on the same machine);
+                                   # plus the ceiling (a trivial FastAPI endpoint on the same machine):
+                                   # req/s, p50/p99, share of the ceiling, CPU per request (every
+                                   # process of the stack, and the gateway and the route's service
+                                   # apart), the gateway's /metrics size and each process's RSS;
                                    # table + .bench/results.json
     python -m bench.run mixed      # the DeathStarBench-style social-network mix on a seeded ~1k-user
                                    # graph, stepped over connection counts, plus post -> feed latency
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -30,10 +34,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+
+from bench import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
@@ -50,10 +57,25 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    share_of_ceiling: float | None = None
+    cpu_ms_per_request: float | None = None  # every process of the stack (or the ceiling's own)
+    cpu_ms_by_component: dict[str, float] | None = None  # per request, components that spent >= 0.01 ms
 
 
 def lua_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def measured(step: Callable[[], Result], roots: dict[str, int] | None = None) -> Result:
+    """`step` with the CPU the stack's processes (or `roots`) spent on it, per request."""
+    before = procs.sample(roots)
+    result = step()
+    spent = procs.cpu_spent(before, procs.sample(roots))
+    if result.requests:
+        per_request = {name: seconds * 1000 / result.requests for name, seconds in spent.items()}
+        result.cpu_ms_per_request = sum(per_request.values())
+        result.cpu_ms_by_component = {name: round(ms, 3) for name, ms in per_request.items() if ms >= 0.01}
+    return result
 
 
 def wrk(scenario: str, url: str, script: str, seconds: int, connections: int) -> Result:
@@ -349,44 +371,127 @@ def main() -> int:
     return 0
 
 
+def follow_each_other(users: list[BenchUser], per_user: int) -> None:
+    """Each user follows the next `per_user` users, so each home feed holds more than a page."""
+    with httpx.Client(timeout=30) as client:
+        for index, user in enumerate(users):
+            for step in range(1, per_user + 1):
+                followee = users[(index + step) % len(users)]
+                response = client.post(
+                    f"{API}/relation/follow",
+                    json={"followee_id": followee.id},
+                    headers={"Authorization": f"Bearer {user.token}"},
+                )
+                response.raise_for_status()
+
+
+# The service behind each scenario (its CPU is reported next to the gateway's).
+SERVICE_OF = {
+    "GET /users/{id}": "users",
+    "GET /users/username/{u}": "users",
+    "POST /auth/login": "auth",
+    "GET /posts/{id}": "posts",
+    "GET /posts/list?limit=20": "posts",
+    "GET /feed?limit=20": "feed",
+    "POST /posts": "posts",
+    "GET /notification/feed": "notifications",
+    "POST /relation/follow + unfollow": "relations",
+}
+
+
+def gateway_metrics() -> dict[str, int]:
+    text = httpx.get(f"{GATEWAY}/metrics", timeout=10).text
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return {
+        "bytes": len(text.encode()),
+        "samples": len(lines),
+        "http_request_duration_seconds_bucket": sum(
+            line.startswith("http_request_duration_seconds_bucket") for line in lines
+        ),
+    }
+
+
 def run_endpoints(args: argparse.Namespace) -> None:
     users = seed_users(args.users)
     posts = seed_posts(users, 4)
+    follow_each_other(users, 5)
     tokens = [u.token for u in users]
     results = []
     ceiling, ceiling_url = start_ceiling()
     try:
-        results.append(wrk("ceiling: trivial FastAPI GET", f"{ceiling_url}/ping", "", args.seconds, args.connections))
+        results.append(
+            measured(
+                lambda: wrk("ceiling: trivial FastAPI GET", f"{ceiling_url}/ping", "", args.seconds, args.connections),
+                {"ceiling": ceiling.pid},
+            )
+        )
     finally:
         ceiling.terminate()
         ceiling.wait(10)
     warn_if_rate_limited()
     scenarios = [
         ("GET /users/{id}", get_script([f"/api/v1/users/{u.id}" for u in users])),
+        ("GET /users/username/{u}", get_script([f"/api/v1/users/username/{u.username}" for u in users])),
         ("POST /auth/login", login_script([u.username for u in users])),
         ("GET /posts/{id}", get_script([f"/api/v1/posts/{p}" for p in posts])),
         ("GET /posts/list?limit=20", get_script([f"/api/v1/posts/list?limit=20&offset={o}" for o in (0, 20, 40)])),
+        ("GET /feed?limit=20", get_script(["/api/v1/feed?limit=20"], tokens)),
         ("POST /posts", create_post_script(tokens)),
         ("GET /notification/feed", get_script(["/api/v1/notification/feed?page=1&limit=10"], tokens)),
     ]
     for name, script in scenarios:
-        results.append(wrk(name, GATEWAY, script, args.seconds, args.connections))
-    results.append(asyncio.run(follow_unfollow(users, args.seconds, args.connections)))
+        results.append(measured(functools.partial(wrk, name, GATEWAY, script, args.seconds, args.connections)))
+    results.append(measured(lambda: asyncio.run(follow_unfollow(users, args.seconds, args.connections))))
+    ceiling_rps = results[0].requests_per_second
+    for r in results[1:]:
+        r.share_of_ceiling = r.requests_per_second / ceiling_rps if ceiling_rps else None
+    metrics = gateway_metrics()
+    rss = {name: round(size / 2**20, 1) for name, size in procs.sample().rss.items()}
 
-    print(f"\n{'scenario':34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    print(
+        f"\n{'scenario':34} {'req/s':>9} {'ceiling':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}"
+        f" {'CPU ms/req':>10} {'gateway':>8} {'service':>8}"
+    )
     for r in results:
+        by = r.cpu_ms_by_component or {}
+        service = SERVICE_OF.get(r.scenario, "ceiling")
         print(
-            f"{r.scenario:34} {r.requests_per_second:9.1f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.requests:9d} {r.errors:7d}"
+            f"{r.scenario:34} {r.requests_per_second:9.1f} {_share(r.share_of_ceiling):>8} {r.p50_ms:8.2f}"
+            f" {r.p99_ms:8.2f} {r.requests:9d} {r.errors:7d} {_ms(r.cpu_ms_per_request):>10}"
+            f" {_ms(by.get('gateway')):>8} {_ms(by.get(service)):>8}"
         )
+    print(
+        f"\ngateway /metrics: {metrics['bytes']:,} bytes, {metrics['samples']:,} samples "
+        f"({metrics['http_request_duration_seconds_bucket']:,} http_request_duration_seconds_bucket)"
+    )
+    print("RSS MB: " + ", ".join(f"{name} {mb}" for name, mb in sorted(rss.items())))
+    print(f"RSS MB of the Python processes: {sum(mb for name, mb in rss.items() if name not in INFRA):.0f}")
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
-            {"seconds": args.seconds, "connections": args.connections, "results": [asdict(r) for r in results]},
+            {
+                "seconds": args.seconds,
+                "connections": args.connections,
+                "results": [asdict(r) for r in results],
+                "gateway_metrics": metrics,
+                "rss_mb": rss,
+            },
             indent=2,
         )
     )
     print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+INFRA = frozenset({"postgres", "redis", "kafka", "prometheus"})
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def warn_if_rate_limited() -> None:

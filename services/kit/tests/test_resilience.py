@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinstack_kit import deadline
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import SessionDep, sessionmaker
-from pinstack_kit.deadline import DeadlineExceeded, DeadlineMiddleware, parse_budget
+from pinstack_kit.deadline import DeadlineExceeded, parse_budget
 from pinstack_kit.envelope import ok
 from pinstack_kit.errors import Overloaded, install_error_handlers
 from pinstack_kit.http_client import ServiceClient, error_from_response
-from pinstack_kit.observability import JsonFormatter, ObservabilityMiddleware, OutageLog, RepeatFilter
+from pinstack_kit.observability import JsonFormatter, OutageLog, RepeatFilter, RequestMiddleware
 from pinstack_kit.outbox import enqueue
 from pinstack_kit.overload import Bulkhead
 from pinstack_kit.testing import free_port
@@ -120,7 +120,7 @@ class TestDeadline:
     async def test_a_request_past_its_deadline_commits_nothing_unless_it_must_finish(self, engine: AsyncEngine) -> None:
         app = FastAPI()
         install_error_handlers(app)
-        app.add_middleware(DeadlineMiddleware, default_seconds=None)
+        app.add_middleware(RequestMiddleware)
         app.state.sessionmaker = sessionmaker(engine)
         topic = f"deadline-{time.monotonic_ns()}"
 
@@ -276,7 +276,7 @@ class TestFailureLog:
     def app(self, access_log: bool) -> FastAPI:
         app = FastAPI()
         install_error_handlers(app)
-        app.add_middleware(ObservabilityMiddleware, access_log=access_log)
+        app.add_middleware(RequestMiddleware, access_log=access_log)
 
         @app.get("/shed")
         async def shed() -> None:

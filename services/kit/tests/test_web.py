@@ -1,5 +1,7 @@
 """Envelope, time formats, error rendering and the observability middleware (no servers)."""
 
+import asyncio
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -7,9 +9,10 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
+from pinstack_kit import observability
 from pinstack_kit.envelope import ok, rfc3339, rfc3339_nano
 from pinstack_kit.errors import Conflict, install_error_handlers
-from pinstack_kit.observability import ObservabilityMiddleware
+from pinstack_kit.observability import RequestMiddleware, metrics_endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +32,7 @@ class TestTimeFormats:
 def make_app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
-    app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(RequestMiddleware)
     router = APIRouter(prefix="/things")
 
     @router.get("/{thing_id}")
@@ -41,6 +44,7 @@ def make_app() -> FastAPI:
         return ok({"id": thing_id})
 
     app.include_router(router)
+    app.add_route("/metrics", metrics_endpoint)
     return app
 
 
@@ -81,3 +85,59 @@ class TestObservability:
             await client.get(f"/things/{thing}")
         assert count("/things/{thing_id}") == before + 3
         assert count("/things/1") == 0
+
+    async def test_labels_are_bounded_whatever_the_client_sends(self, client: httpx.AsyncClient) -> None:
+        """Methods a route does not serve (a 405) and invented methods are `other`, paths that
+        match no route `unmatched`: only the app's routes make series."""
+
+        def count(method: str, route: str, status: str) -> float:
+            labels = {"method": method, "route": route, "status": status}
+            return REGISTRY.get_sample_value("http_requests_total", labels) or 0.0
+
+        before = (count("other", "/things/{thing_id}", "405"), count("other", "unmatched", "404"))
+        assert (await client.post("/things/1")).status_code == 405
+        assert (await client.request("BREW", "/teapot/1")).status_code == 404
+        assert (await client.request("BREW", "/teapot/2")).status_code == 404
+        assert (await client.get("/teapot/3")).status_code == 404
+        assert (count("other", "/things/{thing_id}", "405"), count("other", "unmatched", "404")) == (
+            before[0] + 1,
+            before[1] + 2,
+        )
+        assert (
+            REGISTRY.get_sample_value(
+                "http_requests_total", {"method": "POST", "route": "/things/{thing_id}", "status": "405"}
+            )
+            is None
+        )
+        assert "BREW" not in (await client.get("/metrics")).text
+        # Latency is of what a route served; the router's refusals are counted only.
+        for method, route in (("other", "/things/{thing_id}"), ("other", "unmatched"), ("GET", "unmatched")):
+            labels = {"method": method, "route": route, "le": "+Inf"}
+            assert REGISTRY.get_sample_value("http_request_duration_seconds_bucket", labels) is None
+
+    async def test_metrics_render_off_the_event_loop(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A slow rendering holds no request behind it, and scrapes arriving meanwhile share it."""
+        renders = []
+
+        def slow_render() -> bytes:
+            renders.append(time.monotonic())
+            time.sleep(0.3)  # what a large registry costs on a busy machine
+            return b"# rendered\n"
+
+        monkeypatch.setattr(observability, "generate_latest", slow_render)
+        finished: dict[str, float] = {}
+
+        async def timed(name: str, path: str) -> httpx.Response:
+            response = await client.get(path)
+            finished[name] = time.monotonic()
+            return response
+
+        scrapes = [asyncio.create_task(timed(f"scrape{i}", "/metrics")) for i in range(2)]
+        await asyncio.sleep(0.05)
+        thing = await timed("thing", "/things/1")
+        assert thing.status_code == 200
+        assert [(await scrape).text for scrape in scrapes] == ["# rendered\n"] * 2
+        assert finished["thing"] < min(finished["scrape0"], finished["scrape1"])
+        assert len(renders) == 1

@@ -103,11 +103,16 @@ def decode(raw: bytes, model: type[M]) -> M:
 async def read_within_limit(request: Request) -> None:
     """The body, read once for every route (an app dependency) into `request.state.body`.
     Async: a sync dependency would cost a thread hop."""
-    headers = request.headers
-    declared = headers.get("content-length")
-    if declared in (None, "0") and "transfer-encoding" not in headers:
-        request.state.body = b""  # no body: the common case costs two header lookups
+    declared, chunked = None, False
+    for name, value in request.scope["headers"]:  # one pass: Headers' lookups walk them twice
+        if name == b"content-length" and declared is None:
+            declared = value.decode("latin-1")
+        elif name == b"transfer-encoding":
+            chunked = True
+    if declared in (None, "0") and not chunked:
+        request.state.body = b""  # no body: the common case
         return
+    headers = request.headers
     settings = request.app.state.settings
     limit = settings.max_body_bytes
     if (

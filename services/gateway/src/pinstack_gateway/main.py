@@ -11,7 +11,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from pinstack_gateway.activity.endpoints import comments_router, likes_router
@@ -44,19 +44,6 @@ ROUTERS = [
     likes_router,
     comments_router,
 ]
-
-
-class TrailingSlash:
-    """`/api/v1/users/` is `/api/v1/users` (the upstream router accepted both), without a redirect."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = {**scope, "path": path.rstrip("/") or "/"}
-        await self.app(scope, receive, send)
 
 
 def allowed_methods(app: FastAPI, path: str) -> list[str]:
@@ -166,7 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def swagger_ui() -> Response:
         return RedirectResponse("/docs")
 
-    app.add_middleware(TrailingSlash)
     _outermost(app, ResponseHeaders)
     return app
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Iterable
+from contextvars import Token
 from dataclasses import dataclass
-
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pinstack_kit.errors import ServiceTimeout
 
@@ -81,27 +81,19 @@ def parse_budget(value: bytes) -> float | None:
     return min(int(text) / 1000, MAX_BUDGET_SECONDS)
 
 
-class DeadlineMiddleware:
-    """Sets the request's deadline: the budget it brought, at most `default_seconds` when the app
-    has one (the gateway: the edge decides how long a request may take)."""
+def enter(headers: Iterable[tuple[bytes, bytes]], default_seconds: float | None = None) -> Token[Deadline | None]:
+    """Start a request's deadline: the budget it brought, at most `default_seconds` when the app
+    has one (the gateway: the edge decides how long a request may take). The request layer
+    (observability.RequestMiddleware) calls it and `leave` around each request."""
+    budget = default_seconds
+    for name, value in headers:
+        if name == _HEADER_KEY:
+            given = parse_budget(value)
+            if given is not None:
+                budget = given if budget is None else min(budget, given)
+            break
+    return _current.set(None if budget is None else Deadline(time.monotonic() + budget))
 
-    def __init__(self, app: ASGIApp, default_seconds: float | None = None) -> None:
-        self.app = app
-        self.default_seconds = default_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        budget = self.default_seconds
-        for name, value in scope["headers"]:
-            if name == _HEADER_KEY:
-                given = parse_budget(value)
-                if given is not None:
-                    budget = given if budget is None else min(budget, given)
-                break
-        token = _current.set(None if budget is None else Deadline(time.monotonic() + budget))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)
+def leave(token: Token[Deadline | None]) -> None:
+    _current.reset(token)
