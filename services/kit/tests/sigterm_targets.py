@@ -1,7 +1,8 @@
-"""Processes the SIGTERM tests start: a service app with a slow endpoint, and a worker whose
-loops take a while to stop (one never does). Imported by uvicorn / `python -m` in a subprocess."""
+"""Processes the SIGTERM tests start: a service app with a slow endpoint (and one that tells
+how its garbage collector is set), and a worker whose loops take a while to stop (one never does). Imported by uvicorn / `python -m` in a subprocess."""
 
 import asyncio
+import gc
 import sys
 
 from fastapi import APIRouter
@@ -18,6 +19,11 @@ router = APIRouter()
 async def slow(seconds: float) -> object:
     await asyncio.sleep(seconds)
     return ok({"slept": seconds})
+
+
+@router.get("/gc")
+async def collector() -> object:
+    return ok({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()})
 
 
 def create_app() -> object:

@@ -3,13 +3,15 @@ while it drains; a SIGTERMed worker lets its loops finish their unit of work wit
 consumers commit what they handled and the relay publishes what it holds when stopped."""
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pinstack_kit import testing
+from pinstack_kit.app import GC_YOUNG_THRESHOLD, build_app
+from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue
@@ -45,15 +49,21 @@ def server_args(port: int) -> list[str]:
     ]
 
 
+@contextmanager
+def serving(log_name: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """sigterm_targets' app under uvicorn, healthy: its URL and process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = testing.test_log(log_name)
+    with spawn_process(server_args(port), {"PYTHONPATH": str(HERE), **(env or {})}, log) as proc:
+        wait_healthy(url, proc, log)
+        yield url, proc
+
+
 @pytest.mark.fault
 class TestServerSigterm:
     def test_a_request_in_flight_is_answered_and_readiness_drains_first(self) -> None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {"PYTHONPATH": str(HERE), "SHUTDOWN_DRAIN_SECONDS": "1.5"}
-        log = testing.test_log("sigterm-server")
-        with spawn_process(server_args(port), env, log) as proc:
-            wait_healthy(url, proc, log)
+        with serving("sigterm-server", {"SHUTDOWN_DRAIN_SECONDS": "1.5"}) as (url, proc):
             assert httpx.get(f"{url}/readyz").status_code == 200
             answers: list[httpx.Response] = []
             slow = threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/slow?seconds=3", timeout=15)))
@@ -73,11 +83,7 @@ class TestServerSigterm:
                 httpx.get(f"{url}/healthz", timeout=2)
 
     def test_without_drain_time_the_request_in_flight_is_still_answered(self) -> None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = testing.test_log("sigterm-server")
-        with spawn_process(server_args(port), {"PYTHONPATH": str(HERE)}, log) as proc:
-            wait_healthy(url, proc, log)
+        with serving("sigterm-server") as (url, proc):
             answers: list[httpx.Response] = []
             slow = threading.Thread(target=lambda: answers.append(httpx.get(f"{url}/slow?seconds=2", timeout=15)))
             slow.start()
@@ -89,6 +95,32 @@ class TestServerSigterm:
             slow.join(timeout=15)
             assert [r.status_code for r in answers] == [200]
             assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
+
+
+class TestServedHeap:
+    @pytest.mark.unit
+    def test_a_served_app_freezes_what_startup_built_and_collects_less_often(self) -> None:
+        with serving("served-heap") as (url, proc):
+            collector = httpx.get(f"{url}/gc").json()["data"]
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+        assert collector["threshold"][0] == GC_YOUNG_THRESHOLD
+        assert collector["frozen"] > 10_000  # modules, routes, models: tens of thousands of objects
+
+    @pytest.mark.unit
+    async def test_an_app_driven_in_process_leaves_the_collector_alone(self) -> None:
+        """Tests build many apps in one process: frozen, each one's cycles would never be freed."""
+        threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+        app = build_app(
+            BaseServiceSettings(service_name="heap-test", environment="test"),
+            title="t",
+            routers=[],
+            use_database=False,
+            use_redis=False,
+        )
+        async with testing.app_client(app) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
 
 
 @pytest.mark.fault
