@@ -179,16 +179,24 @@ class TestDeadline:
         """A budget shorter than the queue behind it: some answers are 504, and none of those
         left an account (the users service stopped before committing)."""
         hurried = small.gateway(UPSTREAM_TIMEOUT_SECONDS="0.15")
-        bodies = [registration() for _ in range(12)]
-        async with httpx.AsyncClient(base_url=f"{hurried}/api/v1", timeout=30) as client:
-            answers = await asyncio.gather(*(timed(client, "/auth/register", b, client_address()) for b in bodies))
-        statuses = [a.response.status_code for a in answers]
-        assert set(statuses) <= {201, 503, 504}, statuses
-        assert 504 in statuses, statuses
-        for answer in answers:
-            if answer.response.status_code == 504:
-                assert answer.response.json() == {"status": 504, "message": "external service timeout"}
-                assert answer.seconds < 1.0  # within the budget, not after it
-        await asyncio.sleep(1.0)  # anything still running behind a 504 would have committed by now
-        created = {b["username"] for b, s in zip(bodies, statuses, strict=True) if s == 201}
-        assert accounts(small.users_database, [b["username"] for b in bodies]) == created
+        # Whether a burst meets a 504 depends on how fast this machine hashes and sheds at that
+        # moment (a quick one sheds with 503 and finishes the rest in time): up to three bursts,
+        # each checked in full, and at least one 504 among them.
+        seen: list[int] = []
+        for _ in range(3):
+            bodies = [registration() for _ in range(16)]
+            async with httpx.AsyncClient(base_url=f"{hurried}/api/v1", timeout=30) as client:
+                answers = await asyncio.gather(*(timed(client, "/auth/register", b, client_address()) for b in bodies))
+            statuses = [a.response.status_code for a in answers]
+            seen += statuses
+            assert set(statuses) <= {201, 503, 504}, statuses
+            for answer in answers:
+                if answer.response.status_code == 504:
+                    assert answer.response.json() == {"status": 504, "message": "external service timeout"}
+                    assert answer.seconds < 1.0  # within the budget, not after it
+            await asyncio.sleep(1.0)  # anything still running behind a 504 would have committed by now
+            created = {b["username"] for b, s in zip(bodies, statuses, strict=True) if s == 201}
+            assert accounts(small.users_database, [b["username"] for b in bodies]) == created
+            if 504 in statuses:
+                break
+        assert 504 in seen, seen

@@ -110,7 +110,7 @@ class TestDeadline:
         assert deadline.outgoing(5.0) == (5.0, {})  # no deadline: the client's own timeout
         with deadline_in(2.0):
             timeout, header = deadline.outgoing(5.0)
-            assert 1.9 < timeout <= 2.0
+            assert 2.4 < timeout <= 2.5  # the callee's answer may arrive within the grace
             assert 1800 < int(header["X-Request-Timeout-Ms"]) <= 1900  # 5 % kept for the answer
             deadline.current().at = time.monotonic() - 0.01  # type: ignore[union-attr,unused-ignore]
             with pytest.raises(DeadlineExceeded):

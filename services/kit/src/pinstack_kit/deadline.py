@@ -60,17 +60,26 @@ def must_finish() -> None:
         deadline.binding = False
 
 
+# How long a caller still waits for an answer past its own deadline. The callee stops itself at
+# the budget the header gives it, or finishes what already committed (`must_finish`): waiting for
+# that answer, instead of answering "timeout" while the callee commits, is what keeps a 504 from
+# hiding a write (seen on a busy machine: a 0.15 s budget, accounts behind 504s). A hung callee
+# still ends the call within this grace.
+GRACE_SECONDS = 0.5
+
+
 def outgoing(timeout: float) -> tuple[float, dict[str, str]]:
     """The timeout of a call to another service and the header that hands it the rest of the
-    budget: what is left, less a margin (5 %, 20-250 ms) for its answer to reach us in time."""
+    budget: what is left, less a margin (5 %, 20-250 ms) for its answer to reach us in time; the
+    call itself may take GRACE_SECONDS longer, for the callee's own answer to arrive."""
     deadline = _current.get()
-    if deadline is None:
+    if deadline is None or not deadline.binding:  # no deadline, or work that must finish
         return timeout, {}
     left = deadline.remaining()
     if left <= 0:
         raise DeadlineExceeded(reason="deadline passed before calling another service")
     margin = min(max(left * 0.05, 0.02), 0.25)
-    return min(timeout, left), {HEADER: str(max(1, int((left - margin) * 1000)))}
+    return min(timeout, left) + GRACE_SECONDS, {HEADER: str(max(1, int((left - margin) * 1000)))}
 
 
 def parse_budget(value: bytes) -> float | None:
