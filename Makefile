@@ -99,8 +99,8 @@ images: ## build every image with podman (content-hash tags, cached) and import 
 	else echo "[images] the node is not running: \`make cluster\` imports them next time \`make images\` runs"; fi
 
 .PHONY: platform platform-down
-platform: cluster infra ## Pinstack on the node with Helm: CRDs, the operator (a pod), every service and its environment
-	@$(PYTHON) scripts/deploy.py up
+platform: cluster ## Pinstack on the node with Helm: CRDs, the operator (a pod), every service and its environment (MANAGED=1: the operator runs PostgreSQL, Redis and Kafka too)
+	@$(if $(MANAGED),,$(MAKE) --no-print-directory infra && )$(PYTHON) scripts/deploy.py up $(if $(MANAGED),--managed,)
 
 platform-down: ## uninstall what `make platform` installed (release, environment, namespace; OPERATOR=1: operator and CRDs too)
 	@$(PYTHON) scripts/deploy.py down $(if $(OPERATOR),--operator,)

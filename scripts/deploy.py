@@ -269,8 +269,9 @@ def down(args: argparse.Namespace) -> int:
     node = Node()
     ns, release = args.namespace, args.release
     node.run("helm", "uninstall", release, "-n", ns, "--wait", "--timeout", "5m", check=False)
-    # the environment's finalizer runs its deletionPolicy: wait for it before the namespace goes
-    node.run("kubectl", "-n", ns, "wait", "--for=delete", f"pse/{release}", "--timeout=180s", check=False)
+    # the environment (the release's, or a Managed one applied beside it) goes next; its finalizer
+    # runs its deletionPolicy: wait for that before the namespace goes
+    node.run("kubectl", "-n", ns, "delete", "pse", release, "--ignore-not-found", "--timeout=180s", check=False)
     node.run("kubectl", "delete", "namespace", ns, "--ignore-not-found", "--timeout=180s", check=False)
     say("pinstack", f"release {release} and namespace {ns} removed")
     if args.operator:

@@ -16,7 +16,6 @@ the installed platform for a look afterwards.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from pinstack_e2e.node import RELEASE, Node, Platform, unavailable
+from pinstack_e2e.node import Node, Platform, installed, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,22 +73,5 @@ def platform(node: Node) -> Iterator[Platform]:
     """`scripts/deploy.py up`: the CRDs and the operator (a pod) with Helm, then the umbrella
     chart with its PinstackEnvironment (deletionPolicy Delete) in a namespace of this run."""
     tag = f"node{uuid.uuid4().hex[:6]}"
-    namespace = f"pinstack-{tag}"
-    script = [sys.executable, str(REPO / "scripts" / "deploy.py")]
-    where = ["--namespace", namespace, "--release", RELEASE]
-    done = subprocess.run(
-        [*script, "up", *where, "--prefix", tag, "--deletion-policy", "Delete", "--json"],
-        env=node.env, capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    plat = Platform(node, namespace, "", {})
-    try:
-        assert done.returncode == 0, f"deploy.py up failed:\n{done.stderr[-4000:]}\n{plat.describe()}"
-        print(f"\n{done.stderr.strip()}", file=sys.stderr)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        plat.gateway, plat.values, plat.images = result["gateway"], result["values"], result["images"]
+    with installed(node, f"pinstack-{tag}", "--prefix", tag, "--deletion-policy", "Delete") as (plat, _):
         yield plat
-    finally:
-        if os.environ.get("PINSTACK_NODE_KEEP", "") not in ("", "0"):
-            print(f"\n[node] PINSTACK_NODE_KEEP: left namespace {namespace}", file=sys.stderr)
-        else:
-            subprocess.run([*script, "down", *where], env=node.env, capture_output=True, timeout=600)

@@ -14,9 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pinstack_e2e.client import Api, data_of
-from pinstack_e2e.node import RELEASE, SERVICES, Node, Platform, wait_for
-from pinstack_e2e.wait import eventually
+from pinstack_e2e.client import Api
+from pinstack_e2e.node import RELEASE, SERVICES, Node, Platform, journey, wait_for
 
 # the bounded load of the disruption tests: requests per second, for as long as the action takes
 LOAD_RATE = 20.0
@@ -57,27 +56,7 @@ def test_every_workload_is_available_and_migrated(platform: Platform) -> None:
 
 
 def test_a_journey_through_the_pods(api: Api) -> None:
-    """register, login, post, follow -> notification, home feed, like."""
-    alice, bob = api.register("alice"), api.register("bob")
-    relogged = api.login(alice.username, alice.password)
-    assert relogged["access_token"]
-    api.follow(bob, alice)
-    eventually(
-        lambda: api.notifications(alice),
-        lambda items: any(n["type"] == "follow_created" for n in items),
-        what="alice's follow notification (relations -> Kafka -> notifications, all in pods)",
-        timeout=60,
-    )
-    post = api.create_post(alice, "Hello from the node")
-    eventually(
-        lambda: data_of(api.get("/feed", token=bob.access, params={"limit": 20}), 200)["items"],
-        lambda items: any(i["id"] == post["id"] for i in items),
-        what="alice's post in bob's home feed (post-events -> feed worker)",
-        timeout=60,
-    )
-    liked = data_of(api.put(f"/posts/{post['id']}/like", token=bob.access), 200)
-    assert liked == {"liked": True, "like_count": 1}
-    assert data_of(api.get(f"/users/{alice.id}"), 200)["username"] == alice.username
+    journey(api)
 
 
 class Load:

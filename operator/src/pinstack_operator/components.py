@@ -6,6 +6,8 @@ conditions and the metrics all iterate COMPONENTS; adding a component is one ent
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -290,12 +292,19 @@ async def _kafka_conflicts(run: Pass) -> list[str]:
 
 async def _ensure_secrets(run: Pass) -> list[str]:
     env = run.env
-    return await run.ensure(
-        [
-            secret_builder.connection_secret(env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt)
-            for s in env.services
-        ]
-    )
+    secrets = {
+        s: secret_builder.connection_secret(env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt)
+        for s in env.services
+    }
+    changes = await run.ensure(list(secrets.values()))
+    # A Secret created again (an environment applied anew) or rotated: the service's Deployments
+    # (umbrella release = environment name) roll to read it; an unchanged one restarts nothing.
+    for service, secret in secrets.items():
+        if any(c.endswith(f"/{secret['metadata']['name']}") for c in changes):
+            version = hashlib.sha256(json.dumps(secret["stringData"], sort_keys=True).encode()).hexdigest()[:16]
+            selector = f"app.kubernetes.io/instance={env.name},app.kubernetes.io/name={service}"
+            changes += await asyncio.to_thread(kube.roll_deployments, env.namespace, selector, version)
+    return changes
 
 
 async def _tear_down_secrets(run: Pass) -> list[str]:

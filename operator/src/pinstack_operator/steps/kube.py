@@ -173,6 +173,25 @@ def delete_object(kind: str, namespace: str, name: str) -> list[str]:
     return [f"deleted {kind} {namespace}/{name}"] if _Kind(kind).delete(namespace, name) else []
 
 
+CONNECTION_VERSION = "pinstack.io/connection-version"
+
+
+def roll_deployments(namespace: str, selector: str, version: str) -> list[str]:
+    """Put `version` on the pod template of every Deployment matching `selector`: a rolling
+    restart, because a pod reads its connection Secret once, into its environment, at start."""
+    apps = client.AppsV1Api(api())
+    changes = []
+    found = api().sanitize_for_serialization(apps.list_namespaced_deployment(namespace, label_selector=selector))
+    for deployment in found.get("items") or []:
+        name = deployment["metadata"]["name"]
+        if deployment["spec"]["template"].get("metadata", {}).get("annotations", {}).get(CONNECTION_VERSION) == version:
+            continue
+        patch = {"spec": {"template": {"metadata": {"annotations": {CONNECTION_VERSION: version}}}}}
+        apps.patch_namespaced_deployment(name, namespace, patch)
+        changes.append(f"restarted Deployment {namespace}/{name} (new connection Secret)")
+    return changes
+
+
 def ready_replicas(namespace: str, name: str) -> int:
     """Ready pods of a StatefulSet (0 when it does not exist)."""
     found = _Kind("StatefulSet").get(namespace, name)

@@ -1,0 +1,182 @@
+"""The mission's headline on the real node: one Managed PinstackEnvironment, and the operator runs
+PostgreSQL, Redis and Kafka as StatefulSets on local-path volumes, provisions them, and the
+services (umbrella chart, release = environment name) serve through the gateway.
+
+`scripts/deploy.py up --managed` is the same command a person runs (README, "Kubernetes"); it
+applies manifests/samples/environment-managed.yaml. Then: each server's pod deleted under a load
+of writes and reads (the chaos drill's ledger: nothing accepted is lost or applied twice, every
+refusal is a documented 503), Retain keeping the volumes and databases for an environment applied
+again, and Delete removing them. The tests run in file order; each leaves the platform serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pinstack_e2e.chaos_drill import Drill, format_report
+from pinstack_e2e.client import Api, data_of
+from pinstack_e2e.node import RELEASE, Node, Platform, PodTarget, installed, journey, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = [sys.executable, str(REPO / "scripts" / "deploy.py")]
+SERVERS = ("postgres", "redis", "kafka")
+# the install (images, operator, servers, services) and each drill take minutes, not the default 120 s
+pytestmark = pytest.mark.timeout(1800)
+
+
+@dataclass
+class Managed:
+    platform: Platform
+    timings: dict[str, float]
+    environment: dict[str, Any]  # the environment as applied (for applying it again)
+
+    @property
+    def node(self) -> Node:
+        return self.platform.node
+
+    @property
+    def ns(self) -> str:
+        return self.platform.namespace
+
+    def environment_json(self) -> dict[str, Any]:
+        return dict(self.node.json("-n", self.ns, "get", "pse", RELEASE))
+
+    def volumes(self) -> list[dict[str, Any]]:
+        return list(self.node.json("-n", self.ns, "get", "pvc")["items"])
+
+
+@pytest.fixture(scope="module")
+def managed(node: Node) -> Iterator[Managed]:
+    namespace = f"pinstack-m{uuid.uuid4().hex[:6]}"
+    with installed(node, namespace, "--managed", "--deletion-policy", "Delete") as (plat, result):
+        env = node.json("-n", namespace, "get", "pse", RELEASE)
+        applied = {"apiVersion": env["apiVersion"], "kind": env["kind"], "metadata": {"name": RELEASE},
+                   "spec": env["spec"]}  # fmt: skip
+        yield Managed(plat, {k: v for k, v in result.items() if k.endswith("_seconds")}, applied)
+
+
+@pytest.fixture(scope="module")
+def api(managed: Managed) -> Iterator[Api]:
+    client = Api(managed.platform.gateway)
+    yield client
+    client.close()
+
+
+def test_one_apply_runs_the_servers_and_the_platform_serves(managed: Managed, api: Api) -> None:
+    t = managed.timings
+    print(
+        f"\n[managed] apply -> servers ready {t['servers_ready_seconds']}s -> environment Ready "
+        f"{t['ready_seconds']}s -> gateway serving {t['serving_seconds']}s",
+        file=sys.stderr,
+    )
+    assert 0 < t["servers_ready_seconds"] <= t["ready_seconds"] <= t["serving_seconds"], t
+    conditions = {c["type"]: c["status"] for c in managed.environment_json()["status"]["conditions"]}
+    assert all(v == "True" for v in conditions.values()), conditions
+    for sts in managed.node.json("-n", managed.ns, "get", "statefulsets")["items"]:
+        assert sts["status"].get("readyReplicas") == 1, sts["status"]
+        pod = sts["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and pod["containers"][0]["readinessProbe"], pod
+    volumes = managed.volumes()
+    assert sorted(v["metadata"]["name"] for v in volumes) == [f"data-{RELEASE}-{s}-0" for s in sorted(SERVERS)]
+    assert all(v["status"]["phase"] == "Bound" and v["spec"]["storageClassName"] == "local-path" for v in volumes)
+    journey(api)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: str) -> None:
+    """The drill of `make chaos`, with the server's pod deleted (its volume kept) as the fault."""
+    target = PodTarget(managed.node, managed.ns)
+    lines: list[str] = []
+    # A deleted pod's address answers nothing until its endpoints change (no refusal, as from a
+    # stopped local process): a service may then give up on it with its 504 before the 503.
+    drill = Drill(
+        target,
+        rate=6.0,
+        max_requests=2000,
+        seed=7,
+        log=lines.append,
+        also_documented=frozenset({"504 external service timeout"}),
+    )
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        return await drill.run([server], hold=0.0, deadline=loop.time() + 600, seed_users=6)
+
+    report = asyncio.run(run())
+    text = "\n".join(lines) + format_report(report)
+    print(text, file=sys.stderr)
+    fault = report.faults[0]
+    assert fault.recovery_seconds is not None, text
+    # the other parts restarting would be a failure too, except the server's own pod
+    assert report.ok, text
+
+
+def test_retain_keeps_the_data_for_the_environment_applied_again(managed: Managed, api: Api) -> None:
+    node, ns = managed.node, managed.ns
+    author = api.register("retained")
+    post = api.create_post(author, "Kept across environments", likeable=False)
+    node.kubectl("-n", ns, "patch", "pse", RELEASE, "--type=merge", "-p", '{"spec":{"deletionPolicy":"Retain"}}')
+    wait_for(
+        lambda: all(
+            s["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted") == "Retain"
+            for s in node.json("-n", ns, "get", "statefulsets")["items"]
+        ),
+        "the operator to make the servers' volumes outlive their StatefulSets",
+        60,
+    )
+    volumes = {v["metadata"]["uid"] for v in managed.volumes()}
+    node.kubectl("-n", ns, "delete", "pse", RELEASE, "--wait=true", timeout=240)
+    wait_for(lambda: not node.json("-n", ns, "get", "statefulsets")["items"], "the servers to go", 120)
+    assert {v["metadata"]["uid"] for v in managed.volumes()} == volumes, "a Retain environment's volumes went"
+    node.kubectl("-n", ns, "get", "secret", f"{RELEASE}-managed-admin")  # the passwords that open them
+
+    node.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(managed.environment))
+    wait_for(
+        lambda: any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in managed.environment_json().get("status", {}).get("conditions", [])
+        ),
+        "the environment applied again to be Ready on the kept volumes",
+        600,
+        managed.platform.describe,
+    )
+    assert {v["metadata"]["uid"] for v in managed.volumes()} == volumes, "new volumes instead of the kept ones"
+    # the connection Secrets went with the first environment and were written anew: the services
+    # restart to read them, as after any credential change
+    node.kubectl("-n", ns, "rollout", "restart", "deployment", "-l", f"app.kubernetes.io/instance={RELEASE}")
+    PodTarget(node, ns).up_all()
+    assert data_of(api.get(f"/posts/{post['id']}"), 200)["title"] == "Kept across environments"
+    api.login(author.username, author.password)
+
+
+def test_delete_removes_the_volumes_and_the_databases(managed: Managed) -> None:
+    node, ns = managed.node, managed.ns
+    assert managed.environment_json()["spec"]["deletionPolicy"] == "Delete"
+    names = {v["spec"]["volumeName"] for v in managed.volumes()}
+    paths = {
+        pv["spec"]["hostPath"]["path"] if "hostPath" in pv["spec"] else pv["spec"]["local"]["path"]
+        for pv in node.json("get", "pv")["items"]
+        if pv["metadata"]["name"] in names
+    }
+    assert len(paths) == len(SERVERS), paths
+    done = subprocess.run(
+        [*DEPLOY, "down", "--namespace", ns, "--release", RELEASE],
+        env=node.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wait_for(
+        lambda: not names & {pv["metadata"]["name"] for pv in node.json("get", "pv")["items"]},
+        "the volumes of a Delete environment to be deleted",
+        180,
+    )
+    wait_for(lambda: not any(Path(p).exists() for p in paths), f"the provisioner to remove {paths}", 120)
