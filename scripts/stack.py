@@ -805,6 +805,15 @@ def kafka_config(cfg: Config) -> Path:
     return path
 
 
+def kafka_cluster_id() -> str:
+    """A random cluster id as Kafka makes them (Uuid.randomUuid): 22 URL-safe base64 characters,
+    never starting with "-", which the storage tool would read as an option (1 id in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def kafka_spawn(cfg: Config) -> int | None:
     """Start the broker if needed (non-blocking); returns the PID to wait for, None if already ready."""
     pidfile = cfg.pidfile("kafka")
@@ -833,8 +842,7 @@ def kafka_spawn(cfg: Config) -> int | None:
         t0 = time.monotonic()
         id_file = cfg.data / "kafka-cluster-id"
         if not id_file.exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            id_file.write_text(cluster_id + "\n")
+            id_file.write_text(kafka_cluster_id() + "\n")
         cluster_id = id_file.read_text().strip()
         log_dir.mkdir(parents=True, exist_ok=True)
         fmt_log = cfg.logfile("kafka-format")
