@@ -77,7 +77,7 @@ clean: ## stop the stack, the node and the control plane, delete .stack (all loc
 	@$(STACK) clean
 
 .PHONY: cluster control-plane cluster-down cluster-status cluster-build images
-cluster: bootstrap ## start the real one-node Kubernetes (kubelet, containerd, CNI, kube-proxy, CoreDNS; builds once); prints KUBECONFIG
+cluster: bootstrap ## start the real one-node Kubernetes (kubelet, containerd, CNI, kube-proxy, CoreDNS, Prometheus; builds once); prints KUBECONFIG
 	@$(PYTHON) scripts/cluster.py up --node
 
 control-plane: ## start etcd + kube-apiserver only, on 127.0.0.1 (the fast chart and operator tiers use it)
@@ -89,8 +89,8 @@ cluster-down: ## stop the node and the control plane (by PID) and undo every mac
 cluster-status: ## PIDs and health of every node and control-plane component
 	@$(PYTHON) scripts/cluster.py status
 
-cluster-build: ## build the Kubernetes binaries, CoreDNS, crictl, etcd, helm into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
-	@$(PYTHON) scripts/cluster.py build etcd kube-apiserver kubectl helm kube-controller-manager kube-scheduler kubelet kube-proxy coredns crictl $(if $(EXTRA),skaffold kwok,)
+cluster-build: ## build the Kubernetes binaries, etcd, helm, CoreDNS, crictl, local-path-provisioner, Prometheus into ~/.cache/pinstack/bin (EXTRA=1: +skaffold, kwok)
+	@$(PYTHON) scripts/cluster.py build --node $(if $(EXTRA),--extra,)
 
 images: ## build every image with podman (content-hash tags, cached) and import them into the node when it runs
 	@$(PYTHON) scripts/images.py build
@@ -114,12 +114,12 @@ operator: cluster ## run the operator from this checkout against `make cluster` 
 dashboards: ## regenerate dashboards/json and dashboards/rules (checked in; a test fails when stale)
 	$(UV_RUN) python dashboards/build.py
 
-.PHONY: kind-up dev
+.PHONY: kind-up dev dev-node
 
 kind-up: ## create the kind cluster "pinstack" from manifests/kind/cluster.yaml (needs Docker and kind)
 	@if ! command -v kind >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
 		echo "make kind-up needs a running Docker engine and the kind CLI (https://kind.sigs.k8s.io)."; \
-		echo "Without Docker, \`make cluster\` starts a bare control plane (etcd + kube-apiserver; no pods run)."; \
+		echo "Without Docker: \`make cluster\` starts a real one-node cluster here, and \`make dev-node\` runs skaffold dev on it."; \
 		exit 1; \
 	fi; \
 	if kind get clusters 2>/dev/null | grep -qx pinstack; then echo "kind cluster pinstack already exists"; \
@@ -127,3 +127,6 @@ kind-up: ## create the kind cluster "pinstack" from manifests/kind/cluster.yaml 
 
 dev: ## run Pinstack on the kind cluster, rebuilt and redeployed on every change (skaffold dev -p dev)
 	skaffold dev -p dev
+
+dev-node: ## skaffold dev on the node of `make cluster`, no Docker (images built and imported as by `make images`)
+	@$(PYTHON) scripts/deploy.py skaffold dev

@@ -13,7 +13,9 @@
 The real node (state `<root>/node`; scripts/node.py has its network, containerd, kubelet,
 kube-proxy and CoreDNS settings): etcd, kube-apiserver on the node's bridge address,
 kube-controller-manager, kube-scheduler, a private containerd + runc, the kubelet, kube-proxy
-(iptables) and CoreDNS. Pods run, Services route, DNS answers the cluster zone. It needs root.
+(iptables), CoreDNS and Prometheus (Debian's; it discovers the pods through the API server and
+scrapes what the charts' monitors select). Pods run, Services route, DNS answers the cluster zone,
+the platform's dashboards have data. It needs root.
 `up` reuses what runs and restarts what stopped; a second `up` of a healthy node takes ~1 s.
 The node tier (e2e/node, `make test-node`) runs the platform on it.
 
@@ -44,7 +46,8 @@ Environment:
     PINSTACK_SERVICE_CIDR          --service-cluster-ip-range (default 10.96.0.0/16)
     PINSTACK_CLUSTER_START_TIMEOUT seconds to wait for /readyz (default 120)
     PINSTACK_K8S_VERSION, PINSTACK_ETCD_VERSION, PINSTACK_HELM_VERSION, PINSTACK_COREDNS_VERSION,
-    PINSTACK_CRICTL_VERSION, PINSTACK_SKAFFOLD_VERSION, PINSTACK_KWOK_VERSION, PINSTACK_LOCAL_PATH_VERSION
+    PINSTACK_CRICTL_VERSION, PINSTACK_SKAFFOLD_VERSION, PINSTACK_KWOK_VERSION, PINSTACK_LOCAL_PATH_VERSION,
+    PINSTACK_PROMETHEUS_VERSION
                                    versions (defaults in scripts/k8s/versions.env)
     XDG_CACHE_HOME                 cache root (default ~/.cache)
 
@@ -129,6 +132,7 @@ class Config:
         self.coredns_version = v["PINSTACK_COREDNS_VERSION"]
         self.crictl_version = v["PINSTACK_CRICTL_VERSION"]
         self.local_path_version = v["PINSTACK_LOCAL_PATH_VERSION"]
+        self.prometheus_version = v["PINSTACK_PROMETHEUS_VERSION"]
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pinstack"
         self.bin = cache / "bin" / f"v{self.k8s_version}"
         self.go_root = cache / "go"
@@ -195,6 +199,7 @@ TOOLS_NODE = (
     "coredns",
     "crictl",
     "local-path-provisioner",
+    "prometheus",
 )
 TOOLS_EXTRA = ("skaffold", "kwok")
 
@@ -290,7 +295,14 @@ def wrappers(cfg: Config) -> dict[str, Wrapper]:
         "local-path-provisioner": Wrapper(
             "local-path-provisioner", "github.com/rancher/local-path-provisioner", f"v{cfg.local_path_version}"
         ),
+        # Prometheus 3.x is the Go module's v0.3xx.y
+        "prometheus": Wrapper("prometheus", "github.com/prometheus/prometheus", prometheus_module_version(cfg)),
     }
+
+
+def prometheus_module_version(cfg: Config) -> str:
+    major, minor, patch = cfg.prometheus_version.split(".")
+    return f"v0.{int(major) * 100 + int(minor)}.{patch}"
 
 
 def tools(cfg: Config) -> dict[str, Tool]:
@@ -320,6 +332,13 @@ def tools(cfg: Config) -> dict[str, Tool]:
             "timetzdata,osusergo,netgo",
         ),
         "kwok": Tool("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok", f"v{cfg.kwok_version}"),
+        "prometheus": Tool(
+            "prometheus",
+            "prometheus",
+            "github.com/prometheus/prometheus/cmd/prometheus",
+            prometheus_module_version(cfg),
+            "remove_all_sd,enable_kubernetes_sd",
+        ),
     }
 
 
@@ -456,13 +475,23 @@ def ldflags(cfg: Config, tool: Tool, w: Wrapper, workdir: Path) -> list[str]:
         x("github.com/coredns/coredns/coremain", GitCommit=w.commit[:10] or tool.version)
     elif w.name == "crictl":
         x("sigs.k8s.io/cri-tools/pkg/version", Version=tool.version.lstrip("v"))
+    elif w.name == "prometheus":
+        x(
+            "github.com/prometheus/common/version",
+            Version=cfg.prometheus_version,
+            Revision=w.commit,
+            Branch="HEAD",
+            BuildDate=w.time,
+        )
     elif w.name == "kwok":
         x("sigs.k8s.io/kwok/pkg/consts", Version=tool.version, KubeVersion=f"v{cfg.k8s_version}")
     return flags
 
 
-def build(cfg: Config, extra: bool = False, force: bool = False, only: list[str] | None = None) -> None:
-    names = list(only or (TOOLS_CORE + (TOOLS_EXTRA if extra else ())))
+def build(
+    cfg: Config, extra: bool = False, force: bool = False, only: list[str] | None = None, with_node: bool = False
+) -> None:
+    names = list(only or (TOOLS_CORE + (TOOLS_NODE if with_node else ()) + (TOOLS_EXTRA if extra else ())))
     all_tools = tools(cfg)
     all_wrappers = wrappers(cfg)
     cfg.bin.mkdir(parents=True, exist_ok=True)
@@ -779,6 +808,7 @@ def env_info(cfg: Config) -> dict[str, str]:
         "k8s_version": cfg.k8s_version,
         "state_dir": str(cfg.state),
         "api_host": cfg.api_host,
+        **({"prometheus": prometheus_url()} if cfg.node else {}),
     }
 
 
@@ -788,6 +818,8 @@ def print_env(cfg: Config, as_json: bool) -> None:
         return
     print(f"export KUBECONFIG={cfg.kubeconfig}")
     print(f"export PATH={cfg.bin}:$PATH  # kubectl, helm (v{cfg.k8s_version})")
+    if cfg.node:
+        print(f"export PINSTACK_NODE_PROM_URL={prometheus_url()}  # scrapes the pods of every release")
 
 
 def ensure_built(cfg: Config, names: tuple[str, ...], allow_build: bool) -> bool:
@@ -903,7 +935,12 @@ def node_health(cfg: Config) -> dict[str, Any]:
         "local-path-provisioner": lambda: (
             "Started provisioner controller" in this_run_log(cfg, "local-path-provisioner")
         ),
+        "prometheus": lambda: http_ok(f"{prometheus_url()}/-/ready"),
     }
+
+
+def prometheus_url() -> str:
+    return f"http://{HOST}:{node.port('prometheus')}"
 
 
 def this_run_log(cfg: Config, name: str) -> str:
@@ -922,6 +959,7 @@ def node_components(cfg: Config) -> list[Component]:
     proxy_kc = node.kubeconfig(cfg, "kube-proxy", "kube-proxy")
     dns_kc = node.kubeconfig(cfg, "coredns", "coredns")
     lpp_kc = node.kubeconfig(cfg, "local-path-provisioner", "local-path-provisioner")
+    prom_kc = node.kubeconfig(cfg, "prometheus", "prometheus")
     cm_port, sched_port = node.port("controller-manager"), node.port("scheduler")
     return [
         Component(
@@ -986,6 +1024,19 @@ def node_components(cfg: Config) -> list[Component]:
                 f"--service-account-name={node.LOCAL_PATH_HELPER_SA}",
             ],
             health["local-path-provisioner"],
+        ),
+        Component(
+            "prometheus",
+            [
+                str(b("prometheus")),
+                f"--config.file={node.prometheus_config(cfg, prom_kc)}",
+                f"--storage.tsdb.path={cfg.state / 'prometheus' / 'data'}",
+                f"--web.listen-address={HOST}:{node.port('prometheus')}",
+                "--storage.tsdb.retention.time=2d",
+                "--web.enable-lifecycle",
+            ],
+            health["prometheus"],
+            ((HOST, node.port("prometheus")),),
         ),
     ]
 
@@ -1074,7 +1125,7 @@ def start_node(cfg: Config) -> None:
     start_component(cfg, containerd)
     node.import_images(cfg, ["pause", "volume-helper"])  # the platform's images: `make images`
     start_plane(cfg, [f"IP:{first_service_ip(cfg)}", f"IP:{cfg.api_host}"])
-    kubectl(cfg, "apply", "--server-side", "-f", "-", stdin=node.COREDNS_RBAC)
+    kubectl(cfg, "apply", "--server-side", "-f", "-", stdin=node.COREDNS_RBAC + "---\n" + node.PROMETHEUS_RBAC)
     kubectl(
         cfg, "apply", "--server-side", "--force-conflicts", "-f", "-", stdin=node.local_path_manifest(cfg, helper_ref)
     )
@@ -1092,6 +1143,7 @@ def start_node(cfg: Config) -> None:
 
 
 NODE_PROCESSES = (
+    "prometheus",
     "local-path-provisioner",
     "coredns",
     "kube-proxy",
@@ -1187,6 +1239,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_build = sub.add_parser("build", help="build the binaries (cached per version)")
+    p_build.add_argument("--node", action="store_true", help="also the real node's binaries")
     p_build.add_argument("--extra", action="store_true", help="also skaffold and kwok")
     p_build.add_argument("--force", action="store_true", help="rebuild even when the markers say built")
     p_build.add_argument("only", nargs="*", help="only these binaries")
@@ -1213,7 +1266,7 @@ def main() -> int:
             unknown = [n for n in args.only if n not in known]
             if unknown:
                 raise ClusterError(f"unknown binaries {unknown}; choose from {list(known)}")
-            build(cfg, extra=args.extra, force=args.force, only=args.only or None)
+            build(cfg, extra=args.extra, force=args.force, only=args.only or None, with_node=args.node)
             return 0
         if args.cmd == "up":
             return up(Config(node=args.node), allow_build=not args.no_build, as_json=args.json)

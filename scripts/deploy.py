@@ -4,6 +4,7 @@
     deploy.py up [--namespace N] [--release R] [--prefix P] [--deletion-policy Retain|Delete] [--json]
     deploy.py up --managed [--namespace N] [--release R] [--deletion-policy Retain|Delete] [--json]
     deploy.py down [--namespace N] [--release R] [--operator]
+    deploy.py skaffold dev|run|delete [skaffold flags]   skaffold on the node (profile node)
 
 `up` needs the node (`make cluster`), the local infra listening on the node's bridge (`make infra`
 after `make cluster`) and the images (`make images`, which it runs: a warm run is instant). It
@@ -281,6 +282,42 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
+def skaffold(args: argparse.Namespace) -> int:
+    """`skaffold <args> -p node` on the node: skaffold reads the image ID of what it built from a
+    Docker API, which podman serves here on a socket of the node's state for as long as skaffold
+    runs (scripts/images.py builds and imports each image; skaffold.yaml, profile node)."""
+    node = Node()
+    binary = node.bin / "skaffold"
+    if not binary.is_file():
+        raise PlatformError(f"{binary} is not built: run `make cluster-build EXTRA=1` once (~12 min cold)")
+    sock = node.state / "podman" / "docker.sock"
+    sock.parent.mkdir(parents=True, exist_ok=True)
+    sock.unlink(missing_ok=True)
+    log = (node.state / "logs" / "podman-service.log").open("a")
+    service = subprocess.Popen(
+        ["podman", "--runtime", "runc", "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.is_socket():
+            if service.poll() is not None or time.monotonic() > deadline:
+                raise PlatformError(f"podman's API service did not open {sock}; see {log.name}")
+            time.sleep(0.2)
+        say("skaffold", f"podman's Docker API on {sock} (pid {service.pid})")
+        env = {**node.env, "DOCKER_HOST": f"unix://{sock}"}
+        return subprocess.run([str(binary), *args.args, "--profile", "node"], env=env, cwd=REPO).returncode
+    finally:
+        service.terminate()
+        try:
+            service.wait(15)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        log.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -299,8 +336,12 @@ def main() -> int:
             )
         else:
             p.add_argument("--operator", action="store_true", help="also uninstall the operator and the CRDs")
+    p_skaffold = sub.add_parser("skaffold", help="skaffold ARGS with profile node (podman's Docker API for it)")
+    p_skaffold.add_argument("args", nargs=argparse.REMAINDER, help="e.g. dev, run, delete")
     args = parser.parse_args()
     try:
+        if args.cmd == "skaffold":
+            return skaffold(args)
         return up(args) if args.cmd == "up" else down(args)
     except ScriptError as exc:
         print(f"[deploy] ERROR: {exc}", file=sys.stderr)

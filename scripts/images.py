@@ -4,6 +4,7 @@
     images.py build [--no-cache] [name ...]     build the images (default: all), save OCI archives
     images.py check [name ...]                  build, then smoke-test each image under podman
     images.py import --address SOCKET [name ...] import the archives into a containerd (k8s.io)
+    images.py skaffold NAME                     skaffold's custom builder on the node ($IMAGE)
     images.py list                              the last build (images.json) as a table
     images.py json                              images.json
 
@@ -638,6 +639,39 @@ def import_images(cfg: Config, address: str, names: list[str]) -> None:
         raise ImageError(f"containerd at {address} does not list {absent} after the import; it lists {sorted(listed)}")
 
 
+def node_socket() -> str:
+    """The containerd socket of the node of `make cluster` (cluster.py: <state>/node/containerd)."""
+    state = Path(os.environ.get("PINSTACK_STATE_DIR") or REPO / ".stack").resolve()
+    return str(state / "node" / "containerd" / "containerd.sock")
+
+
+def fully_qualified(ref: str) -> str:
+    """The name containerd and the kubelet use: pinstack/users:x -> docker.io/pinstack/users:x."""
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return ref
+    return f"docker.io/{ref}" if rest else f"docker.io/library/{ref}"
+
+
+def skaffold_build(cfg: Config, name: str) -> None:
+    """Skaffold's custom builder on the node (skaffold.yaml, profile node): build `name` as
+    `make images` does, give it the name skaffold chose ($IMAGE) in podman, where skaffold reads
+    its image ID through podman's Docker API, and in the node's containerd under that name and
+    under <repository>:<image ID>, the reference skaffold deploys for an image it did not push."""
+    target = os.environ.get("IMAGE", "")
+    if not target:
+        raise ImageError("$IMAGE is not set: skaffold sets it for a custom build (`make dev-node`)")
+    ref = build(cfg, [name])[name]["ref"]
+    podman("tag", ref, target)
+    image_id = podman("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip().removeprefix("sha256:")
+    address = node_socket()
+    import_images(cfg, address, [name])
+    repository = target.rsplit(":", 1)[0] if ":" in target.rsplit("/", 1)[-1] else target
+    for alias in (target, f"{repository}:{image_id}"):
+        ctr(address, "images", "tag", "--force", ref, fully_qualified(alias))
+    say(name, f"{target} and {repository}:{image_id[:12]}... in podman and the node's containerd")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -652,6 +686,8 @@ def main() -> int:
     p_import = sub.add_parser("import", help=f"import the archives into a containerd's {NAMESPACE} namespace")
     p_import.add_argument("--address", required=True, help="the containerd's gRPC socket")
     p_import.add_argument("names", nargs="*")
+    p_skaffold = sub.add_parser("skaffold", help="skaffold's custom builder on the node: build NAME as $IMAGE")
+    p_skaffold.add_argument("name", choices=NAMES)
     sub.add_parser("list", help="images.json as a table")
     sub.add_parser("json", help="print images.json")
     args = parser.parse_args()
@@ -663,6 +699,8 @@ def main() -> int:
             check(cfg, select(args.names))
         elif args.cmd == "import":
             import_images(cfg, args.address, select(args.names))
+        elif args.cmd == "skaffold":
+            skaffold_build(cfg, args.name)
         elif args.cmd == "list":
             print_table(read_index(cfg), list(NAMES))
         elif args.cmd == "json":

@@ -51,6 +51,7 @@ PORTS = {
     "coredns-health": ("PINSTACK_NODE_DNS_HEALTH_PORT", 62280),
     "coredns-ready": ("PINSTACK_NODE_DNS_READY_PORT", 62281),
     "coredns-metrics": ("PINSTACK_NODE_DNS_METRICS_PORT", 62253),
+    "prometheus": ("PINSTACK_NODE_PROMETHEUS_PORT", 62290),
 }
 KUBELET_PORT = 10250  # on the bridge address only
 # sysctls that the kubelet or the bridge set: recorded before the first change, restored by down
@@ -552,24 +553,79 @@ def corefile(cfg: Config, kubeconfig_path: Path) -> Path:
     return write(cfg.state / "coredns" / "Corefile", text)
 
 
-COREDNS_RBAC = """
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "pinstack:coredns", labels: {app.kubernetes.io/part-of: pinstack-node}}
-rules:
-  - apiGroups: [""]
-    resources: [services, pods, namespaces]
-    verbs: [list, watch]
-  - apiGroups: [discovery.k8s.io]
-    resources: [endpointslices]
-    verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "pinstack:coredns", labels: {app.kubernetes.io/part-of: pinstack-node}}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "pinstack:coredns"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "pinstack:coredns"}]
-"""
+def reader_rbac(user: str, rules: list[tuple[str, list[str]]]) -> str:
+    """A ClusterRole that lets the node component `user` (its client certificate's CN) list and
+    watch (apiGroup, resources), and its binding; JSON documents (JSON is YAML)."""
+    meta = {"name": user, "labels": {"app.kubernetes.io/part-of": "pinstack-node"}}
+    group = "rbac.authorization.k8s.io"
+    role = {
+        "apiVersion": f"{group}/v1",
+        "kind": "ClusterRole",
+        "metadata": meta,
+        "rules": [{"apiGroups": [g], "resources": r, "verbs": ["list", "watch"]} for g, r in rules],
+    }
+    binding = {
+        "apiVersion": f"{group}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": group, "kind": "ClusterRole", "name": user},
+        "subjects": [{"apiGroup": group, "kind": "User", "name": user}],
+    }
+    return "\n---\n".join(json.dumps(doc) for doc in (role, binding)) + "\n"
+
+
+COREDNS_RBAC = reader_rbac(
+    "pinstack:coredns", [("", ["services", "pods", "namespaces"]), ("discovery.k8s.io", ["endpointslices"])]
+)
+
+
+# Prometheus runs on the host like the other components and finds the pods through the API server
+# (kubernetes_sd, as pinstack:prometheus, which may only list and watch pods). What it scrapes is
+# what the charts' ServiceMonitor and PodMonitors select: a service's API pods on their `http` port,
+# its worker pods and the operator's pod on `metrics`; job is the service ("users", "users-worker")
+# as in the local stack, so the same dashboards and alert rules serve both.
+PROMETHEUS_RBAC = reader_rbac("pinstack:prometheus", [("", ["pods"])])
+RULES_DIR = Path(__file__).resolve().parent.parent / "dashboards" / "rules"
+
+
+def prometheus_config(cfg: Config, kubeconfig_path: Path) -> Path:
+    meta = "__meta_kubernetes_pod_"
+    label = f"{meta}label_app_kubernetes_io_"
+    pods = {
+        "job_name": "pods",
+        "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(kubeconfig_path)}],
+        "relabel_configs": [
+            {"source_labels": [f"{label}part_of"], "regex": "pinstack", "action": "keep"},
+            {"source_labels": [f"{meta}phase"], "regex": "Running", "action": "keep"},
+            {
+                "source_labels": [f"{label}component", f"{meta}container_port_name"],
+                "regex": "api;http|(worker|operator);metrics",
+                "action": "keep",
+            },
+            {"source_labels": [f"{label}name"], "target_label": "job"},
+            {
+                "source_labels": [f"{label}name", f"{label}component"],
+                "regex": "(.+);worker",
+                "replacement": "${1}-worker",
+                "target_label": "job",
+            },
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+            {"source_labels": [f"{meta}name"], "target_label": "pod"},
+            {"source_labels": [f"{label}instance"], "target_label": "release"},
+        ],
+    }
+    own = [f"127.0.0.1:{port(p)}" for p in ("coredns-metrics", "kube-proxy-metrics")]
+    doc = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+        # the alert rules the operator embeds (its rules ConfigMap holds the same groups)
+        "rule_files": [str(RULES_DIR / "*.yaml")],
+        "scrape_configs": [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port('prometheus')}"]}]},
+            {"job_name": "node", "static_configs": [{"targets": own}]},
+            pods,
+        ],
+    }
+    return write(cfg.state / "prometheus" / "prometheus.yml", json.dumps(doc, indent=2) + "\n")
 
 
 # The node's dynamic volumes: Rancher's local-path-provisioner (kind's default StorageClass) runs

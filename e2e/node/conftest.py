@@ -49,7 +49,9 @@ def node() -> Node:
     if done.returncode != 0:
         unavailable(f"`scripts/cluster.py up --node` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    return Node(Path(info["kubeconfig"]), Path(info["bin_dir"]), Path(info["state_dir"]), info["api_host"])
+    return Node(
+        Path(info["kubeconfig"]), Path(info["bin_dir"]), Path(info["state_dir"]), info["api_host"], info["prometheus"]
+    )
 
 
 @pytest.fixture(scope="session")

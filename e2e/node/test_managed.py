@@ -121,6 +121,77 @@ def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: 
     assert report.ok, text
 
 
+class Rotation(PodTarget):
+    """The drill's one fault is a credential rotation: the environment annotated, the operator
+    writes new passwords and Secrets and rolls every Deployment. A rolled pod is the expected
+    outcome, so a part "restarted" only when a container of it did (a crash)."""
+
+    PART = "credentials"
+
+    def pid(self, component: str) -> object:
+        if component == self.PART:
+            return None
+        return sum(
+            c.get("restartCount", 0)
+            for p in self.pods(component)
+            for c in p.get("status", {}).get("containerStatuses", [])
+        )
+
+    def stop(self, component: str) -> None:
+        value = uuid.uuid4().hex[:8]
+        self.node.kubectl(
+            "-n", self.ns, "annotate", "pse", RELEASE, f"pinstack.io/rotate-credentials={value}", "--overwrite"
+        )
+        wait_for(
+            lambda: (
+                self.node.json("-n", self.ns, "get", "pse", RELEASE).get("status", {}).get("credentialsRotation")
+                == value
+            ),
+            f"the operator to rotate the credentials ({value})",
+            180,
+        )
+
+    def up_all(self) -> None:
+        """Every Deployment rolled out to pods of the new Secrets, then every workload ready."""
+        for deployment in self.node.json("-n", self.ns, "get", "deployments")["items"]:
+            name = deployment["metadata"]["name"]
+            self.node.kubectl("-n", self.ns, "rollout", "status", f"deployment/{name}", "--timeout=300s", timeout=320)
+        super().up_all()
+
+
+def test_credentials_rotate_under_load_and_no_accepted_write_is_lost(managed: Managed) -> None:
+    """Rotation by annotation on the running platform: new passwords, new Secrets, every Deployment
+    rolled, under the drill's load. Today the old passwords stop working at once, so while the pods
+    roll the services refuse part of the load with a documented 503 (measured: 134 of 223 requests
+    in a 34 s rollout); nothing accepted is lost or doubled and all is well after the rollout. A
+    rotation without one refused request (old and new passwords valid until the rollout ends) is
+    still to build: its assertion below is the one to tighten then."""
+    target = Rotation(managed.node, managed.ns)
+
+    def generations() -> dict[str, int]:
+        items = target.node.json("-n", managed.ns, "get", "deployments")["items"]
+        return {d["metadata"]["name"]: d["metadata"]["generation"] for d in items}
+
+    before = generations()
+    lines: list[str] = []
+    drill = Drill(target, rate=6.0, max_requests=2000, seed=11, log=lines.append)
+
+    async def run() -> Any:
+        loop = asyncio.get_running_loop()
+        return await drill.run([Rotation.PART], hold=0.0, deadline=loop.time() + 900, seed_users=6)
+
+    report = asyncio.run(run())
+    text = "\n".join(lines) + format_report(report)
+    print(text, file=sys.stderr)
+    after = generations()
+    assert all(after[name] > generation for name, generation in before.items()), (before, after)
+    assert report.ok, text
+    refused = [a for a in report.ledger.attempts if not a.accepted]
+    assert all(a.status == 503 for a in refused), text
+    late = [a for a in refused if a.phase.startswith("after")]
+    assert not late, f"refusals after the rollout ended:\n{text}"
+
+
 def test_retain_keeps_the_data_for_the_environment_applied_again(managed: Managed, api: Api) -> None:
     node, ns = managed.node, managed.ns
     author = api.register("retained")

@@ -18,6 +18,7 @@
 #   controller-manager, scheduler, kube-proxy   system:kube-controller-manager, ...
 #   coredns                      pinstack:coredns (a ClusterRole of cluster.py grants it reads)
 #   local-path-provisioner       pinstack:local-path-provisioner (its ClusterRole: scripts/node.py)
+#   prometheus                   pinstack:prometheus (lists and watches pods: scripts/node.py)
 # Needs openssl (Debian: apt-get install openssl).
 set -euo pipefail
 
@@ -81,6 +82,7 @@ if [ -n "${NODE:-}" ]; then
     client kube-proxy "/CN=system:kube-proxy"
     client coredns "/CN=pinstack:coredns"
     client local-path-provisioner "/CN=pinstack:local-path-provisioner"
+    client prometheus "/CN=pinstack:prometheus"
     if [ ! -s kubelet-serving.crt ] || [ "$(cat kubelet-serving.san 2>/dev/null)" != "$NODE" ]; then
         sign kubelet-serving "/CN=$node_name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment

@@ -23,6 +23,9 @@ import psycopg
 
 from pinstack_e2e.chaos_load import API, Ledger
 
+# A feed read refused with 503 right after a fault is retried for this long before it counts.
+FEED_RETRY_SECONDS = 15.0
+
 
 @dataclass
 class Findings:
@@ -213,9 +216,16 @@ class Verifier:
     async def _feeds(self, found: Findings) -> None:
         """Every user's home feed, read through the gateway, lists each post once."""
         async with httpx.AsyncClient(base_url=self.gateway + API, timeout=15) as client:
-            pages = 0
+            pages = refused = 0
             for user in self.ledger.users:
-                response = await client.get("/feed?limit=100", headers={"Authorization": f"Bearer {user.token}"})
+                deadline = time.monotonic() + FEED_RETRY_SECONDS
+                while True:
+                    response = await client.get("/feed?limit=100", headers={"Authorization": f"Bearer {user.token}"})
+                    # a 503 says "retry after": a client does, within bounds (and it is counted)
+                    if response.status_code != 503 or time.monotonic() >= deadline:
+                        break
+                    refused += 1
+                    await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
                 if response.status_code != 200:
                     found.lost.append(f"feed of user {user.id}: {response.status_code} {response.text[:100]}")
                     continue
@@ -224,3 +234,5 @@ class Verifier:
                 if len(ids) != len(set(ids)):
                     found.duplicated.append(f"feed of user {user.id} lists a post twice: {ids}")
             found.checked["feeds read"] = pages
+            if refused:
+                found.checked["feed reads refused (503) first"] = refused

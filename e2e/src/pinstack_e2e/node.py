@@ -41,6 +41,7 @@ class Node:
     bin_dir: Path
     state_dir: Path
     api_host: str
+    prometheus: str = ""  # the node's Prometheus, which scrapes the pods (cluster.py)
 
     @property
     def env(self) -> dict[str, str]:
