@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from proclib import ScriptError
+from proclib import ScriptError, cache_root
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -282,6 +283,19 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
+def skaffold_home(state: Path) -> Path:
+    """A home of the node's own for skaffold, with its global config: skaffold would otherwise
+    write ~/.skaffold, turn usage metrics on at its first run and send them (and its update
+    check) to the internet, which nothing here may reach."""
+    home = state / "skaffold"
+    (home / ".skaffold").mkdir(parents=True, exist_ok=True)
+    (home / ".skaffold" / "config").write_text(
+        "global:\n  collect-metrics: false\n  update-check: false\n  survey:\n    disable-prompt: true\n"
+        "kubeContexts: []\n"
+    )
+    return home
+
+
 def skaffold(args: argparse.Namespace) -> int:
     """`skaffold <args> -p node` on the node: skaffold reads the image ID of what it built from a
     Docker API, which podman serves here on a socket of the node's state for as long as skaffold
@@ -290,6 +304,8 @@ def skaffold(args: argparse.Namespace) -> int:
     binary = node.bin / "skaffold"
     if not binary.is_file():
         raise PlatformError(f"{binary} is not built: run `make cluster-build EXTRA=1` once (~12 min cold)")
+    # a SIGTERM (a `timeout`, a stopped job) unwinds like Ctrl-C: the finally below stops podman
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sock = node.state / "podman" / "docker.sock"
     sock.parent.mkdir(parents=True, exist_ok=True)
     sock.unlink(missing_ok=True)
@@ -306,8 +322,16 @@ def skaffold(args: argparse.Namespace) -> int:
                 raise PlatformError(f"podman's API service did not open {sock}; see {log.name}")
             time.sleep(0.2)
         say("skaffold", f"podman's Docker API on {sock} (pid {service.pid})")
-        env = {**node.env, "DOCKER_HOST": f"unix://{sock}"}
-        return subprocess.run([str(binary), *args.args, "--profile", "node"], env=env, cwd=REPO).returncode
+        env = {
+            **node.env,
+            "DOCKER_HOST": f"unix://{sock}",
+            "HOME": str(skaffold_home(node.state)),
+            "XDG_CACHE_HOME": str(cache_root().parent),  # images.py's caches stay where they are
+        }
+        flags = ["--profile", "node", "--update-check=false"]
+        if args.args[:1] == ["dev"]:
+            flags.append("--trigger=polling")  # its inotify watch saw no edit here; polling (1 s) does
+        return subprocess.run([str(binary), *args.args, *flags], env=env, cwd=REPO).returncode
     finally:
         service.terminate()
         try:

@@ -341,6 +341,8 @@ def test_service_chart_alone(kube: KubeCluster, charts: Path, crds: None, namesp
         container = worker["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["python", "-m", f"pinstack_{chart}.worker"]
         assert env_of(container)["WORKER_METRICS_PORT"] == "9090"
+        # the kubelet probes the pod's IP, in every environment (dev-values: development)
+        assert env_of(container)["WORKER_METRICS_HOST"] == "0.0.0.0"
 
     done = dry_run(kube, text, namespace)
     assert "would violate PodSecurity" not in done.stderr, done.stderr

@@ -115,7 +115,7 @@ spec:
         - name: worker
           command: ["python", "-m", "pinstack_{{ include "pinstack.service" . }}.worker"]
           {{- include "pinstack.containerCommon" . | nindent 10 }}
-          {{- include "pinstack.env" (dict "ctx" . "extra" (dict "WORKER_METRICS_PORT" .Values.worker.metricsPort)) | nindent 10 }}
+          {{- include "pinstack.env" (dict "ctx" . "extra" (dict "WORKER_METRICS_PORT" .Values.worker.metricsPort "WORKER_METRICS_HOST" "0.0.0.0")) | nindent 10 }}
           ports:
             - name: metrics
               containerPort: {{ .Values.worker.metricsPort }}

@@ -186,6 +186,10 @@ def roll_deployments(namespace: str, selector: str, version: str) -> list[str]:
         name = deployment["metadata"]["name"]
         if deployment["spec"]["template"].get("metadata", {}).get("annotations", {}).get(CONNECTION_VERSION) == version:
             continue
+        if not (deployment.get("status") or {}).get("availableReplicas"):
+            # no pod runs on the old Secret (a first install waits for it): the containers that
+            # start read the new one, and a rollout now would only double the pods
+            continue
         patch = {"spec": {"template": {"metadata": {"annotations": {CONNECTION_VERSION: version}}}}}
         apps.patch_namespaced_deployment(name, namespace, patch)
         changes.append(f"restarted Deployment {namespace}/{name} (new connection Secret)")

@@ -77,9 +77,11 @@ def serve_health(port: int, loops: list[Loop]) -> WSGIServer:
             return [json.dumps({"status": "stalled" if stuck else "ok", "stalled": stuck}).encode()]
         return metrics(environ, start_response)
 
-    # every interface in production (probes and Prometheus reach the pod's IP); else loopback
+    # loopback on a laptop; every interface in production and in a pod, whatever its ENVIRONMENT
+    # (the chart sets WORKER_METRICS_HOST: the kubelet's probes and Prometheus reach the pod's IP)
     production = os.environ.get("ENVIRONMENT") == "production"
-    server = make_server("0.0.0.0" if production else "127.0.0.1", port, app, _Server, _QuietHandler)
+    host = os.environ.get("WORKER_METRICS_HOST") or ("0.0.0.0" if production else "127.0.0.1")
+    server = make_server(host, port, app, _Server, _QuietHandler)
     threading.Thread(target=server.serve_forever, name="worker-health", daemon=True).start()
     return server
 
