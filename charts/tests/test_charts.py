@@ -830,7 +830,20 @@ def test_skaffold_config() -> None:
         assert (REPO / hook["host"]["command"][0]).stat().st_mode & 0o111
 
     profiles = {p["name"]: p for p in app["profiles"]}
-    assert set(profiles) == {"dev", "e2e", "debug"}
+    assert set(profiles) == {"dev", "e2e", "debug", "node"}
+    # the node of `make cluster`: the same images, each built by images.py as `make images` does
+    node = profiles["node"]
+    assert node["activation"] == [{"kubeContext": "pinstack"}] and node["build"]["local"]["push"] is False
+    node_artifacts = {a["image"]: a["custom"] for a in node["build"]["artifacts"]}
+    assert set(node_artifacts) == set(artifacts)
+    operator_node = next(p for p in configs["pinstack-operator"]["profiles"] if p["name"] == "node")
+    node_artifacts.update({a["image"]: a["custom"] for a in operator_node["build"]["artifacts"]})
+    for image, custom in node_artifacts.items():
+        assert custom["buildCommand"] == f"python3 scripts/images.py skaffold {image.split('/')[1]}", custom
+        for path in custom["dependencies"]["paths"]:
+            assert (REPO / path).exists(), path
+    managed = {op["path"].rsplit(".", 1)[1]: op["value"] for op in operator_node["patches"]}
+    assert managed == {s: f"{{{{.IMAGE_FULLY_QUALIFIED_pinstack_{s}}}}}" for s in ("postgres", "redis", "kafka")}
     for profile in profiles.values():
         # Skaffold patches the parsed config, where an empty valuesFiles is absent: set it whole.
         (op,) = profile["patches"]
