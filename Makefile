@@ -95,7 +95,7 @@ cluster-build: ## build the Kubernetes binaries, etcd, helm, CoreDNS, crictl, lo
 images: ## build every image with podman (content-hash tags, cached) and import them into the node when it runs
 	@$(PYTHON) scripts/images.py build
 	@if $(PYTHON) scripts/cluster.py status --node >/dev/null 2>&1; then \
-		$(PYTHON) scripts/images.py import --address $${PINSTACK_STATE_DIR:-.stack}/node/containerd/containerd.sock; \
+		$(PYTHON) scripts/images.py import; \
 	else echo "[images] the node is not running: \`make cluster\` imports them next time \`make images\` runs"; fi
 
 .PHONY: platform platform-down

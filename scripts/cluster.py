@@ -13,8 +13,8 @@
 The real node (state `<root>/node`; scripts/node.py has its network, containerd, kubelet,
 kube-proxy and CoreDNS settings): etcd, kube-apiserver on the node's bridge address,
 kube-controller-manager, kube-scheduler, a private containerd + runc, the kubelet, kube-proxy
-(iptables), CoreDNS and Prometheus (Debian's; it discovers the pods through the API server and
-scrapes what the charts' monitors select). Pods run, Services route, DNS answers the cluster zone,
+(iptables), CoreDNS and Prometheus (built with Kubernetes discovery only: it finds the pods
+through the API server and scrapes what the charts' monitors select). Pods run, Services route, DNS answers the cluster zone,
 the platform's dashboards have data. It needs root.
 `up` reuses what runs and restarts what stopped; a second `up` of a healthy node takes ~1 s.
 The node tier (e2e/node, `make test-node`) runs the platform on it.

@@ -3,7 +3,8 @@
 
     images.py build [--no-cache] [name ...]     build the images (default: all), save OCI archives
     images.py check [name ...]                  build, then smoke-test each image under podman
-    images.py import --address SOCKET [name ...] import the archives into a containerd (k8s.io)
+    images.py import [--address SOCKET] [name ...] import the archives into a containerd (k8s.io;
+                                                default: the node of `make cluster`)
     images.py skaffold NAME                     skaffold's custom builder on the node ($IMAGE)
     images.py list                              the last build (images.json) as a table
     images.py json                              images.json
@@ -684,7 +685,7 @@ def main() -> int:
     p_check = sub.add_parser("check", help="build, then smoke-test each image under podman")
     p_check.add_argument("names", nargs="*")
     p_import = sub.add_parser("import", help=f"import the archives into a containerd's {NAMESPACE} namespace")
-    p_import.add_argument("--address", required=True, help="the containerd's gRPC socket")
+    p_import.add_argument("--address", help="the containerd's gRPC socket (default: the node of `make cluster`)")
     p_import.add_argument("names", nargs="*")
     p_skaffold = sub.add_parser("skaffold", help="skaffold's custom builder on the node: build NAME as $IMAGE")
     p_skaffold.add_argument("name", choices=NAMES)
@@ -698,7 +699,7 @@ def main() -> int:
         elif args.cmd == "check":
             check(cfg, select(args.names))
         elif args.cmd == "import":
-            import_images(cfg, args.address, select(args.names))
+            import_images(cfg, args.address or node_socket(), select(args.names))
         elif args.cmd == "skaffold":
             skaffold_build(cfg, args.name)
         elif args.cmd == "list":

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pinstack_e2e.chaos_drill import Drill, format_report
+from pinstack_e2e.chaos_drill import Drill, DrillReport, format_report
 from pinstack_e2e.client import Api, data_of
 from pinstack_e2e.node import RELEASE, Node, Platform, PodTarget, installed, journey, wait_for
 
@@ -92,29 +92,31 @@ def test_one_apply_runs_the_servers_and_the_platform_serves(managed: Managed, ap
     journey(api)
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: str) -> None:
-    """The drill of `make chaos`, with the server's pod deleted (its volume kept) as the fault."""
-    target = PodTarget(managed.node, managed.ns)
+def run_drill(
+    target: PodTarget, part: str, seed: int, also_documented: frozenset[str] = frozenset()
+) -> tuple[DrillReport, str]:
+    """The drill of `make chaos` with one fault, `part`, under its load; the report and its text."""
     lines: list[str] = []
-    # A deleted pod's address answers nothing until its endpoints change (no refusal, as from a
-    # stopped local process): a service may then give up on it with its 504 before the 503.
-    drill = Drill(
-        target,
-        rate=6.0,
-        max_requests=2000,
-        seed=7,
-        log=lines.append,
-        also_documented=frozenset({"504 external service timeout"}),
-    )
+    drill = Drill(target, rate=6.0, max_requests=2000, seed=seed, log=lines.append, also_documented=also_documented)
 
-    async def run() -> Any:
+    async def run() -> DrillReport:
         loop = asyncio.get_running_loop()
-        return await drill.run([server], hold=0.0, deadline=loop.time() + 600, seed_users=6)
+        return await drill.run([part], hold=0.0, deadline=loop.time() + 900, seed_users=6)
 
     report = asyncio.run(run())
     text = "\n".join(lines) + format_report(report)
     print(text, file=sys.stderr)
+    return report, text
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: str) -> None:
+    """The drill of `make chaos`, with the server's pod deleted (its volume kept) as the fault."""
+    # A deleted pod's address answers nothing until its endpoints change (no refusal, as from a
+    # stopped local process): a service may then give up on it with its 504 before the 503.
+    report, text = run_drill(
+        PodTarget(managed.node, managed.ns), server, 7, also_documented=frozenset({"504 external service timeout"})
+    )
     fault = report.faults[0]
     assert fault.recovery_seconds is not None, text
     # the other parts restarting would be a failure too, except the server's own pod
@@ -173,16 +175,7 @@ def test_credentials_rotate_under_load_and_no_accepted_write_is_lost(managed: Ma
         return {d["metadata"]["name"]: d["metadata"]["generation"] for d in items}
 
     before = generations()
-    lines: list[str] = []
-    drill = Drill(target, rate=6.0, max_requests=2000, seed=11, log=lines.append)
-
-    async def run() -> Any:
-        loop = asyncio.get_running_loop()
-        return await drill.run([Rotation.PART], hold=0.0, deadline=loop.time() + 900, seed_users=6)
-
-    report = asyncio.run(run())
-    text = "\n".join(lines) + format_report(report)
-    print(text, file=sys.stderr)
+    report, text = run_drill(target, Rotation.PART, 11)
     after = generations()
     assert all(after[name] > generation for name, generation in before.items()), (before, after)
     assert report.ok, text
@@ -222,10 +215,9 @@ def test_retain_keeps_the_data_for_the_environment_applied_again(managed: Manage
         managed.platform.describe,
     )
     assert {v["metadata"]["uid"] for v in managed.volumes()} == volumes, "new volumes instead of the kept ones"
-    # the connection Secrets went with the first environment and were written anew: the services
-    # restart to read them, as after any credential change
-    node.kubectl("-n", ns, "rollout", "restart", "deployment", "-l", f"app.kubernetes.io/instance={RELEASE}")
-    PodTarget(node, ns).up_all()
+    # the connection Secrets went with the first environment and were written anew: the operator
+    # rolls the services' Deployments to read them (as after a rotation); wait for the rollouts
+    Rotation(node, ns).up_all()
     assert data_of(api.get(f"/posts/{post['id']}"), 200)["title"] == "Kept across environments"
     api.login(author.username, author.password)
 

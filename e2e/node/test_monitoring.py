@@ -58,8 +58,10 @@ def test_every_pod_of_the_platform_and_the_operator_is_scraped(
 
 
 def _operator_objects(node: Node, platform: Platform, selector: str) -> list[dict[str, Any]]:
-    items = node.json("get", "configmaps", "-A", "-l", f"{selector},pinstack.io/environment={RELEASE}")["items"]
-    return [i for i in items if i["metadata"]["namespace"] == platform.namespace]
+    found = node.json(
+        "-n", platform.namespace, "get", "configmaps", "-l", f"{selector},pinstack.io/environment={RELEASE}"
+    )
+    return list(found["items"])
 
 
 def test_every_panel_of_the_operators_dashboards_has_data_from_the_pods(
