@@ -16,9 +16,6 @@ class Settings(BaseServiceSettings):
     activity_url: str = "http://127.0.0.1:8107"
     jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
     jwt_issuer: str = "pinstack"
-    # How long a request may take; the deadline travels to the services (kit deadline.py), each
-    # call to them is bounded by what is left of it.
-    upstream_timeout_seconds: float = Field(5.0, gt=0, le=300)
     # The auth service's access-token lifetime (the same variable): how long a mark of an ended
     # session is kept. And how old what the gateway read of such marks may be (sessions.py).
     access_token_ttl_seconds: int = Field(900, ge=1)
@@ -47,6 +44,8 @@ class Settings(BaseServiceSettings):
 
     @model_validator(mode="after")
     def _request_deadline(self) -> "Settings":
+        # A request may take as long as one call to a service: the deadline travels to them (kit
+        # deadline.py) and bounds each of their own calls by what is left of it.
         if self.request_timeout_seconds is None:
             object.__setattr__(self, "request_timeout_seconds", self.upstream_timeout_seconds)
         return self

@@ -149,7 +149,10 @@ def build_app(
             app.state.redis = create_redis(settings)
             app.state.readiness_checks["redis"] = app.state.redis.ping
         # Other services this one calls: app.state.<name> is a ServiceClient (pooled, breaker).
-        upstreams = {name: ServiceClient(name, url) for name, url in (clients or {}).items()}
+        upstreams = {
+            name: ServiceClient(name, url, timeout=settings.upstream_timeout_seconds)
+            for name, url in (clients or {}).items()
+        }
         for name, client in upstreams.items():
             setattr(app.state, name, client)
         try:

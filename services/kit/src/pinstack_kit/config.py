@@ -23,6 +23,9 @@ class BaseServiceSettings(BaseSettings):
     # The deadline of a request that brought none (`X-Request-Timeout-Ms`, see deadline.py);
     # unset: no deadline of its own. The gateway sets one for every request.
     request_timeout_seconds: float | None = Field(None, gt=0, le=300)
+    # How long a call to another service may take (less when the request's deadline is nearer);
+    # the gateway's is also the deadline it gives each request.
+    upstream_timeout_seconds: float = Field(5.0, gt=0, le=300)
 
     database_url: str = ""
     db_pool_size: int = Field(10, ge=1, le=200)

@@ -203,9 +203,16 @@ def spawn_service(
         yield url
 
 
-def spawn_worker(module: str, env: dict[str, str]) -> Any:
-    """Run `python -m <module>` (a service's worker); a context manager yielding the Popen."""
-    return spawn_process([sys.executable, "-m", module], env, test_log(module.replace(".", "-")))
+@contextmanager
+def spawn_worker(module: str, env: dict[str, str], *, log_dir: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python -m <module>` (a service's worker) and wait until its loops run (its /healthz
+    answers): a test that starts before then shares the CPU with the worker's imports, and on a
+    2-core machine starting eight of them stalled requests for seconds."""
+    port = free_port()
+    log_path = test_log(module.replace(".", "-"), log_dir)
+    with spawn_process([sys.executable, "-m", module], {**env, "WORKER_METRICS_PORT": str(port)}, log_path) as proc:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log_path)
+        yield proc
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[Any], log_path: Path, timeout: float = 30.0) -> None:
