@@ -150,7 +150,7 @@ class Drill:
         followed = False
         while time.monotonic() < deadline:
             if user is None:
-                user = await self.load.register(phase)
+                user = await self.load.register(phase, pooled=False)
             elif post_id is None:
                 post_id = await self.load.post(user, phase)
             elif not followed:

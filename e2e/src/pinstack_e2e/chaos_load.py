@@ -119,7 +119,9 @@ class Load:
             return response.status_code, "(not an envelope)", None
         return response.status_code, str(envelope.get("message", "")), envelope.get("data")
 
-    async def register(self, phase: str | None = None) -> User | None:
+    async def register(self, phase: str | None = None, *, pooled: bool = True) -> User | None:
+        """A new account; `pooled`: the load may use it for its own writes (a canary's is not, so
+        that the load never makes the follow the canary is about to make: that one got a 409)."""
         name = f"c{uuid.uuid4().hex[:14]}"
         body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
         status, message, data = await self.call("register", "POST", "/auth/register", body=body)
@@ -128,7 +130,8 @@ class Load:
             return None
         user = User(user_id_of(data["access_token"]), name, data["access_token"])
         attempt.data["id"] = user.id
-        self.ledger.users.append(user)
+        if pooled:
+            self.ledger.users.append(user)
         return user
 
     async def post(self, author: User, phase: str | None = None) -> int | None:
