@@ -296,11 +296,14 @@ async def _ensure_secrets(run: Pass) -> list[str]:
         s: secret_builder.connection_secret(env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt)
         for s in env.services
     }
-    changes = await run.ensure(list(secrets.values()))
-    # A Secret created again (an environment applied anew) or rotated: the service's Deployments
-    # (umbrella release = environment name) roll to read it; an unchanged one restarts nothing.
+    changes: list[str] = []
     for service, secret in secrets.items():
-        if any(c.endswith(f"/{secret['metadata']['name']}") for c in changes):
+        changed = await run.ensure([secret])
+        changes += changed
+        # A Secret created again (an environment applied anew) or rotated: the service's
+        # Deployments (umbrella release = environment name) roll to read it; an unchanged one
+        # restarts nothing.
+        if changed:
             version = hashlib.sha256(json.dumps(secret["stringData"], sort_keys=True).encode()).hexdigest()[:16]
             selector = f"app.kubernetes.io/instance={env.name},app.kubernetes.io/name={service}"
             changes += await asyncio.to_thread(kube.roll_deployments, env.namespace, selector, version)
