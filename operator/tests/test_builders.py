@@ -348,3 +348,60 @@ def test_a_database_or_role_not_made_for_the_environment_is_refused() -> None:
     assert conflict(database_exists=True, database_owner_claim=other) is not None
     role_by_hand = conflict(role_exists=True)
     assert role_by_hand is not None and role_by_hand.startswith("role p_users exists but was not made for ns/env")
+
+
+# ------------------------------------------------------------------ rotation with an overlap
+
+
+def test_a_rotation_keeps_the_old_redis_password_beside_the_new_until_retired() -> None:
+    from pinstack_operator.steps.redis import acl_in_line
+
+    user = next(u for u in redis.acl_users(env()) if u.service == "auth")
+    old, new = redis.password_hash("old"), redis.password_hash("new")
+    rules = user.rules("new", keep=[old, new])
+    assert ">new" in rules and f"#{old}" in rules and f"#{new}" not in rules  # the new one once
+    actual = {"flags": ["on"], "passwords": [new, old], "keys": [f"~{user.key_pattern}"],
+              "channels": [f"&{user.key_pattern}"], "commands": list(redis.COMMAND_RULES)}  # fmt: skip
+    assert acl_in_line(actual, user, "new", retire=False)  # overlapping: in line
+    assert not acl_in_line(actual, user, "new", retire=True)  # retiring: the old one goes
+    assert not acl_in_line({**actual, "passwords": [old]}, user, "new", retire=False)  # the new one is missing
+
+
+def test_a_rotation_moves_the_database_login_to_the_other_role_and_back() -> None:
+    from pinstack_operator.components import Credentials
+
+    db = next(d for d in postgres.databases(env()) if d.service == "users")
+    assert db.logins == ("p_users", "p_users_alt")
+    first = Credentials.keep_or_make("users", None, database=db)
+    assert first.db_login == "p_users"  # a new environment logs in as the role itself
+    url = secrets.connection_data(env(), "users", first.db, "r", None, first.db_login)["DATABASE_URL"]
+    kept = Credentials.keep_or_make("users", {"DATABASE_URL": url}, database=db)
+    assert (kept.db_login, kept.db) == ("p_users", first.db)
+    rotated = Credentials.keep_or_make("users", {"DATABASE_URL": url}, rotate=True, database=db)
+    assert rotated.db_login == "p_users_alt" and rotated.db != first.db
+    url = secrets.connection_data(env(), "users", rotated.db, "r", None, rotated.db_login)["DATABASE_URL"]
+    assert url.startswith(f"postgresql://p_users_alt:{rotated.db}@")
+    back = Credentials.keep_or_make("users", {"DATABASE_URL": url}, rotate=True, database=db)
+    assert back.db_login == "p_users"
+    assert Credentials.keep_or_make("gateway", None, rotate=True).db_login is None  # no database
+
+
+def test_old_credentials_retire_only_once_every_pod_runs_the_new_template_for_a_while() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pinstack_operator.steps.kube import ROLLOUT_SETTLE_SECONDS, rollout_settled
+
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+    def deployment(done_ago: float, **status: int) -> dict[str, Any]:
+        done = (now - timedelta(seconds=done_ago)).isoformat()
+        full = {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, **status}
+        condition = {"type": "Progressing", "reason": "NewReplicaSetAvailable", "lastUpdateTime": done}
+        return {"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {**full, "conditions": [condition]}}
+
+    assert rollout_settled(deployment(ROLLOUT_SETTLE_SECONDS + 1), now)
+    assert not rollout_settled(deployment(1), now)  # old pods may still be draining
+    assert not rollout_settled(deployment(600, observedGeneration=1), now)  # the roll not seen yet
+    assert not rollout_settled(deployment(600, updatedReplicas=1), now)
+    assert not rollout_settled(deployment(600, replicas=3), now)  # an old pod still counted
+    assert not rollout_settled(deployment(600, availableReplicas=1), now)

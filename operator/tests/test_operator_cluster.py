@@ -479,19 +479,41 @@ def test_credentials_rotate_on_annotation(env: Env) -> None:
 
     with psycopg.connect(users["DATABASE_URL"]):
         pass
-    # The local server trusts 127.0.0.1 (any password logs in), so ask it what the role's
-    # password is: the new one, no longer the old one.
+    # The new password logs in as the role's alternate (a member of the role, acting as it); the
+    # old login keeps working until the services' pods run on the new Secret (here no Deployment
+    # reads it, so at the next pass), then it is switched off. The local server trusts 127.0.0.1
+    # (any password logs in), so ask it what each role's password and login are.
     from pinstack_operator.steps.postgres import password_matches
 
     role = f"{env.tag}_users"
-    with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
-        row = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
-    assert row is not None
-    assert password_matches(row[0], role, urlsplit(users["DATABASE_URL"]).password or "")
-    assert not password_matches(row[0], role, urlsplit(before["users"]["DATABASE_URL"]).password or "")
+    assert urlsplit(users["DATABASE_URL"]).username == f"{role}_alt"
+    assert urlsplit(before["users"]["DATABASE_URL"]).username == role
+
+    def logins() -> dict[str, tuple[bool, str | None]]:
+        with psycopg.connect(**PG) as conn:  # type: ignore[arg-type]
+            rows = conn.execute(
+                "SELECT rolname, rolcanlogin, rolpassword FROM pg_authid WHERE rolname IN (%s, %s)",
+                (role, f"{role}_alt"),
+            ).fetchall()
+        return {name: (can, password) for name, can, password in rows}
+
+    alternate = logins()[f"{role}_alt"]
+    assert alternate[0] and password_matches(
+        alternate[1], f"{role}_alt", urlsplit(users["DATABASE_URL"]).password or ""
+    )
+    with psycopg.connect(users["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT session_user, current_user").fetchone() == (f"{role}_alt", role)
+    env.wait_until(lambda: logins()[role] == (False, None), "the old login switched off once nothing uses it")
     assert redis_sync.Redis.from_url(gateway["REDIS_URL"]).ping()
-    with pytest.raises(redis_sync.exceptions.AuthenticationError):
-        redis_sync.Redis.from_url(before["gateway"]["REDIS_URL"]).ping()
+
+    def old_redis_password_refused() -> bool:
+        try:
+            redis_sync.Redis.from_url(before["gateway"]["REDIS_URL"]).ping()
+        except redis_sync.exceptions.AuthenticationError:
+            return True
+        return False
+
+    env.wait_until(old_redis_password_refused, "the old Redis password refused once nothing uses it")
 
     env.wait_until(
         lambda: [

@@ -48,21 +48,35 @@ class Credentials:
     db: str
     redis: str
     jwt: str | None
+    db_login: str | None = None  # the database role the service logs in as (builders/postgres.py)
 
     @classmethod
-    def keep_or_make(cls, service: str, current: Mapping[str, str] | None, rotate: bool = False) -> Credentials:
+    def keep_or_make(
+        cls,
+        service: str,
+        current: Mapping[str, str] | None,
+        rotate: bool = False,
+        database: postgres.Database | None = None,
+    ) -> Credentials:
         """Keep what the connection Secret already holds; generate what is missing. `rotate`: new
-        database and Redis passwords (the JWT signing key is kept: rotating it needs a key overlap)."""
+        database and Redis passwords, the database's other login (the JWT signing key is kept:
+        rotating it needs a key overlap)."""
         current = {} if current is None else current
         jwt = (
             current.get(secret_builder.JWT_PRIVATE_KEY) or new_jwt_key()
             if secret_builder.needs_jwt_key(service)
             else None
         )
+        login = None
+        if database is not None:
+            login = urlsplit(current.get("DATABASE_URL") or "").username
+            login = database.role if login not in database.logins else login
+            login = database.other_login(login) if rotate else login
         return cls(
             db=(None if rotate else _password_from(current.get("DATABASE_URL"))) or new_password(),
             redis=(None if rotate else _password_from(current.get("REDIS_URL"))) or new_password(),
             jwt=jwt,
+            db_login=login,
         )
 
 
@@ -84,6 +98,9 @@ class Pass:
     env: EnvironmentSpec
     body: Mapping[str, Any]
     creds: dict[str, Credentials] = field(default_factory=dict)  # per service; filled before the steps
+    # Per service: whether the old credentials of a rotation may be switched off now (its pods
+    # all run on the new Secret); until then both old and new log in. Filled before the steps.
+    retire: dict[str, bool] = field(default_factory=dict)
 
     @property
     def me(self) -> str:
@@ -226,8 +243,15 @@ async def _tear_down_managed(run: Pass) -> list[str]:
 async def _ensure_postgres(run: Pass) -> list[str]:
     admin = await pg_admin(run.env)
     return await each(
-        postgres.databases(run.env), lambda db: pg_step.ensure_database(admin, db, run.creds[db.service].db, run.me)
+        postgres.databases(run.env),
+        lambda db: pg_step.ensure_database(
+            admin, db, _login(run, db), run.creds[db.service].db, run.me, retire=run.retire.get(db.service, True)
+        ),
     )
+
+
+def _login(run: Pass, db: postgres.Database) -> str:
+    return run.creds[db.service].db_login or db.role
 
 
 async def _tear_down_postgres(run: Pass) -> list[str]:
@@ -247,7 +271,10 @@ async def _postgres_conflicts(run: Pass) -> list[str]:
 async def _ensure_redis(run: Pass) -> list[str]:
     admin = await redis_admin(run.env)
     return await each(
-        redis.acl_users(run.env), lambda u: redis_step.ensure_user(admin, u, run.creds[u.service].redis, run.me)
+        redis.acl_users(run.env),
+        lambda u: redis_step.ensure_user(
+            admin, u, run.creds[u.service].redis, run.me, retire=run.retire.get(u.service, True)
+        ),
     )
 
 
@@ -290,10 +317,17 @@ async def _kafka_conflicts(run: Pass) -> list[str]:
 # ------------------------------------------------------------------ connection Secrets
 
 
+def workloads(env: EnvironmentSpec, service: str) -> str:
+    """The label selector of a service's Deployments (umbrella release = environment name)."""
+    return f"app.kubernetes.io/instance={env.name},app.kubernetes.io/name={service}"
+
+
 async def _ensure_secrets(run: Pass) -> list[str]:
     env = run.env
     secrets = {
-        s: secret_builder.connection_secret(env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt)
+        s: secret_builder.connection_secret(
+            env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt, run.creds[s].db_login
+        )
         for s in env.services
     }
     changes: list[str] = []
@@ -305,8 +339,7 @@ async def _ensure_secrets(run: Pass) -> list[str]:
         # restarts nothing.
         if changed:
             version = hashlib.sha256(json.dumps(secret["stringData"], sort_keys=True).encode()).hexdigest()[:16]
-            selector = f"app.kubernetes.io/instance={env.name},app.kubernetes.io/name={service}"
-            changes += await asyncio.to_thread(kube.roll_deployments, env.namespace, selector, version)
+            changes += await asyncio.to_thread(kube.roll_deployments, env.namespace, workloads(env, service), version)
     return changes
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinstack_operator.builders import ownership
+from pinstack_operator.builders import ownership, postgres
 from pinstack_operator.builders import secrets as secret_builder
 from pinstack_operator.builders.spec import EnvironmentSpec
 from pinstack_operator.components import COMPONENTS, MANAGED_SERVERS, PROVISIONED, Component, Credentials, Pass, Pending
@@ -106,7 +106,20 @@ async def _credentials(env: EnvironmentSpec, rotate: bool) -> dict[str, Credenti
             for s in env.services
         )
     )
-    return {s: Credentials.keep_or_make(s, cur, rotate) for s, cur in zip(env.services, existing, strict=True)}
+    dbs = {db.service: db for db in postgres.databases(env)}
+    return {
+        s: Credentials.keep_or_make(s, cur, rotate, dbs.get(s)) for s, cur in zip(env.services, existing, strict=True)
+    }
+
+
+async def _retirable(env: EnvironmentSpec, rotate: bool) -> dict[str, bool]:
+    """Per service: whether a rotation's old credentials may stop working, which is once every pod
+    of its Deployments runs on the new Secret and has for a while (never in the rotating pass
+    itself: its Secrets are written, and the pods rolled, after the servers' steps)."""
+    if rotate:
+        return dict.fromkeys(env.services, False)
+    rolling = await asyncio.to_thread(kube.unsettled, env.namespace, f"app.kubernetes.io/instance={env.name}")
+    return {s: s not in rolling for s in env.services}
 
 
 async def reconcile(env: EnvironmentSpec, body: Mapping[str, Any], rotate: bool = False) -> Outcome:
@@ -130,7 +143,7 @@ async def _pass(run: Pass, rotate: bool) -> Outcome:
             return out
     elif conflicts := await find_conflicts(run):
         return _conflicted(conflicts)
-    run.creds = await _credentials(run.env, rotate)
+    run.creds, run.retire = await asyncio.gather(_credentials(run.env, rotate), _retirable(run.env, rotate))
     for component, (condition, changes) in zip(PROVISIONED, await ensure_all(run), strict=True):
         out.add(component, condition, changes)
     return out

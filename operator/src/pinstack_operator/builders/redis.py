@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pinstack_operator.builders.spec import EnvironmentSpec
@@ -21,9 +22,11 @@ class AclUser:
     def key_pattern(self) -> str:
         return f"{self.key_prefix}*"
 
-    def rules(self, password: str) -> list[str]:
-        """ACL SETUSER arguments: reset first so the result is exactly this, whatever was there."""
-        return ["reset", "on", f">{password}", f"~{self.key_pattern}", f"&{self.key_pattern}", *COMMAND_RULES]
+    def rules(self, password: str, keep: Iterable[str] = ()) -> list[str]:
+        """ACL SETUSER arguments: reset first so the result is exactly this, whatever was there.
+        `keep`: hashes of passwords that stay valid beside it (a rotation's old one)."""
+        kept = [f"#{h}" for h in keep if h != password_hash(password)]
+        return ["reset", "on", f">{password}", *kept, f"~{self.key_pattern}", f"&{self.key_pattern}", *COMMAND_RULES]
 
 
 def password_hash(password: str) -> str:

@@ -16,13 +16,20 @@ def secret_name(env_name: str, service: str) -> str:
 
 
 def connection_data(
-    env: EnvironmentSpec, service: str, db_password: str, redis_password: str, jwt_private_key: str | None
+    env: EnvironmentSpec,
+    service: str,
+    db_password: str,
+    redis_password: str,
+    jwt_private_key: str | None,
+    db_login: str | None = None,
 ) -> dict[str, str]:
-    """Secret stringData for one service. Passwords and the key are inputs: this stays pure."""
+    """Secret stringData for one service. Passwords and the key are inputs: this stays pure.
+    `db_login`: the database role the service logs in as (its role unless given)."""
     data: dict[str, str] = {}
     dbs = {d.service: d for d in postgres.databases(env)}
     if service in dbs:
-        data["DATABASE_URL"] = postgres.database_url(env, dbs[service], db_password)
+        db = dbs[service]
+        data["DATABASE_URL"] = postgres.database_url(env, db, db_login or db.role, db_password)
     user = next(u for u in redis.acl_users(env) if u.service == service)
     data["REDIS_URL"] = redis.redis_url(env, user, redis_password)
     data["REDIS_KEY_PREFIX"] = user.key_prefix
@@ -34,7 +41,12 @@ def connection_data(
 
 
 def connection_secret(
-    env: EnvironmentSpec, service: str, db_password: str, redis_password: str, jwt_private_key: str | None
+    env: EnvironmentSpec,
+    service: str,
+    db_password: str,
+    redis_password: str,
+    jwt_private_key: str | None,
+    db_login: str | None = None,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -45,7 +57,7 @@ def connection_secret(
             "namespace": env.namespace,
             "labels": dict(labels(env, service)),
         },
-        "stringData": connection_data(env, service, db_password, redis_password, jwt_private_key),
+        "stringData": connection_data(env, service, db_password, redis_password, jwt_private_key, db_login),
     }
 
 

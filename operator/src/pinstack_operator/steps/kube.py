@@ -7,6 +7,7 @@ import base64
 import functools
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -194,6 +195,41 @@ def roll_deployments(namespace: str, selector: str, version: str) -> list[str]:
         apps.patch_namespaced_deployment(name, namespace, patch)
         changes.append(f"restarted Deployment {namespace}/{name} (new connection Secret)")
     return changes
+
+
+# How long after a Deployment's rollout completed its old pods may still be finishing requests
+# (the services drain for a few seconds after SIGTERM) on connections they opened before.
+ROLLOUT_SETTLE_SECONDS = 30.0
+
+
+def unsettled(namespace: str, selector: str, now: datetime | None = None) -> set[str]:
+    """The `app.kubernetes.io/name` of each Deployment matching `selector` whose pods are not all
+    of its current template, available, and so for ROLLOUT_SETTLE_SECONDS."""
+    apps = client.AppsV1Api(api())
+    found = api().sanitize_for_serialization(apps.list_namespaced_deployment(namespace, label_selector=selector))
+    now = now or datetime.now(UTC)
+    return {
+        (d["metadata"].get("labels") or {}).get("app.kubernetes.io/name", d["metadata"]["name"])
+        for d in found.get("items") or []
+        if not rollout_settled(d, now)
+    }
+
+
+def rollout_settled(deployment: dict[str, Any], now: datetime) -> bool:
+    wanted = deployment["spec"].get("replicas", 1)
+    status = deployment.get("status") or {}
+    if (
+        status.get("observedGeneration", 0) < deployment["metadata"].get("generation", 0)
+        or status.get("updatedReplicas", 0) != wanted
+        or status.get("availableReplicas", 0) != wanted
+        or status.get("replicas", 0) != wanted  # old pods still counted
+    ):
+        return False
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("lastUpdateTime"):
+            done = datetime.fromisoformat(condition["lastUpdateTime"].replace("Z", "+00:00"))
+            return (now - done).total_seconds() >= ROLLOUT_SETTLE_SECONDS
+    return True
 
 
 def ready_replicas(namespace: str, name: str) -> int:

@@ -1,4 +1,5 @@
-"""PostgreSQL: a login role with the generated password and a database owned by it."""
+"""PostgreSQL: a role with the generated password and a database owned by it (and, after a
+credential rotation, the role's alternate login: builders/postgres.py)."""
 
 from __future__ import annotations
 
@@ -87,7 +88,38 @@ async def foreign_owners(admin: Admin, dbs: list[Database], owner: str) -> list[
     return [why for f in found if (why := database_conflict(f, owner)) is not None]
 
 
-async def ensure_database(admin: Admin, db: Database, password: str, claimant: str) -> list[str]:
+@dataclass(frozen=True)
+class _Role:
+    can_login: bool
+    password: str | None  # pg_authid.rolpassword; None when the admin may not read it
+    readable: bool
+
+
+async def _role(conn: psycopg.AsyncConnection[Any], name: str) -> _Role | None:
+    try:
+        cur = await conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (name,))
+        row = await cur.fetchone()
+        readable = True
+    except psycopg.errors.InsufficientPrivilege:
+        cur = await conn.execute("SELECT rolcanlogin, NULL FROM pg_roles WHERE rolname = %s", (name,))
+        row = await cur.fetchone()
+        readable = False
+    return None if row is None else _Role(row[0], row[1], readable)
+
+
+async def _ensure_login(conn: psycopg.AsyncConnection[Any], name: str, found: _Role, password: str) -> list[str]:
+    if found.can_login and not (found.readable and not password_matches(found.password, name, password)):
+        return []
+    await conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    return [f"reset login and password of role {name}"]
+
+
+async def ensure_database(
+    admin: Admin, db: Database, login: str, password: str, claimant: str, *, retire: bool = True
+) -> list[str]:
+    """The role, the database it owns, and `login` (the role or its alternate) logging in with
+    `password`. `retire`: the other login stops logging in (a rotation's pods have all moved on);
+    until then it keeps its password, so pods that have not restarted yet still connect."""
     changes: list[str] = []
     async with await admin.connect() as conn:
         # One environment at a time per database name (across operators): the ownership check
@@ -98,26 +130,38 @@ async def ensure_database(admin: Admin, db: Database, password: str, claimant: s
             raise Conflict(why)
         role = sql.Identifier(db.role)
         claim = sql.Literal(database_comment(claimant))
-        try:
-            cur = await conn.execute("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = %s", (db.role,))
-            row = await cur.fetchone()
-            can_check_password = True
-        except psycopg.errors.InsufficientPrivilege:
-            cur = await conn.execute("SELECT rolcanlogin, NULL FROM pg_roles WHERE rolname = %s", (db.role,))
-            row = await cur.fetchone()
-            can_check_password = False
-        if row is None:
+        main = await _role(conn, db.role)
+        if main is None:
             async with conn.transaction():  # the role with its claim: a crash leaves neither
                 await conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
                 await conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, claim))
             changes.append(f"created role {db.role}")
         else:
-            if not row[0] or (can_check_password and not password_matches(row[1], db.role, password)):
-                await conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
-                changes.append(f"reset login and password of role {db.role}")
+            if login == db.role:
+                changes += await _ensure_login(conn, db.role, main, password)
             if found.role_claim != claimant:  # the role of a database claimed before roles were
                 await conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(role, claim))
                 changes.append(f"claimed role {db.role} for {claimant}")
+        if login == db.alternate:
+            alternate = await _role(conn, db.alternate)
+            if alternate is None:
+                name = sql.Identifier(db.alternate)
+                async with conn.transaction():
+                    await conn.execute(
+                        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(name, sql.Literal(password), role)
+                    )
+                    # its sessions act as the role: tables its migrations create belong to the role
+                    await conn.execute(sql.SQL("ALTER ROLE {} SET role = {}").format(name, sql.Literal(db.role)))
+                    await conn.execute(sql.SQL("COMMENT ON ROLE {} IS {}").format(name, claim))
+                changes.append(f"created role {db.alternate} (logs in as {db.role})")
+            else:
+                changes += await _ensure_login(conn, db.alternate, alternate, password)
+        if retire:
+            other = db.other_login(login)
+            old = await _role(conn, other)
+            if old is not None and old.can_login:
+                await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(other)))
+                changes.append(f"switched off the login of role {other} (rotated)")
         cur = await conn.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
             (db.name,),
@@ -148,6 +192,9 @@ async def drop_database(admin: Admin, db: Database, owner: str) -> list[str]:
         if found.database_exists:
             await conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db.name)))
             changes.append(f"dropped database {db.name}")
+        if await _role(conn, db.alternate) is not None:  # a member of the role: made with it
+            await conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(db.alternate)))
+            changes.append(f"dropped role {db.alternate}")
         if found.role_exists:
             await conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(db.role)))
             changes.append(f"dropped role {db.role}")

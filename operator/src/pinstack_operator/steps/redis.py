@@ -1,4 +1,5 @@
-"""Redis: one ACL user per service, on, with one password, limited to its key prefix."""
+"""Redis: one ACL user per service, on, with one password (two while a rotation rolls out),
+limited to its key prefix."""
 
 from __future__ import annotations
 
@@ -38,13 +39,15 @@ def _as_list(value: object) -> list[str]:
     return [str(v) for v in value]  # type: ignore[attr-defined]
 
 
-def acl_in_line(actual: dict[str, object] | None, user: AclUser, password: str) -> bool:
-    """Compare ACL GETUSER (raw reply as a dict) with the desired rules."""
+def acl_in_line(actual: dict[str, object] | None, user: AclUser, password: str, retire: bool = True) -> bool:
+    """Compare ACL GETUSER (raw reply as a dict) with the desired rules. `retire`: the password is
+    the only one; else others (a rotation's old one) may still be valid beside it."""
     if not actual:
         return False
+    passwords = _as_list(actual.get("passwords"))
     return (
         "on" in _as_list(actual.get("flags"))
-        and _as_list(actual.get("passwords")) == [password_hash(password)]
+        and (passwords == [password_hash(password)] if retire else password_hash(password) in passwords)
         and _as_list(actual.get("keys")) == [f"~{user.key_pattern}"]
         and _as_list(actual.get("channels")) == [f"&{user.key_pattern}"]
         and _as_list(actual.get("commands")) == list(COMMAND_RULES)
@@ -83,7 +86,9 @@ async def foreign_owners(admin: Admin, users: list[AclUser], owner: str) -> list
     return out
 
 
-async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str) -> list[str]:
+async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str, *, retire: bool = True) -> list[str]:
+    """The user with `password`. `retire`: its only one; until then the passwords it had stay
+    valid beside it, so pods on a rotation's old Secret keep connecting until they are replaced."""
     async with admin.client() as client:
         marker = redis_marker(user.username)
         # The marker is set before the user is made, so a user without one was made by someone else.
@@ -95,9 +100,10 @@ async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str) ->
         if other != owner:
             raise Conflict(f"Redis user {user.username} (keys {user.key_pattern}) belongs to {other}")
         actual = await get_user(client, user.username)
-        if acl_in_line(actual, user, password):
+        if acl_in_line(actual, user, password, retire):
             return []
-        await client.execute_command("ACL", "SETUSER", user.username, *user.rules(password))
+        keep = [] if retire or not actual else _as_list(actual.get("passwords"))
+        await client.execute_command("ACL", "SETUSER", user.username, *user.rules(password, keep))
         return [f"{'updated' if actual else 'created'} Redis ACL user {user.username}"]
 
 
