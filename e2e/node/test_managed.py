@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -30,6 +31,7 @@ from pinstack_e2e.node import RELEASE, Node, Platform, PodTarget, installed, jou
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = [sys.executable, str(REPO / "scripts" / "deploy.py")]
 SERVERS = ("postgres", "redis", "kafka")
+INVALID = sorted((REPO / "manifests" / "samples" / "invalid").glob("*.yaml"))
 # the install (images, operator, servers, services) and each drill take minutes, not the default 120 s
 pytestmark = pytest.mark.timeout(1800)
 
@@ -90,6 +92,98 @@ def test_one_apply_runs_the_servers_and_the_platform_serves(managed: Managed, ap
     assert sorted(v["metadata"]["name"] for v in volumes) == [f"data-{RELEASE}-{s}-0" for s in sorted(SERVERS)]
     assert all(v["status"]["phase"] == "Bound" and v["spec"]["storageClassName"] == "local-path" for v in volumes)
     journey(api)
+
+
+@pytest.mark.parametrize("sample", INVALID, ids=lambda p: p.stem)
+def test_an_invalid_environment_is_refused_by_the_api_server_with_a_clear_message(
+    managed: Managed, sample: Path
+) -> None:
+    expected = re.search(r"^# expected error: (.+)$", sample.read_text(), re.M)
+    assert expected, f"{sample.name} names no expected error"
+    done = managed.node.kubectl("-n", managed.ns, "apply", "-f", str(sample), check=False)
+    assert done.returncode != 0 and expected[1].strip() in done.stderr, done.stderr
+    assert not managed.node.json("-n", managed.ns, "get", "pse", "--field-selector", f"metadata.name!={RELEASE}")[
+        "items"
+    ]
+
+
+def _conditions(node: Node, ns: str, name: str) -> dict[str, str]:
+    status = node.json("-n", ns, "get", "pse", name).get("status") or {}
+    return {c["type"]: c["status"] for c in status.get("conditions", [])}
+
+
+def test_the_operator_restarted_mid_provisioning_converges(managed: Managed) -> None:
+    """A second environment on the managed servers, caught half-way: PostgreSQL and Redis
+    provisioned, its Kafka address wrong, so no topics and no Secrets yet. The operator pod is
+    killed (no grace), the address is mended while it is down, and the new operator pod finishes
+    the work: Ready, with a connection Secret per service."""
+    node, ns = managed.node, managed.ns
+    other, name = f"{ns}-r", "restarted"
+    admin = f"{RELEASE}-managed-admin"
+    secret = node.json("-n", ns, "get", "secret", admin)
+    host = f"{RELEASE}-{{}}.{ns}.svc"
+    services = ["users", "posts"]
+
+    def ref(server: str) -> dict[str, str]:
+        return {"name": admin, "key": f"{server}-password", "usernameKey": f"{server}-username"}
+
+    spec = {
+        "mode": "External",
+        "deletionPolicy": "Delete",
+        "services": services,
+        "postgres": {"host": host.format("postgres"), "port": 5432, "sslMode": "disable",
+                     "databasePrefix": "restarted_", "adminSecretRef": ref("postgres")},
+        "redis": {"host": host.format("redis"), "port": 6379, "keyPrefix": "restarted.",
+                  "adminSecretRef": ref("redis")},
+        "kafka": {"bootstrapServers": f"nowhere.{other}.svc:9092", "topicPrefix": "restarted.",
+                  "topicDefaults": {"replicationFactor": 1}},
+        "dashboards": {"enabled": False},
+        "alerts": {"enabled": False},
+    }  # fmt: skip
+    environment = {"apiVersion": "pinstack.io/v1alpha1", "kind": "PinstackEnvironment",
+                   "metadata": {"name": name, "namespace": other}, "spec": spec}  # fmt: skip
+    copy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": admin, "namespace": other},
+            "data": secret["data"]}  # fmt: skip
+    system, selector = ("-n", "pinstack-system"), ("-l", "app.kubernetes.io/component=operator")
+    operator = (*system, "get", "pods", *selector)
+    node.kubectl("create", "namespace", other)
+    try:
+        node.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [copy, environment]})
+        )
+        half = wait_for(
+            lambda: (
+                (c := _conditions(node, other, name)).get("PostgresReady") == "True"
+                and c.get("RedisReady") == "True"
+                and c.get("KafkaTopicsReady") == "False"
+                and c
+            ),
+            "PostgreSQL and Redis provisioned, Kafka failing",
+            180,
+            lambda: node.kubectl("-n", other, "get", "pse", name, "-o", "yaml", check=False).stdout[-3000:],
+        )
+        assert half.get("SecretsReady") == "False" and half.get("Ready") == "False", half
+        killed = {p["metadata"]["uid"] for p in node.json(*operator)["items"]}
+        assert len(killed) == 1, killed
+        node.kubectl(*system, "delete", "pods", *selector, "--grace-period=0", "--force", "--wait=true")
+        mended = {"spec": {"kafka": {"bootstrapServers": f"{host.format('kafka')}:9092"}}}
+        node.kubectl("-n", other, "patch", "pse", name, "--type=merge", "-p", json.dumps(mended))
+        wait_for(
+            lambda: _conditions(node, other, name).get("Ready") == "True",
+            "the environment to be Ready after the operator's restart",
+            300,
+            lambda: node.kubectl(*system, "logs", *selector, "--tail=40", check=False).stdout,
+        )  # fmt: skip
+        running = {p["metadata"]["uid"] for p in node.json(*operator)["items"]}
+        assert running and not running & killed, "the environment got Ready without the operator's restart"
+        for service in services:
+            data = node.json("-n", other, "get", "secret", f"{name}-{service}-connection")["data"]
+            assert {"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= set(data), sorted(data)
+    finally:
+        node.kubectl(
+            "-n", other, "delete", "pse", name, "--ignore-not-found", "--timeout=180s", check=False, timeout=200
+        )
+        node.kubectl("delete", "namespace", other, "--wait=false", check=False)
 
 
 def run_drill(

@@ -79,7 +79,7 @@ def test_connection_secret_contract() -> None:
     gateway = secrets.connection_data(e, "gateway", "x", "rpw", None)
     assert "DATABASE_URL" not in gateway and "JWT_PRIVATE_KEY" not in gateway
     assert secrets.secret_name("pinstack", "gateway") == "pinstack-gateway-connection"
-    secret = secrets.connection_secret(e, "auth", "dbpw", "rpw", "PEM")
+    secret = secrets.connection_secret(e, "auth", auth)
     assert secret["metadata"]["name"] == "pinstack-auth-connection" and secret["metadata"]["namespace"] == "dev"
     assert secret["metadata"]["labels"]["pinstack.io/service"] == "auth" and secret["stringData"] == auth
 

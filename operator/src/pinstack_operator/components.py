@@ -326,9 +326,9 @@ async def _ensure_secrets(run: Pass) -> list[str]:
     env = run.env
     secrets = {
         s: secret_builder.connection_secret(
-            env, s, run.creds[s].db, run.creds[s].redis, run.creds[s].jwt, run.creds[s].db_login
+            env, s, secret_builder.connection_data(env, s, c.db, c.redis, c.jwt, c.db_login)
         )
-        for s in env.services
+        for s, c in run.creds.items()
     }
     changes: list[str] = []
     for service, secret in secrets.items():

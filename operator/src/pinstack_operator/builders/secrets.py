@@ -40,14 +40,8 @@ def connection_data(
     return data
 
 
-def connection_secret(
-    env: EnvironmentSpec,
-    service: str,
-    db_password: str,
-    redis_password: str,
-    jwt_private_key: str | None,
-    db_login: str | None = None,
-) -> dict[str, Any]:
+def connection_secret(env: EnvironmentSpec, service: str, data: Mapping[str, str]) -> dict[str, Any]:
+    """The Secret of `connection_data`."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -57,7 +51,7 @@ def connection_secret(
             "namespace": env.namespace,
             "labels": dict(labels(env, service)),
         },
-        "stringData": connection_data(env, service, db_password, redis_password, jwt_private_key, db_login),
+        "stringData": dict(data),
     }
 
 
