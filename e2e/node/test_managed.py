@@ -153,16 +153,17 @@ def test_the_operator_restarted_mid_provisioning_converges(managed: Managed) -> 
         )
         half = wait_for(
             lambda: (
-                (c := _conditions(node, other, name)).get("PostgresReady") == "True"
+                c
+                if (c := _conditions(node, other, name)).get("PostgresReady") == "True"
                 and c.get("RedisReady") == "True"
                 and c.get("KafkaTopicsReady") == "False"
-                and c
+                else None
             ),
             "PostgreSQL and Redis provisioned, Kafka failing",
             180,
             lambda: node.kubectl("-n", other, "get", "pse", name, "-o", "yaml", check=False).stdout[-3000:],
         )
-        assert half.get("SecretsReady") == "False" and half.get("Ready") == "False", half
+        assert half is not None and half.get("SecretsReady") == "False" and half.get("Ready") == "False", half
         killed = {p["metadata"]["uid"] for p in node.json(*operator)["items"]}
         assert len(killed) == 1, killed
         node.kubectl(*system, "delete", "pods", *selector, "--grace-period=0", "--force", "--wait=true")
@@ -255,13 +256,11 @@ class Rotation(PodTarget):
         super().up_all()
 
 
-def test_credentials_rotate_under_load_and_no_accepted_write_is_lost(managed: Managed) -> None:
-    """Rotation by annotation on the running platform: new passwords, new Secrets, every Deployment
-    rolled, under the drill's load. Today the old passwords stop working at once, so while the pods
-    roll the services refuse part of the load with a documented 503 (measured: 134 of 223 requests
-    in a 34 s rollout); nothing accepted is lost or doubled and all is well after the rollout. A
-    rotation without one refused request (old and new passwords valid until the rollout ends) is
-    still to build: its assertion below is the one to tighten then."""
+def test_credentials_rotate_under_load_without_one_failed_request(managed: Managed) -> None:
+    """Rotation by annotation on the running platform, under the drill's load: new passwords and
+    Secrets, every Deployment rolled, and not one request refused, because the old login and
+    Redis password stay valid until every pod runs on the new Secret; then they are switched off.
+    (Before that overlap: 134 of 223 requests refused during a 34 s rollout.)"""
     target = Rotation(managed.node, managed.ns)
 
     def generations() -> dict[str, int]:
@@ -274,9 +273,15 @@ def test_credentials_rotate_under_load_and_no_accepted_write_is_lost(managed: Ma
     assert all(after[name] > generation for name, generation in before.items()), (before, after)
     assert report.ok, text
     refused = [a for a in report.ledger.attempts if not a.accepted]
-    assert all(a.status == 503 for a in refused), text
-    late = [a for a in refused if a.phase.startswith("after")]
-    assert not late, f"refusals after the rollout ended:\n{text}"
+    assert not refused, f"{len(refused)} requests refused during the rotation:\n{text}"
+
+    def retired() -> list[str]:
+        events = managed.node.json("-n", managed.ns, "get", "events", "--field-selector", "reason=CredentialsRetired")
+        return [e.get("message", "") for e in events["items"]]
+
+    # at the operator's first drift pass (every 60 s) after the rollout has settled (30 s)
+    done = " ".join(wait_for(retired, "the old credentials switched off after the rollout", 240))
+    assert "login of role pinstack_users" in done and "Redis ACL user gateway" in done, done  # the sample's names
 
 
 def test_retain_keeps_the_data_for_the_environment_applied_again(managed: Managed, api: Api) -> None:

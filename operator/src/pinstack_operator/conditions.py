@@ -12,6 +12,9 @@ STARTING = "Starting"  # the managed servers' pods are not ready yet
 PAUSED = "Paused"
 CONFLICT = "Conflict"
 FAILED = "Failed"
+# The changes that end a credential rotation (the old login and password switched off) begin
+# with this: they are its planned last step, not drift (handlers.correct_drift).
+ROTATION_DONE = "rotation done: "
 PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Paused", "Deleting", "Failed")
 
 

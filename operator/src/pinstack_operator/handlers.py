@@ -253,10 +253,14 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
         outcome = await _run("timer", body, patch, logger, memo)
     if not outcome:
         return
+    done = [c for cs in outcome.changes.values() for c in cs if c.startswith(conditions.ROTATION_DONE)]
+    if done:
+        _normal(body, reason="CredentialsRetired", message="; ".join(done)[:1000])
     for component, changes in outcome.changes.items():
-        if changes:
-            metrics.DRIFT.labels(component).inc(len(changes))
-            kopf.warn(body, reason="DriftCorrected", message=f"{component}: {'; '.join(changes)}"[:1000])
+        drift = [c for c in changes if not c.startswith(conditions.ROTATION_DONE)]
+        if drift:
+            metrics.DRIFT.labels(component).inc(len(drift))
+            kopf.warn(body, reason="DriftCorrected", message=f"{component}: {'; '.join(drift)}"[:1000])
 
 
 def _starting(status: kopf.Status, **_: Any) -> bool:

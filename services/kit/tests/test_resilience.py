@@ -26,7 +26,7 @@ from pinstack_kit.db import SessionDep, sessionmaker
 from pinstack_kit.deadline import DeadlineExceeded, parse_budget
 from pinstack_kit.envelope import ok
 from pinstack_kit.errors import Overloaded, install_error_handlers
-from pinstack_kit.http_client import ServiceClient, error_from_response
+from pinstack_kit.http_client import UPSTREAM_REQUESTS, ServiceClient, error_from_response
 from pinstack_kit.observability import JsonFormatter, OutageLog, RepeatFilter, RequestMiddleware
 from pinstack_kit.outbox import enqueue
 from pinstack_kit.overload import Bulkhead
@@ -248,6 +248,42 @@ class TestBreakers:
         finally:
             await client.aclose()
         assert [r.__dict__["fields"]["route"] for r in breaker_log if r.getMessage() == "circuit opened"] == ["*"]
+
+    async def test_a_call_that_never_connected_is_tried_again_whatever_its_method(self) -> None:
+        client = ServiceClient("nowhere", f"http://127.0.0.1:{free_port()}", retries=1)
+        counted = UPSTREAM_REQUESTS.labels("nowhere", "POST", "unavailable")
+        before = counted._value.get()
+        try:
+            with pytest.raises(Exception, match="external service unavailable"):
+                await client.request("POST", "/comments", json={"content": "x"})
+        finally:
+            await client.aclose()
+        assert counted._value.get() - before == 2  # refused twice: nothing was sent either time
+
+    async def test_a_write_cut_off_after_it_was_sent_is_not_sent_again(self) -> None:
+        """The server may have acted on it: a second copy could write twice."""
+        seen: list[str] = []
+
+        async def hang_up(request: web.Request) -> web.StreamResponse:
+            seen.append(await request.text())
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/comments", hang_up)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        client = ServiceClient("hangs-up", f"http://127.0.0.1:{port}", retries=1)
+        try:
+            with pytest.raises(Exception, match="external service unavailable"):
+                await client.request("POST", "/comments", json={"content": "x"})
+        finally:
+            await client.aclose()
+            await runner.cleanup()
+        assert len(seen) == 1
 
     async def test_the_deadline_travels_with_the_call(self, upstream: str) -> None:
         client = ServiceClient("up", upstream)

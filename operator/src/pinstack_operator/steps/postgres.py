@@ -21,6 +21,7 @@ from pinstack_operator.builders.ownership import (
     database_conflict,
 )
 from pinstack_operator.builders.postgres import Database
+from pinstack_operator.conditions import ROTATION_DONE
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ async def ensure_database(
             old = await _role(conn, other)
             if old is not None and old.can_login:
                 await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(other)))
-                changes.append(f"switched off the login of role {other} (rotated)")
+                changes.append(f"{ROTATION_DONE}switched off the login of role {other}")
         cur = await conn.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
             (db.name,),

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from pinstack_operator.builders.ownership import Conflict, redis_marker
 from pinstack_operator.builders.redis import COMMAND_RULES, AclUser, password_hash
+from pinstack_operator.conditions import ROTATION_DONE
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,10 @@ async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str, *,
         actual = await get_user(client, user.username)
         if acl_in_line(actual, user, password, retire):
             return []
-        keep = [] if retire or not actual else _as_list(actual.get("passwords"))
-        await client.execute_command("ACL", "SETUSER", user.username, *user.rules(password, keep))
+        had = _as_list((actual or {}).get("passwords"))
+        await client.execute_command("ACL", "SETUSER", user.username, *user.rules(password, [] if retire else had))
+        if retire and password_hash(password) in had and acl_in_line(actual, user, password, retire=False):
+            return [f"{ROTATION_DONE}only the new password for Redis ACL user {user.username}"]
         return [f"{'updated' if actual else 'created'} Redis ACL user {user.username}"]
 
 

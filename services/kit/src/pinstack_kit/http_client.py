@@ -1,5 +1,5 @@
 """Calls between services: pooled connections, timeouts bounded by the request's deadline, a
-bounded retry for idempotent calls and circuit breakers, so a dead backend costs a fast 503
+bounded retry for idempotent calls (and for any call that never connected) and circuit breakers, so a dead backend costs a fast 503
 instead of a hang or a bare 500.
 
 Two kinds of breaker, so that a slow route does not cut off the healthy ones: one per upstream
@@ -162,10 +162,11 @@ class ServiceClient:
             send_headers.update(headers)
         content = orjson.dumps(json) if json is not None else None
         query = {k: str(v) for k, v in params.items()} if params else None
-        attempts = 1 + (self.retries if method in _IDEMPOTENT else 0)
+        attempts = 1 + self.retries
         error: AppError
         last_exc: BaseException
         for attempt in range(attempts):
+            again = method in _IDEMPOTENT
             timeout, budget = deadline.outgoing(self.timeout)  # 504 at once when nothing is left
             start = time.perf_counter()
             try:
@@ -186,6 +187,9 @@ class ServiceClient:
                 outcome, last_exc = "unavailable", exc
                 error = ServiceUnavailable(reason=f"{self.name} {route.route} unreachable: {type(exc).__name__}")
                 self.breaker.failure(type(exc).__name__)
+                # never connected: nothing was sent, so any method may go again (a pod that just
+                # stopped listening while the Service still sent connections its way)
+                again = again or isinstance(exc, aiohttp.ClientConnectorError)
             else:
                 UPSTREAM_LATENCY.labels(self.name).observe(time.perf_counter() - start)
                 self.breaker.success()  # it answered
@@ -197,7 +201,7 @@ class ServiceClient:
                 UPSTREAM_REQUESTS.labels(self.name, method, str(status)).inc()
                 return response
             UPSTREAM_REQUESTS.labels(self.name, method, outcome).inc()
-            if attempt + 1 == attempts or not (self.breaker.allow() and route.allow()):
+            if attempt + 1 == attempts or not again or not (self.breaker.allow() and route.allow()):
                 raise error from last_exc
         raise AssertionError("unreachable")
 
