@@ -405,3 +405,21 @@ def test_old_credentials_retire_only_once_every_pod_runs_the_new_template_for_a_
     assert not rollout_settled(deployment(600, updatedReplicas=1), now)
     assert not rollout_settled(deployment(600, replicas=3), now)  # an old pod still counted
     assert not rollout_settled(deployment(600, availableReplicas=1), now)
+
+
+def test_a_deployment_whose_pods_ran_on_an_old_secret_is_rolled_even_when_unavailable() -> None:
+    from pinstack_operator.steps.kube import ran_before
+
+    def deployment(available: int, status: str, after_creation: int) -> dict[str, Any]:
+        condition = {
+            "type": "Available",
+            "status": status,
+            "lastTransitionTime": f"2026-12-05T12:{after_creation // 60:02d}:{after_creation % 60:02d}Z",
+        }
+        return {"metadata": {"creationTimestamp": "2026-12-05T12:00:00Z"},
+                "status": {"availableReplicas": available, "conditions": [condition]}}  # fmt: skip
+
+    assert ran_before(deployment(1, "True", 5))
+    assert not ran_before(deployment(0, "False", 1))  # a first install, its pods waiting for their Secret
+    assert ran_before(deployment(0, "False", 900))  # available once, unready now (its Secret went)
+    assert not ran_before({"metadata": {}, "status": {}})

@@ -187,14 +187,38 @@ def roll_deployments(namespace: str, selector: str, version: str) -> list[str]:
         name = deployment["metadata"]["name"]
         if deployment["spec"]["template"].get("metadata", {}).get("annotations", {}).get(CONNECTION_VERSION) == version:
             continue
-        if not (deployment.get("status") or {}).get("availableReplicas"):
-            # no pod runs on the old Secret (a first install waits for it): the containers that
+        if not ran_before(deployment):
+            # no pod ran on an old Secret (a first install waits for it): the containers that
             # start read the new one, and a rollout now would only double the pods
             continue
         patch = {"spec": {"template": {"metadata": {"annotations": {CONNECTION_VERSION: version}}}}}
         apps.patch_namespaced_deployment(name, namespace, patch)
         changes.append(f"restarted Deployment {namespace}/{name} (new connection Secret)")
     return changes
+
+
+def ran_before(deployment: dict[str, Any]) -> bool:
+    """Whether the Deployment's pods ever ran (on some Secret): available now, or available
+    before (its Available condition turned False well after it was created; a first install's is
+    False from its first sync). Pods that ran on a Secret that is gone now stay unready without a
+    rollout, and must get one even though none of them is available."""
+    status = deployment.get("status") or {}
+    if status.get("availableReplicas"):
+        return True
+    created = deployment["metadata"].get("creationTimestamp")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Available" and created and condition.get("lastTransitionTime"):
+            became = _time(condition["lastTransitionTime"]) - _time(created)
+            return condition.get("status") == "True" or became.total_seconds() > FIRST_SYNC_SECONDS
+    return False
+
+
+# A Deployment's first Available condition is written at its first sync, within seconds.
+FIRST_SYNC_SECONDS = 60.0
+
+
+def _time(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 # How long after a Deployment's rollout completed its old pods may still be finishing requests
@@ -227,7 +251,7 @@ def rollout_settled(deployment: dict[str, Any], now: datetime) -> bool:
         return False
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Progressing" and condition.get("lastUpdateTime"):
-            done = datetime.fromisoformat(condition["lastUpdateTime"].replace("Z", "+00:00"))
+            done = _time(condition["lastUpdateTime"])
             return (now - done).total_seconds() >= ROLLOUT_SETTLE_SECONDS
     return True
 
