@@ -317,9 +317,11 @@ async def _kafka_conflicts(run: Pass) -> list[str]:
 # ------------------------------------------------------------------ connection Secrets
 
 
-def workloads(env: EnvironmentSpec, service: str) -> str:
-    """The label selector of a service's Deployments (umbrella release = environment name)."""
-    return f"app.kubernetes.io/instance={env.name},app.kubernetes.io/name={service}"
+def workloads(env: EnvironmentSpec, service: str | None = None) -> str:
+    """The label selector of a service's Deployments, or of all the environment's (umbrella
+    release = environment name)."""
+    release = f"app.kubernetes.io/instance={env.name}"
+    return f"{release},app.kubernetes.io/name={service}" if service else release
 
 
 async def _ensure_secrets(run: Pass) -> list[str]:

@@ -16,7 +16,16 @@ from typing import Any
 from pinstack_operator.builders import ownership, postgres
 from pinstack_operator.builders import secrets as secret_builder
 from pinstack_operator.builders.spec import EnvironmentSpec
-from pinstack_operator.components import COMPONENTS, MANAGED_SERVERS, PROVISIONED, Component, Credentials, Pass, Pending
+from pinstack_operator.components import (
+    COMPONENTS,
+    MANAGED_SERVERS,
+    PROVISIONED,
+    Component,
+    Credentials,
+    Pass,
+    Pending,
+    workloads,
+)
 from pinstack_operator.conditions import FAILED, Condition
 from pinstack_operator.steps import kube
 
@@ -118,7 +127,7 @@ async def _retirable(env: EnvironmentSpec, rotate: bool) -> dict[str, bool]:
     itself: its Secrets are written, and the pods rolled, after the servers' steps)."""
     if rotate:
         return dict.fromkeys(env.services, False)
-    rolling = await asyncio.to_thread(kube.unsettled, env.namespace, f"app.kubernetes.io/instance={env.name}")
+    rolling = await asyncio.to_thread(kube.unsettled, env.namespace, workloads(env))
     return {s: s not in rolling for s in env.services}
 
 

@@ -161,16 +161,25 @@ async def _upstream_handler(request: web.Request) -> web.Response:
     return web.json_response({"status": 200, "data": kind})
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[str]:
-    app = web.Application()
-    app.router.add_get("/{kind}", _upstream_handler)
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on a free loopback port; yields its base URL."""
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/{kind}", _upstream_handler)
+    async with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -272,17 +281,13 @@ class TestBreakers:
 
         app = web.Application()
         app.router.add_post("/comments", hang_up)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        client = ServiceClient("hangs-up", f"http://127.0.0.1:{port}", retries=1)
-        try:
-            with pytest.raises(Exception, match="external service unavailable"):
-                await client.request("POST", "/comments", json={"content": "x"})
-        finally:
-            await client.aclose()
-            await runner.cleanup()
+        async with serving(app) as url:
+            client = ServiceClient("hangs-up", url, retries=1)
+            try:
+                with pytest.raises(Exception, match="external service unavailable"):
+                    await client.request("POST", "/comments", json={"content": "x"})
+            finally:
+                await client.aclose()
         assert len(seen) == 1
 
     async def test_the_deadline_travels_with_the_call(self, upstream: str) -> None:
