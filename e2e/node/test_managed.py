@@ -26,7 +26,7 @@ import pytest
 
 from pinstack_e2e.chaos_drill import Drill, DrillReport, format_report
 from pinstack_e2e.client import Api, data_of
-from pinstack_e2e.node import RELEASE, Node, Platform, PodTarget, installed, journey, wait_for
+from pinstack_e2e.node import RELEASE, LogTap, Node, Platform, PodTarget, installed, journey, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = [sys.executable, str(REPO / "scripts" / "deploy.py")]
@@ -188,9 +188,11 @@ def test_the_operator_restarted_mid_provisioning_converges(managed: Managed) -> 
 
 
 def run_drill(
-    target: PodTarget, part: str, seed: int, also_documented: frozenset[str] = frozenset()
+    target: PodTarget, part: str, seed: int, logs: Path, also_documented: frozenset[str] = frozenset()
 ) -> tuple[DrillReport, str]:
-    """The drill of `make chaos` with one fault, `part`, under its load; the report and its text."""
+    """The drill of `make chaos` with one fault, `part`, under its load; the report and its text,
+    which ends with the pods' log lines of every 5xx answer (their request ids; `logs` keeps the
+    pods' logs, deleted pods' included)."""
     lines: list[str] = []
     drill = Drill(target, rate=6.0, max_requests=2000, seed=seed, log=lines.append, also_documented=also_documented)
 
@@ -198,19 +200,28 @@ def run_drill(
         loop = asyncio.get_running_loop()
         return await drill.run([part], hold=0.0, deadline=loop.time() + 900, seed_users=6)
 
-    report = asyncio.run(run())
+    with LogTap(target.node, target.ns, logs) as tap:
+        report = asyncio.run(run())
     text = "\n".join(lines) + format_report(report)
+    failed = {a.request_id for a in report.ledger.attempts if a.status is not None and a.status >= 500}
+    if failed:
+        traced = tap.lines_with(failed)
+        text += f"\nlog lines of the 5xx answers ({len(traced)}, all pods' logs in {logs}):\n" + "\n".join(traced[:60])
     print(text, file=sys.stderr)
     return report, text
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: str) -> None:
+def test_a_deleted_server_pod_loses_no_accepted_write(managed: Managed, server: str, tmp_path: Path) -> None:
     """The drill of `make chaos`, with the server's pod deleted (its volume kept) as the fault."""
     # A deleted pod's address answers nothing until its endpoints change (no refusal, as from a
     # stopped local process): a service may then give up on it with its 504 before the 503.
     report, text = run_drill(
-        PodTarget(managed.node, managed.ns), server, 7, also_documented=frozenset({"504 external service timeout"})
+        PodTarget(managed.node, managed.ns),
+        server,
+        7,
+        tmp_path,
+        also_documented=frozenset({"504 external service timeout"}),
     )
     fault = report.faults[0]
     assert fault.recovery_seconds is not None, text
@@ -256,7 +267,9 @@ class Rotation(PodTarget):
         super().up_all()
 
 
-def test_credentials_rotate_under_load_and_the_old_ones_retire_after_the_rollout(managed: Managed) -> None:
+def test_credentials_rotate_under_load_and_the_old_ones_retire_after_the_rollout(
+    managed: Managed, tmp_path: Path
+) -> None:
     """Rotation by annotation on the running platform, under the drill's load: new passwords and
     Secrets, every Deployment rolled, and the old login and Redis password valid until every pod
     runs on the new Secret; then they are switched off. Before that overlap 134 of 223 requests
@@ -270,7 +283,7 @@ def test_credentials_rotate_under_load_and_the_old_ones_retire_after_the_rollout
         return {d["metadata"]["name"]: d["metadata"]["generation"] for d in items}
 
     before = generations()
-    report, text = run_drill(target, Rotation.PART, 11)
+    report, text = run_drill(target, Rotation.PART, 11, tmp_path)
     after = generations()
     assert all(after[name] > generation for name, generation in before.items()), (before, after)
     assert report.ok, text

@@ -310,6 +310,9 @@ def format_report(report: DrillReport) -> str:
         undoc[key] = undoc.get(key, 0) + 1
     for key, n in sorted(undoc.items()):
         lines.append(f"UNDOCUMENTED: {key}: {n}")
+    failed = [a for a in attempts if a.status is not None and a.status >= 500]
+    for a in failed[:20]:  # their ids find the gateway's and the services' log lines of each
+        lines.append(f"5xx ({len(failed)} in all): {a.phase} / {a.op} / {a.outcome} / request id {a.request_id or '-'}")
     lines.append(
         f"totals: sent={len(attempts)} accepted={sum(a.accepted for a in attempts)}"
         f" lost={len(report.findings.lost)} duplicated={len(report.findings.duplicated)}"

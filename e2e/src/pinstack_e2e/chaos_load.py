@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -23,6 +23,13 @@ import orjson
 API = "/api/v1"
 PASSWORD = "chaos-monkey-1"
 WRITES = ("register", "post", "follow", "like", "comment")
+
+
+class Answer(NamedTuple):
+    status: int | None  # None: no HTTP answer
+    message: str  # the envelope's message, or the transport error's name
+    data: Any
+    request_id: str = ""
 
 
 @dataclass
@@ -33,6 +40,13 @@ class Attempt:
     message: str  # the envelope's message, or the transport error's name
     key: tuple[Any, ...] = ()  # what the write created: ("uid",) / (follower, followee) / (user, post)
     data: dict[str, Any] = field(default_factory=dict)
+    request_id: str = ""  # the gateway's X-Request-Id: its log lines and the services' carry it
+
+    @classmethod
+    def of(
+        cls, answer: Answer, op: str, phase: str, key: tuple[Any, ...] = (), data: dict[str, Any] | None = None
+    ) -> Attempt:
+        return cls(op, phase, answer.status, answer.message, key, data or {}, answer.request_id)
 
     @property
     def accepted(self) -> bool:
@@ -103,32 +117,32 @@ class Load:
 
     # ------------------------------------------------------------------ requests
 
-    async def call(
-        self, op: str, method: str, path: str, *, token: str | None = None, body: Any = None
-    ) -> tuple[int | None, str, Any]:
+    async def call(self, method: str, path: str, *, token: str | None = None, body: Any = None) -> Answer:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             response = await self._client.request(method, path, json=body, headers=headers)
         except httpx.TransportError as exc:
-            return None, _transport_error(exc), None
+            return Answer(None, _transport_error(exc), None)
+        rid = response.headers.get("x-request-id", "")
         try:
             envelope = response.json()
         except ValueError:
-            return response.status_code, "(not JSON)", None
+            return Answer(response.status_code, "(not JSON)", None, rid)
         if not isinstance(envelope, dict):
-            return response.status_code, "(not an envelope)", None
-        return response.status_code, str(envelope.get("message", "")), envelope.get("data")
+            return Answer(response.status_code, "(not an envelope)", None, rid)
+        return Answer(response.status_code, str(envelope.get("message", "")), envelope.get("data"), rid)
 
     async def register(self, phase: str | None = None, *, pooled: bool = True) -> User | None:
         """A new account; `pooled`: the load may use it for its own writes (a canary's is not, so
         that the load never makes the follow the canary is about to make: that one got a 409)."""
         name = f"c{uuid.uuid4().hex[:14]}"
         body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-        status, message, data = await self.call("register", "POST", "/auth/register", body=body)
-        attempt = self.ledger.add(Attempt("register", phase or self.phase, status, message, (name,)))
+        answer = await self.call("POST", "/auth/register", body=body)
+        attempt = self.ledger.add(Attempt.of(answer, "register", phase or self.phase, (name,)))
         if not attempt.accepted:
             return None
-        user = User(user_id_of(data["access_token"]), name, data["access_token"])
+        token = answer.data["access_token"]
+        user = User(user_id_of(token), name, token)
         attempt.data["id"] = user.id
         if pooled:
             self.ledger.users.append(user)
@@ -137,36 +151,32 @@ class Load:
     async def post(self, author: User, phase: str | None = None) -> int | None:
         uid = f"p{uuid.uuid4().hex}"
         body = {"title": uid, "content": f"chaos post {uid}"}
-        status, message, data = await self.call("post", "POST", "/posts", token=author.token, body=body)
-        attempt = self.ledger.add(Attempt("post", phase or self.phase, status, message, (uid,), {"author": author.id}))
+        answer = await self.call("POST", "/posts", token=author.token, body=body)
+        attempt = self.ledger.add(Attempt.of(answer, "post", phase or self.phase, (uid,), {"author": author.id}))
         if not attempt.accepted:
             return None
-        attempt.data["id"] = int(data["id"])
-        self.ledger.posts.append((int(data["id"]), author.id))
-        return int(data["id"])
+        post_id = attempt.data["id"] = int(answer.data["id"])
+        self.ledger.posts.append((post_id, author.id))
+        return post_id
 
     async def follow(self, follower: User, followee_id: int, phase: str | None = None) -> bool:
         self.ledger.tried_follows.add((follower.id, followee_id))
-        status, message, _ = await self.call(
-            "follow", "POST", "/relation/follow", token=follower.token, body={"followee_id": followee_id}
-        )
-        attempt = Attempt("follow", phase or self.phase, status, message, (follower.id, followee_id))
+        answer = await self.call("POST", "/relation/follow", token=follower.token, body={"followee_id": followee_id})
+        attempt = Attempt.of(answer, "follow", phase or self.phase, (follower.id, followee_id))
         return self.ledger.add(attempt).accepted
 
     async def like(self, user: User, post_id: int, author_id: int) -> None:
         self.ledger.tried_likes.add((user.id, post_id))
-        status, message, _ = await self.call("like", "PUT", f"/posts/{post_id}/like", token=user.token)
-        self.ledger.add(Attempt("like", self.phase, status, message, (user.id, post_id), {"author": author_id}))
+        answer = await self.call("PUT", f"/posts/{post_id}/like", token=user.token)
+        self.ledger.add(Attempt.of(answer, "like", self.phase, (user.id, post_id), {"author": author_id}))
 
     async def comment(self, user: User, post_id: int, author_id: int) -> None:
         uid = f"k{uuid.uuid4().hex}"
-        status, message, answer = await self.call(
-            "comment", "POST", f"/posts/{post_id}/comments", token=user.token, body={"content": uid}
-        )
+        answer = await self.call("POST", f"/posts/{post_id}/comments", token=user.token, body={"content": uid})
         data = {"post": post_id, "author": author_id, "commenter": user.id}
-        attempt = Attempt("comment", self.phase, status, message, (uid,), data)
-        if self.ledger.add(attempt).accepted and isinstance(answer, dict) and "id" in answer:
-            attempt.data["id"] = int(answer["id"])
+        attempt = Attempt.of(answer, "comment", self.phase, (uid,), data)
+        if self.ledger.add(attempt).accepted and isinstance(answer.data, dict) and "id" in answer.data:
+            attempt.data["id"] = int(answer.data["id"])
 
     async def read(self, user: User) -> None:
         choice = self.random.random()
@@ -178,8 +188,7 @@ class Load:
             op, path = "read post", f"/posts/{self.random.choice(self.ledger.posts)[0]}"
         else:
             op, path = "read user", f"/users/{user.id}"
-        status, message, _ = await self.call(op, "GET", path, token=user.token)
-        self.ledger.add(Attempt(op, self.phase, status, message))
+        self.ledger.add(Attempt.of(await self.call("GET", path, token=user.token), op, self.phase))
 
     # ------------------------------------------------------------------ the mix
 

@@ -8,7 +8,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,18 @@ import pytest
 from pinstack_e2e.client import Api, data_of
 from pinstack_e2e.wait import eventually, wait_for
 
-__all__ = ["RELEASE", "SERVICES", "Node", "Platform", "PodTarget", "installed", "journey", "unavailable", "wait_for"]
+__all__ = [
+    "RELEASE",
+    "SERVICES",
+    "LogTap",
+    "Node",
+    "Platform",
+    "PodTarget",
+    "installed",
+    "journey",
+    "unavailable",
+    "wait_for",
+]
 
 REPO = Path(__file__).resolve().parents[3]
 RELEASE = "pinstack"  # the chart reads "<release>-<service>-connection", the environment's name
@@ -165,6 +177,61 @@ class PodTarget:
         pod = self.node.json("-n", self.ns, "get", "pod", f"{self.release}-postgres-0")
         credentials = url.netloc.rpartition("@")[0]
         return urlunsplit(url._replace(netloc=f"{credentials}@{pod['status']['podIP']}:{url.port or 5432}"))
+
+
+class LogTap:
+    """Follows the logs of every running pod of a namespace while it is open (`kubectl logs -f`,
+    one per pod, into `directory`): a pod that a rollout or a drill deletes takes its logs with
+    it, and a refused request is explained by the lines that carry its request id."""
+
+    POLL_SECONDS = 2.0
+    MAX_PODS = 200  # a bound on the followers, far above a platform's pods across a rollout
+
+    def __init__(self, node: Node, namespace: str, directory: Path) -> None:
+        self.node, self.ns, self.directory = node, namespace, directory
+        self.followers: dict[str, subprocess.Popen[bytes]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="log-tap", daemon=True)
+
+    def __enter__(self) -> LogTap:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for follower in self.followers.values():
+            follower.terminate()  # our own kubectl processes, by their PIDs
+        for follower in self.followers.values():
+            follower.wait(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set() and len(self.followers) < self.MAX_PODS:
+            done = self.node.kubectl("-n", self.ns, "get", "pods", "-o", "json", check=False)
+            pods = json.loads(done.stdout)["items"] if done.returncode == 0 else []
+            for pod in pods:
+                name = pod["metadata"]["name"]
+                statuses = pod.get("status", {}).get("containerStatuses", [])
+                if name in self.followers or not any("running" in c.get("state", {}) for c in statuses):
+                    continue
+                with open(self.directory / f"{name}.log", "wb") as out:
+                    follow = ["logs", "-f", "--all-containers", "--prefix", f"pod/{name}"]
+                    self.followers[name] = subprocess.Popen(
+                        [str(self.node.bin_dir / "kubectl"), "-n", self.ns, *follow],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=self.node.env,
+                    )
+            self._stop.wait(self.POLL_SECONDS)
+
+    def lines_with(self, needles: Iterable[str]) -> list[str]:
+        """Every followed line that contains one of `needles` (request ids)."""
+        wanted = [n for n in needles if n]
+        found: list[str] = []
+        for path in sorted(self.directory.glob("*.log")):
+            found += [line for line in path.read_text(errors="replace").splitlines() if any(n in line for n in wanted)]
+        return found
 
 
 def journey(api: Api) -> None:

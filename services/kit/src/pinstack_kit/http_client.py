@@ -39,6 +39,7 @@ BREAKER_OPEN = Gauge("circuit_breaker_open", "1 while a circuit to an upstream i
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CONNECTION = "*"  # the route label of an upstream's connection breaker
+KEEPALIVE_SECONDS = 2.0  # an idle pooled connection is dropped after this (see ServiceClient._client)
 
 
 class CircuitBreaker:
@@ -117,10 +118,14 @@ class ServiceClient:
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
-        # Created lazily inside the running loop; keep-alive shorter than uvicorn's 5 s so a
-        # pooled connection is never one the server is closing.
+        # Created lazily inside the running loop. A pooled connection must never be one the
+        # server is closing: uvicorn closes idle ones after 5 s, and a draining instance closes
+        # them 5 s after SIGTERM (every answer in between says `Connection: close`). At 4 s the
+        # margin was 1 s, and a busy event loop that released a connection late lost it: a POST
+        # on it failed with ServerDisconnectedError, which must not be retried (seen as a single
+        # 503 in a rotation's rollout on the 2-core node). At 2 s the margin is 3 s.
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=4.0, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, json_serialize=lambda v: orjson.dumps(v).decode()
             )
