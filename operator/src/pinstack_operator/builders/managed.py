@@ -163,6 +163,20 @@ def service(env_name: str, namespace: str, server: str) -> dict[str, Any]:
     )
 
 
+# The ACL users the operator makes live in an ACL file on the volume (it runs ACL SAVE after each
+# change), so a restarted Redis serves the services at once instead of refusing them until the
+# next reconcile. The admin (default) user's line is written from the Secret at every start, so
+# the file never holds an old admin password, and never `nopass`.
+REDIS_START = """set -eu
+acl=/data/users.acl
+hash=$(printf %s "$REDIS_PASSWORD" | sha256sum | cut -d' ' -f1)
+echo "user default on #$hash ~* &* +@all" > "$acl.new"
+if [ -f "$acl" ]; then grep -v '^user default ' "$acl" >> "$acl.new" || true; fi
+mv "$acl.new" "$acl"
+exec redis-server --aclfile "$acl" --appendonly yes --dir /data "$@"
+"""
+
+
 def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
@@ -182,7 +196,7 @@ def _container(env_name: str, namespace: str, server: str, spec: ManagedSpec) ->
     elif server == "redis":
         image, mount = spec.redis_image, "/data"
         env = [_secret_env("REDIS_PASSWORD", secret, password_key("redis"))]
-        command = ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD" --appendonly yes --dir /data']
+        command = ["sh", "-c", REDIS_START]
         probe = {"exec": {"command": ["sh", "-c", 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping']}}
     else:
         image, mount = spec.kafka_image, "/var/lib/kafka/data"

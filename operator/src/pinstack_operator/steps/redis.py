@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from pinstack_operator.builders.ownership import Conflict, redis_marker
 from pinstack_operator.builders.redis import COMMAND_RULES, AclUser, password_hash
@@ -72,6 +73,17 @@ def _not_made_for(user: AclUser, owner: str) -> str:
     )
 
 
+async def _save(client: aioredis.Redis) -> None:
+    """ACL SAVE: a Managed Redis keeps its users in an ACL file across restarts. An External one
+    started without an ACL file keeps them as its owner configured it (in memory, or CONFIG
+    REWRITE); the operator makes them again at its next reconcile after a restart."""
+    try:
+        await client.execute_command("ACL", "SAVE")
+    except ResponseError as exc:
+        if "not configured to use an ACL file" not in str(exc):
+            raise
+
+
 async def foreign_owners(admin: Admin, users: list[AclUser], owner: str) -> list[str]:
     """Read only: why `owner` may not have each ACL user (another environment's, or not made for
     it: a user without an owner marker)."""
@@ -105,6 +117,7 @@ async def ensure_user(admin: Admin, user: AclUser, password: str, owner: str, *,
             return []
         had = _as_list((actual or {}).get("passwords"))
         await client.execute_command("ACL", "SETUSER", user.username, *user.rules(password, [] if retire else had))
+        await _save(client)
         if retire and password_hash(password) in had and acl_in_line(actual, user, password, retire=False):
             return [f"{ROTATION_DONE}only the new password for Redis ACL user {user.username}"]
         return [f"{'updated' if actual else 'created'} Redis ACL user {user.username}"]
@@ -117,5 +130,6 @@ async def delete_user(admin: Admin, user: AclUser, owner: str) -> list[str]:
         if await client.get(redis_marker(user.username)) != owner:
             return []
         deleted = await client.execute_command("ACL", "DELUSER", user.username)
+        await _save(client)
         await client.delete(redis_marker(user.username))
         return [f"deleted Redis ACL user {user.username}"] if deleted else []
