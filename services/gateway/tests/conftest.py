@@ -18,7 +18,17 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from gateway_contract import PASSWORD, Account, Stack, assert_token_pair, claims_of, data_of, pem, unique_name
+from gateway_contract import (
+    PASSWORD,
+    Account,
+    Stack,
+    assert_token_pair,
+    claims_of,
+    data_of,
+    pem,
+    second_gateway,
+    unique_name,
+)
 
 from pinstack_kit.testing import (
     KAFKA,
@@ -130,6 +140,13 @@ def stack(
         for name in BACKENDS:  # outbox relays and consumers: events flow as in production
             stack.enter_context(spawn_worker(f"pinstack_{name}.worker", env[name], log_dir=logs))
         yield Stack(gateway=gateway_url, urls=urls, databases=databases, topic_prefix=prefix, gateway_env=gateway_env)
+
+
+@pytest.fixture(scope="module")
+def replica(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A client at `/api/v1` of a second gateway replica."""
+    with second_gateway(stack, tmp_path_factory) as url, httpx.Client(base_url=f"{url}/api/v1", timeout=15) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,19 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from pinstack_kit.testing import spawn_service
 
 PASSWORD = "s3cret-pass"  # 11 characters: valid for every password rule
 
@@ -30,6 +35,14 @@ class Stack:
     databases: dict[str, str]  # backend name → DATABASE_URL
     topic_prefix: str
     gateway_env: dict[str, str]  # what the gateway was started with (tests start variants of it)
+
+
+@contextmanager
+def second_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory, **overrides: str) -> Iterator[str]:
+    """Another replica of the stack's gateway (the same Redis keys), or a variant of it."""
+    env = {**stack.gateway_env, **overrides}
+    with spawn_service("pinstack_gateway.main:create_app", env, log_dir=tmp_path_factory.mktemp("logs")) as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ def without_redis(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def client_address() -> dict[str, str]:
     """A client of its own (TEST-NET-3), as the trusted proxy in front of the gateway reports it."""
-    n = next(_addresses) + 1000 * int(worker_id().removeprefix("gw") or 0)
+    worker = worker_id()  # gw0, gw1, ... under xdist, else "main"
+    n = next(_addresses) + 1000 * (int(worker[2:]) if worker.startswith("gw") else 0)
     return {"X-Forwarded-For": f"203.0.{113 + n // 250}.{n % 250 + 1}"}
 
 

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -26,13 +25,14 @@ from gateway_contract import (
     assert_status_only,
     assert_token_pair,
     data_of,
+    second_gateway,
 )
 from redis.asyncio import Redis
 
 from pinstack_gateway.config import Settings
 from pinstack_gateway.sessions import Revocations
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
-from pinstack_kit.testing import REDIS_URL, eventually, free_port, spawn_service, worker_id
+from pinstack_kit.testing import REDIS_URL, eventually, free_port, worker_id
 
 Register = Callable[..., Account]
 FEED = "/notification/feed"
@@ -128,20 +128,6 @@ class TestAccountDeletion:
     def test_refresh_is_an_invalid_refresh_token(self, api: httpx.Client, account: Account) -> None:
         assert_no_content(api.delete(f"/users/{account.id}", headers=account.headers))
         assert_error(api.post("/auth/refresh", json={"refresh_token": account.refresh}), 401, "invalid refresh token")
-
-
-@contextmanager
-def second_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory, **overrides: str) -> Iterator[str]:
-    """Another replica of the stack's gateway (the same Redis keys), or a variant of it."""
-    env = {**stack.gateway_env, **overrides}
-    with spawn_service("pinstack_gateway.main:create_app", env, log_dir=tmp_path_factory.mktemp("logs")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def replica(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with second_gateway(stack, tmp_path_factory) as url, httpx.Client(base_url=f"{url}/api/v1", timeout=15) as client:
-        yield client
 
 
 @pytest.mark.contract

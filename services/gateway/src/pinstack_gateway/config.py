@@ -20,6 +20,9 @@ class Settings(BaseServiceSettings):
     # session is kept. And how old what the gateway read of such marks may be (sessions.py).
     access_token_ttl_seconds: int = Field(900, ge=1)
     revocation_cache_seconds: float = Field(0.5, ge=0, le=1)
+    # How long the answers of the hottest public reads are kept in process (response_cache.py);
+    # 0 turns the cache off. At most a second: what other clients may read late.
+    response_cache_seconds: float = Field(1.0, ge=0, le=1)
     max_body_bytes: int = 1024 * 1024
     # How much of a body over the limit is read (and thrown away) so that its sender gets the 413
     # rather than a reset connection; past it, the answer goes out at once (body.py).

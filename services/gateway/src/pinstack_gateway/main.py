@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
@@ -25,6 +26,7 @@ from pinstack_gateway.notifications.endpoints import router as notifications_rou
 from pinstack_gateway.openapi import api_routes, build_openapi
 from pinstack_gateway.posts.endpoints import router as posts_router
 from pinstack_gateway.relations.endpoints import router as relations_router
+from pinstack_gateway.response_cache import ResponseCache, ResponseCacheLayer
 from pinstack_gateway.sessions import Revocations
 from pinstack_gateway.users.endpoints import router as users_router
 from pinstack_kit.app import build_app
@@ -73,6 +75,7 @@ def _allow_every_method(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    cache = ResponseCache(settings.response_cache_seconds, f"{settings.key_prefix}response-cache")
 
     @asynccontextmanager
     async def clients(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
         app.state.limiter = RateLimiter(app.state.redis, settings)
         app.state.revocations = Revocations(app.state.redis, settings)
-        writer = asyncio.create_task(app.state.revocations.keep_writing())
+        background = [asyncio.create_task(app.state.revocations.keep_writing())]
+        if cache.enabled:
+            background.append(asyncio.create_task(cache.listen(app.state.redis)))
         # Rate limits and idempotency keys fail open without Redis, and only authenticated
         # requests need it (sessions.py): the gateway keeps serving the rest, so Redis is not a
         # readiness condition of its own.
@@ -101,7 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            writer.cancel()
+            for task in background:
+                task.cancel()
             for client in opened.values():
                 await client.aclose()
             await app.state.verifier.aclose()
@@ -123,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc would load from a CDN
     )
     _allow_every_method(app)
+    # Innermost of the middleware, just in front of the router: a hit is still counted, logged
+    # and given its headers by the layers outside it.
+    app.user_middleware.append(Middleware(ResponseCacheLayer, cache=cache, state=app.state))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,0 +1,220 @@
+"""A one-second cache of the hottest public reads, in front of the router.
+
+`GET /api/v1/users/{user_id}`, `/users/username/{username}` and `/posts/{post_id}` answer the same
+bytes to every caller (nothing in them depends on who asks), and they are what a social network
+reads most. Their 200 answers are kept in this process for `response_cache_seconds` (1 s; 0 turns
+the cache off), counted from when the request that read them arrived, and answered again without
+routing, dependencies or a call to the service: on a hit the gateway does what a trivial endpoint
+does.
+
+Freshness, in this order of strength:
+- A write through the gateway (anything but a 4xx, which changed nothing) forgets its family before
+  its own answer leaves: a write under `/users` or `/auth` the users, one under `/posts` the posts.
+  A read in flight across that write does not store what it read (a generation per family). So a
+  client reads its own writes, and everyone's, through this process.
+- Every other gateway process hears of the write on a Redis channel, published before the
+  writer's answer leaves; a process that is not subscribed (Redis down, reconnecting) serves no
+  entry, only stores them.
+- What changes without a write through the gateway is seen by everyone within the TTL of its
+  change, as is anything a lost message missed: what the services apply from Kafka events (a
+  post's copy of its author's name, an account deletion's cascade) is eventually consistent
+  already, and the cache adds at most a second to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pinstack_kit.observability import CACHE_REQUESTS, OutageLog
+
+log = logging.getLogger("pinstack.gateway.response_cache")
+
+USERS, POSTS = "users", "posts"
+# The route templates whose answers are kept, and the family a write to them belongs to.
+CACHED = {
+    "/api/v1/users/{user_id}": USERS,
+    "/api/v1/users/username/{username}": USERS,
+    "/api/v1/posts/{post_id}": POSTS,
+}
+# Writes under /auth that change no user's body (sessions only).
+_SESSION_ONLY = frozenset({"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"})
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_ENTRIES = 20_000
+RECONNECT_SECONDS = 1.0
+
+FORGOTTEN = Counter("gateway_response_cache_forgotten_total", "Response cache families forgotten", ["origin"])
+
+
+def written_family(method: str, path: str) -> str | None:
+    """The family a request that may have written belongs to, or None for a read."""
+    if method in _READS:
+        return None
+    if path.startswith(("/api/v1/users", "/api/v1/auth/")) and path not in _SESSION_ONLY:
+        return USERS
+    if path.startswith("/api/v1/posts"):
+        return POSTS
+    return None
+
+
+@dataclass(slots=True)
+class Entry:
+    expires: float
+    family: str
+    route: Any  # the APIRoute that answered: the metrics and log lines label a hit with it
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class ResponseCache:
+    """The entries and their invalidation (one per process); `ResponseCacheLayer` serves them."""
+
+    def __init__(self, seconds: float, channel: str) -> None:
+        self.seconds = seconds
+        self.channel = channel
+        self.entries: dict[tuple[str, bytes], Entry] = {}
+        self.generation = {USERS: 0, POSTS: 0}
+        self.subscribed = False  # hits only while other processes' writes reach this one
+        self.instance = f"{os.getpid()}-{id(self)}"  # our own messages come back to us too
+        self._outage = OutageLog(log, "redis (response cache invalidations)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.seconds > 0
+
+    def get(self, key: tuple[str, bytes]) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is None or not self.subscribed:
+            return None
+        if entry.expires <= time.monotonic():
+            del self.entries[key]
+            return None
+        return entry
+
+    def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
+        if self.generation[entry.family] != generation:
+            return  # a write happened while it was read: it may be older than the write
+        if len(self.entries) >= MAX_ENTRIES:
+            now = time.monotonic()
+            self.entries = {k: e for k, e in self.entries.items() if e.expires > now}
+            if len(self.entries) >= MAX_ENTRIES:
+                return
+        self.entries[key] = entry
+
+    def forget_here(self, family: str) -> None:
+        self.generation[family] += 1
+        self.entries = {k: e for k, e in self.entries.items() if e.family != family}
+
+    async def forget(self, family: str, redis: Redis) -> None:
+        """After a write: here at once, then every other process (one PUBLISH)."""
+        self.forget_here(family)
+        FORGOTTEN.labels("write").inc()
+        try:
+            await redis.publish(self.channel, f"{family} {self.instance}")
+        except (RedisError, OSError) as exc:
+            # Not subscribed either, most likely, so the others serve no entry; else the TTL.
+            self._outage.down(exc)
+
+    async def listen(self, redis: Redis) -> None:
+        """The lifespan's background task: other processes' writes, for as long as it runs."""
+        while True:
+            try:
+                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    for family in self.generation:  # writes may have been missed
+                        self.forget_here(family)
+                    self.subscribed = True
+                    self._outage.up()
+                    while True:
+                        message = await pubsub.get_message(timeout=RECONNECT_SECONDS)
+                        if message is not None:
+                            self._heard(message["data"])
+            except (RedisError, OSError) as exc:
+                self._outage.down(exc)
+            finally:
+                self.subscribed = False
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _heard(self, data: bytes) -> None:
+        family, _, sender = data.decode("utf-8", "replace").partition(" ")
+        if family in self.generation and sender != self.instance:
+            self.forget_here(family)
+            FORGOTTEN.labels("peer").inc()
+
+
+class ResponseCacheLayer:
+    """The ASGI layer just in front of the router (inside the request id, metrics and headers)."""
+
+    def __init__(self, app: ASGIApp, cache: ResponseCache, state: Any) -> None:
+        self.app = app
+        self.cache = cache
+        self.state = state  # the app state: its Redis client exists once the lifespan ran
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.cache.enabled:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        if method == "GET":
+            await self._read(scope, receive, send)
+        elif (family := written_family(method, scope["path"])) is not None:
+            await self._write(family, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = (scope["path"], scope["query_string"])
+        entry = self.cache.get(key)
+        if entry is not None:
+            CACHE_REQUESTS.labels("gateway", "hit").inc()
+            scope["route"] = entry.route
+            await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+        arrived = time.monotonic()
+        generations = dict(self.cache.generation)
+        status, headers = 0, []
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                # copied now: the layers outside add their own headers to this same message
+                status, headers = message["status"], list(message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+        family = CACHED.get(getattr(scope.get("route"), "path", ""))
+        if family is None or status != 200:
+            return
+        CACHE_REQUESTS.labels("gateway", "miss").inc()
+        entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
+        self.cache.put(key, entry, generations[family])
+
+    async def _write(self, family: str, scope: Scope, receive: Receive, send: Send) -> None:
+        forgotten = False
+
+        async def forget_first(message: Message) -> None:
+            nonlocal forgotten
+            if message["type"] == "http.response.start" and not 400 <= message["status"] < 500:
+                forgotten = True
+                await self.cache.forget(family, self.state.redis)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, forget_first)
+        except BaseException:
+            if not forgotten:  # the 500 is rendered outside this layer; the write may have happened
+                await self.cache.forget(family, self.state.redis)
+            raise

@@ -1,0 +1,165 @@
+"""The gateway's one-second cache of the hottest public reads (response_cache.py): a hit answers
+the same bytes, a writer reads its write at once through any replica, everyone else within a
+second; without its invalidations (Redis down) a process serves no entry."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from gateway_contract import PASSWORD, Account, Stack, assert_status_only, data_of, unique_name
+
+from pinstack_gateway.response_cache import POSTS, USERS, Entry, ResponseCache, written_family
+from pinstack_kit.testing import eventually
+
+
+def hits(server: httpx.Client) -> float:
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith('cache_requests_total{cache="gateway",result="hit"}'):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def post_by(api: httpx.Client, author: Account) -> int:
+    body = {"title": "cached", "content": "a post read through the cache", "tags": ["cache"]}
+    return int(data_of(api.post("/posts", json=body, headers=author.headers), 201)["id"])
+
+
+def rename(api: httpx.Client, account: Account, full_name: str) -> None:
+    data_of(api.put("/users", json={"id": account.id, "full_name": full_name}, headers=account.headers))
+
+
+@pytest.mark.contract
+class TestResponseCache:
+    def test_a_repeated_read_is_the_same_bytes_from_the_cache(
+        self, api: httpx.Client, server: httpx.Client, account: Account
+    ) -> None:
+        before = hits(server)
+        first, second = api.get(f"/users/{account.id}"), api.get(f"/users/{account.id}")
+        assert first.status_code == second.status_code == 200
+        assert second.content == first.content
+        assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
+        assert second.headers["x-request-id"] != first.headers["x-request-id"]
+        assert sorted(second.headers.keys()) == sorted(first.headers.keys())  # each once, none kept from the first
+        assert hits(server) >= before + 1
+
+    async def test_a_writer_reads_its_writes_at_once(self, api: httpx.Client, account: Account) -> None:
+        post = post_by(api, account)
+        for _ in range(2):  # cached
+            data_of(api.get(f"/users/{account.id}"))
+            data_of(api.get(f"/users/username/{account.username}"))
+            data_of(api.get(f"/posts/{post}"))
+        rename(api, account, "Renamed Once")
+        assert data_of(api.get(f"/users/{account.id}"))["full_name"] == "Renamed Once"
+        assert data_of(api.get(f"/users/username/{account.username}"))["full_name"] == "Renamed Once"
+        # a post's copy of its author's name follows the user_updated event, the cache adds <= 1 s
+        await eventually(lambda: data_of(api.get(f"/posts/{post}"))["author"].get("full_name") == "Renamed Once")
+        data_of(api.put(f"/posts/{post}", json={"title": "edited"}, headers=account.headers))
+        assert data_of(api.get(f"/posts/{post}"))["title"] == "edited"
+        assert_status_only(api.delete(f"/posts/{post}", headers=account.headers))
+        assert api.get(f"/posts/{post}").status_code == 404
+
+    def test_every_replica_forgets_a_write_made_through_another(
+        self, api: httpx.Client, replica: httpx.Client, account: Account
+    ) -> None:
+        stale = []
+        for step in range(20):
+            for _ in range(2):
+                data_of(replica.get(f"/users/{account.id}"))
+            rename(api, account, f"Name {step}")
+            seen = data_of(replica.get(f"/users/{account.id}"))["full_name"]
+            if seen != f"Name {step}":
+                stale.append((step, seen))
+        assert stale == []
+
+    def test_a_change_behind_the_gateway_is_seen_within_a_second(
+        self, api: httpx.Client, stack: Stack, account: Account
+    ) -> None:
+        rename(api, account, "Before")
+        data_of(api.get(f"/users/{account.id}"))
+        changed = time.monotonic()
+        patched = httpx.patch(f"{stack.urls['users']}/users/{account.id}", json={"full_name": "Changed Behind"})
+        assert patched.status_code == 200, patched.text
+        while data_of(api.get(f"/users/{account.id}"))["full_name"] != "Changed Behind":
+            assert time.monotonic() - changed < 1.5, "a change behind the gateway was served stale past the TTL"
+            time.sleep(0.05)
+
+    def test_an_answer_that_is_not_200_is_not_kept(self, api: httpx.Client, stack: Stack) -> None:
+        name = unique_name()
+        for _ in range(2):
+            assert api.get(f"/users/username/{name}").status_code == 404
+        # made behind the gateway: no write through it forgets anything
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        made = httpx.post(f"{stack.urls['users']}/users", json=body)
+        assert made.status_code == 201, made.text
+        assert data_of(api.get(f"/users/username/{name}"))["username"] == name
+
+
+def entry(family: str, expires_in: float = 1.0) -> Entry:
+    return Entry(time.monotonic() + expires_in, family, None, [], b"{}")
+
+
+class TestEntries:
+    """The cache's own rules, without a server."""
+
+    def cache(self) -> ResponseCache:
+        cache = ResponseCache(1.0, "test")
+        cache.subscribed = True
+        return cache
+
+    def test_an_entry_is_served_until_it_expires(self) -> None:
+        cache = self.cache()
+        cache.put(("/a", b""), entry(USERS, 0.05), cache.generation[USERS])
+        assert cache.get(("/a", b"")) is not None
+        time.sleep(0.06)
+        assert cache.get(("/a", b"")) is None
+
+    def test_a_read_in_flight_across_a_write_is_not_kept(self) -> None:
+        cache = self.cache()
+        read_started = cache.generation[POSTS]
+        cache.forget_here(POSTS)
+        cache.put(("/p", b""), entry(POSTS), read_started)
+        assert cache.get(("/p", b"")) is None
+
+    def test_a_write_forgets_its_own_family(self) -> None:
+        cache = self.cache()
+        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
+        cache.put(("/p", b""), entry(POSTS), cache.generation[POSTS])
+        cache.forget_here(POSTS)
+        assert cache.get(("/u", b"")) is not None and cache.get(("/p", b"")) is None
+        cache.put(("/p", b""), entry(POSTS), cache.generation[POSTS])
+        cache.forget_here(USERS)
+        assert cache.get(("/u", b"")) is None and cache.get(("/p", b"")) is not None
+
+    def test_not_subscribed_serves_nothing(self) -> None:
+        cache = self.cache()
+        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
+        cache.subscribed = False
+        assert cache.get(("/u", b"")) is None
+
+    def test_peers_messages_forget_and_our_own_are_ignored(self) -> None:
+        cache = self.cache()
+        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
+        cache._heard(f"{USERS} {cache.instance}".encode())
+        assert cache.get(("/u", b"")) is not None
+        cache._heard(f"{USERS} another-process".encode())
+        assert cache.get(("/u", b"")) is None
+
+    @pytest.mark.parametrize(
+        ("method", "path", "family"),
+        [
+            ("GET", "/api/v1/users/1", None),
+            ("PUT", "/api/v1/users", USERS),
+            ("PUT", "/api/v1/users/avatar", USERS),
+            ("DELETE", "/api/v1/users/7", USERS),
+            ("POST", "/api/v1/auth/register", USERS),
+            ("POST", "/api/v1/auth/login", None),
+            ("POST", "/api/v1/auth/logout", None),
+            ("PUT", "/api/v1/posts/3", POSTS),
+            ("POST", "/api/v1/posts", POSTS),
+            ("POST", "/api/v1/relation/follow", None),
+        ],
+    )
+    def test_which_writes_forget_what(self, method: str, path: str, family: str | None) -> None:
+        assert written_family(method, path) == family
