@@ -103,17 +103,28 @@ def entry(family: str, expires_in: float = 1.0) -> Entry:
 class TestEntries:
     """The cache's own rules, without a server."""
 
-    def cache(self) -> ResponseCache:
-        cache = ResponseCache(1.0, "test")
+    def cache(self, seconds: float = 1.0) -> ResponseCache:
+        cache = ResponseCache(seconds, "test")
         cache.subscribed = True
         return cache
 
     def test_an_entry_is_served_until_it_expires(self) -> None:
-        cache = self.cache()
-        cache.put(("/a", b""), entry(USERS, 0.05), cache.generation[USERS])
+        cache = self.cache(0.2)
+        cache.put(("/a", b""), entry(USERS, 0.2), cache.generation[USERS])
         assert cache.get(("/a", b"")) is not None
-        time.sleep(0.06)
+        time.sleep(0.21)
         assert cache.get(("/a", b"")) is None
+
+    def test_shortly_before_it_expires_one_request_reads_it_again_and_the_others_still_hit(self) -> None:
+        cache = self.cache(0.3)
+        cache.put(("/a", b""), entry(USERS, 0.3), cache.generation[USERS])
+        assert cache.get(("/a", b"")) is not None  # in its first two thirds
+        time.sleep(0.27)  # past the last third's start, before it expires
+        assert cache.get(("/a", b"")) is None  # this request refreshes it
+        assert cache.get(("/a", b"")) is not None  # the others are still answered
+        cache.put(("/a", b""), entry(USERS, 0.3), cache.generation[USERS])
+        time.sleep(0.05)
+        assert cache.get(("/a", b"")) is not None  # the refreshed entry, a TTL of its own
 
     def test_a_read_in_flight_across_a_write_is_not_kept(self) -> None:
         cache = self.cache()

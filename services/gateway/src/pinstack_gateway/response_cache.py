@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,8 @@ class Entry:
     route: Any  # the APIRoute that answered: the metrics and log lines label a hit with it
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    refresh_at: float = 0.0  # from then on one request reads it again while the others still hit
+    refreshing: bool = False
 
 
 class ResponseCache:
@@ -92,17 +95,27 @@ class ResponseCache:
         return self.seconds > 0
 
     def get(self, key: tuple[str, bytes]) -> Entry | None:
+        """The entry to answer with, or None: read it (again). Shortly before an entry expires
+        one request reads it again while the others are still answered from it, at a random
+        point of its last third: entries filled together (after a start, or a write) would
+        otherwise expire together, and every request for them would wait for the services at
+        once, a wave each TTL in the tail latency."""
         entry = self.entries.get(key)
         if entry is None or not self.subscribed:
             return None
-        if entry.expires <= time.monotonic():
+        now = time.monotonic()
+        if entry.expires <= now:
             del self.entries[key]
+            return None
+        if now >= entry.refresh_at and not entry.refreshing:
+            entry.refreshing = True
             return None
         return entry
 
     def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
         if self.generation[entry.family] != generation:
             return  # a write happened while it was read: it may be older than the write
+        entry.refresh_at = entry.expires - self.seconds * random.uniform(0.1, 0.33)  # noqa: S311 - spread, not secret
         if len(self.entries) >= MAX_ENTRIES:
             now = time.monotonic()
             self.entries = {k: e for k, e in self.entries.items() if e.expires > now}
