@@ -45,7 +45,11 @@ class TestResponseCache:
         assert hits(server) >= before + 1
 
     async def test_a_writer_reads_its_writes_at_once(self, api: httpx.Client, account: Account) -> None:
+        mine = {"author_id": account.id, "limit": 5}
+        for _ in range(2):  # cached: an empty list
+            assert data_of(api.get("/posts/list", params=mine))["posts"] == []
         post = post_by(api, account)
+        assert [p["id"] for p in data_of(api.get("/posts/list", params=mine))["posts"]] == [post]
         for _ in range(2):  # cached
             data_of(api.get(f"/users/{account.id}"))
             data_of(api.get(f"/users/username/{account.username}"))
@@ -60,11 +64,23 @@ class TestResponseCache:
         assert_status_only(api.delete(f"/posts/{post}", headers=account.headers))
         assert api.get(f"/posts/{post}").status_code == 404
 
+    def test_once_an_entry_reads_404_it_is_not_served_again(
+        self, api: httpx.Client, stack: Stack, account: Account
+    ) -> None:
+        post = post_by(api, account)
+        data_of(api.get(f"/posts/{post}"))
+        # deleted behind the gateway: the entry lives on until it is read again or expires
+        gone = httpx.request("DELETE", f"{stack.urls['posts']}/posts/{post}", params={"user_id": account.id})
+        assert gone.status_code in (200, 204), gone.text
+        seen = [api.get(f"/posts/{post}").status_code for _ in range(60) if not time.sleep(0.025)]
+        assert 404 in seen, seen
+        assert seen[seen.index(404) :] == [404] * (len(seen) - seen.index(404)), seen
+
     def test_every_replica_forgets_a_write_made_through_another(
         self, api: httpx.Client, replica: httpx.Client, account: Account
     ) -> None:
         stale = []
-        for step in range(20):
+        for step in range(50):
             for _ in range(2):
                 data_of(replica.get(f"/users/{account.id}"))
             rename(api, account, f"Name {step}")
@@ -125,6 +141,13 @@ class TestEntries:
         cache.put(("/a", b""), entry(USERS, 0.3), cache.generation[USERS])
         time.sleep(0.05)
         assert cache.get(("/a", b"")) is not None  # the refreshed entry, a TTL of its own
+
+    def test_an_older_read_does_not_replace_a_newer_one(self) -> None:
+        cache = self.cache()
+        newer = entry(USERS, 1.0)
+        cache.put(("/u", b""), newer, cache.generation[USERS])
+        cache.put(("/u", b""), entry(USERS, 0.9), cache.generation[USERS])
+        assert cache.get(("/u", b"")) is newer
 
     def test_a_read_in_flight_across_a_write_is_not_kept(self) -> None:
         cache = self.cache()

@@ -1,8 +1,8 @@
 """A one-second cache of the hottest public reads, in front of the router.
 
-`GET /api/v1/users/{user_id}`, `/users/username/{username}` and `/posts/{post_id}` answer the same
-bytes to every caller (nothing in them depends on who asks), and they are what a social network
-reads most. Their 200 answers are kept in this process for `response_cache_seconds` (1 s; 0 turns
+`GET /api/v1/users/{user_id}`, `/users/username/{username}`, `/posts/{post_id}` and `/posts/list`
+answer the same bytes to every caller (nothing in them depends on who asks), and they are what a
+social network reads most. Their 200 answers are kept in this process for `response_cache_seconds` (1 s; 0 turns
 the cache off), counted from when the request that read them arrived, and answered again without
 routing, dependencies or a call to the service: on a hit the gateway does what a trivial endpoint
 does.
@@ -14,7 +14,10 @@ Freshness, in this order of strength:
   client reads its own writes, and everyone's, through this process.
 - Every other gateway process hears of the write on a Redis channel, published before the
   writer's answer leaves; a process that is not subscribed (Redis down, reconnecting) serves no
-  entry, only stores them.
+  entry, only stores them. The message is in the other process's socket before the writer's
+  client can send its next request there, so both are read in the same turn of that process's
+  event loop at the latest; a hit yields to the loop once before it answers, which lets the
+  listener (woken in that turn) forget first.
 - What changes without a write through the gateway is seen by everyone within the TTL of its
   change, as is anything a lost message missed: what the services apply from Kafka events (a
   post's copy of its author's name, an account deletion's cascade) is eventually consistent
@@ -46,6 +49,7 @@ CACHED = {
     "/api/v1/users/{user_id}": USERS,
     "/api/v1/users/username/{username}": USERS,
     "/api/v1/posts/{post_id}": POSTS,
+    "/api/v1/posts/list": POSTS,  # keyed by its query too, like every entry
 }
 # Writes under /auth that change no user's body (sessions only).
 _SESSION_ONLY = frozenset({"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"})
@@ -115,6 +119,9 @@ class ResponseCache:
     def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
         if self.generation[entry.family] != generation:
             return  # a write happened while it was read: it may be older than the write
+        kept = self.entries.get(key)
+        if kept is not None and kept.expires > entry.expires:
+            return  # a read that started later has stored already
         entry.refresh_at = entry.expires - self.seconds * random.uniform(0.1, 0.33)  # noqa: S311 - spread, not secret
         if len(self.entries) >= MAX_ENTRIES:
             now = time.monotonic()
@@ -186,6 +193,8 @@ class ResponseCacheLayer:
 
     async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = (scope["path"], scope["query_string"])
+        if key in self.cache.entries:
+            await asyncio.sleep(0)  # an invalidation read in this loop turn goes first (module doc)
         entry = self.cache.get(key)
         if entry is not None:
             CACHE_REQUESTS.labels("gateway", "hit").inc()
@@ -209,7 +218,10 @@ class ResponseCacheLayer:
 
         await self.app(scope, receive, keep)
         family = CACHED.get(getattr(scope.get("route"), "path", ""))
-        if family is None or status != 200:
+        if family is None:
+            return
+        if status != 200:  # gone (a 404 after a deletion), or failing: nobody reads the old answer
+            self.cache.entries.pop(key, None)
             return
         CACHE_REQUESTS.labels("gateway", "miss").inc()
         entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
