@@ -3,8 +3,8 @@ can do at once, through the gateway, while a probe reads another route of the sa
 
 What a user should see (issue 14): every answer is a success (201/200) or an immediate refusal
 (503/429 with `Retry-After`), never a 504; no account exists behind a refusal and every success
-left one; and the probe's latency (`GET /users/{id}`, same users service) stays near its idle
-value. The outcome is a table row per phase and `.bench/overload.json`.
+left one; and the probe's latency (`GET /users/email/{email}`, same users service; the
+gateway's response cache answers `/users/{id}` itself) stays near its idle value. The outcome is a table row per phase and `.bench/overload.json`.
 """
 
 from __future__ import annotations
@@ -190,8 +190,7 @@ async def scenario(gateway: str, burst: int, rounds: int, settle: float) -> dict
         made = await post(session, f"{api}/auth/register", register_body(anchor), anchor)
         if made.status != 201:
             raise SystemExit(f"could not register the probe's account: {made.status}")
-        anchor_id = (await (await session.get(f"{api}/users/username/{anchor}")).json())["data"]["id"]
-        probe_url = f"{api}/users/{anchor_id}"
+        probe_url = f"{api}/users/email/{register_body(anchor)['email']}"
         idle = await probe_for(probe_url, "idle", 3.0)
 
         names = [f"ovl{uuid.uuid4().hex[:10]}" for _ in range(burst)]
@@ -271,7 +270,7 @@ def print_report(result: dict[str, Any]) -> None:
         )
         for example in p["examples"]:
             print(f"{'':22} bad: {example}")
-    print(f"\n{'GET /users/{id} probe':22} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"\n{'GET /users/email probe':22} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for s in result["probe"]:
         print(
             f"{s['label']:22} {s['requests']:8d} {s['errors']:6d} {s['p50_ms']:8.1f} {s['p99_ms']:8.1f} {s['max_ms']:8.1f}"
