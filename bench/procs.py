@@ -10,6 +10,7 @@ touches" asks for, plus what the idle rest of the stack spent meanwhile (reporte
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +80,17 @@ def cpu_spent(before: Sample, after: Sample) -> dict[str, float]:
         earlier = before.cpu.get(name, {})
         spent[name] = sum(max(0.0, seconds - earlier.get(pid, 0.0)) for pid, seconds in pids.items())
     return spent
+
+
+def wait_quiet(cores: float = 0.25, window: float = 0.5, timeout: float = 30.0) -> float:
+    """Waits until the stack spends less than `cores` of CPU over `window` seconds (the work a
+    previous step left behind: queued password hashes, consumers catching up on seeded events),
+    at most `timeout` seconds; how long it waited. Each step then measures itself, not the tail of
+    the one before."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = sample()
+        time.sleep(window)
+        if sum(cpu_spent(before, sample()).values()) < cores * window:
+            break
+    return time.monotonic() - started

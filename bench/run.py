@@ -8,6 +8,8 @@ Scenarios run one after another against the stack started by `make up`:
                                    # req/s, p50/p99, share of the ceiling, CPU per request (every
                                    # process of the stack, and the gateway and the route's service
                                    # apart), the gateway's /metrics size and each process's RSS;
+                                   # each step starts once the stack is quiet, GETs after a 2 s
+                                   # unrecorded warm-up;
                                    # table + .bench/results.json
     python -m bench.run mixed      # the DeathStarBench-style social-network mix on a seeded ~1k-user
                                    # graph, stepped over connection counts, plus post -> feed latency
@@ -47,6 +49,7 @@ GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
 API = f"{GATEWAY}/api/v1"
 PASSWORD = "bench-password-1"
 AUTH_URL = os.environ.get("PINSTACK_AUTH_URL", "http://127.0.0.1:8102")
+WARMUP_SECONDS = 2
 
 
 @dataclass
@@ -426,6 +429,8 @@ def run_endpoints(args: argparse.Namespace) -> None:
     results = []
     ceiling, ceiling_url = start_ceiling()
     try:
+        procs.wait_quiet()
+        wrk("ceiling", f"{ceiling_url}/ping", "", WARMUP_SECONDS, args.connections)
         results.append(
             measured(
                 lambda: wrk("ceiling: trivial FastAPI GET", f"{ceiling_url}/ping", "", args.seconds, args.connections),
@@ -447,7 +452,11 @@ def run_endpoints(args: argparse.Namespace) -> None:
         ("GET /notification/feed", get_script(["/api/v1/notification/feed?page=1&limit=10"], tokens)),
     ]
     for name, script in scenarios:
+        procs.wait_quiet()
+        if name.startswith("GET"):  # unrecorded: pools opened, caches filled, as in steady use
+            wrk(name, GATEWAY, script, WARMUP_SECONDS, args.connections)
         results.append(measured(functools.partial(wrk, name, GATEWAY, script, args.seconds, args.connections)))
+    procs.wait_quiet()
     results.append(measured(lambda: asyncio.run(follow_unfollow(users, args.seconds, args.connections, following))))
     ceiling_rps = results[0].requests_per_second
     for r in results[1:]:
