@@ -168,19 +168,32 @@ def _save_state(spec: GraphSpec, state: dict[str, Any]) -> None:
     tmp.replace(spec.state_file)  # a crash never leaves a half-written file (refresh tokens rotate)
 
 
+SHED_RETRIES = 30
+
+
 async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One request, retried on connection errors (a kept-alive connection the server just closed,
     a service busy with other workers' tests). Every seeding call tolerates a repeat: a second
     register answers 409 and logs in, a second follow 409, a repeated refresh falls back to login,
     and a repeated post only adds one more."""
-    for attempt in range(5):
+    shed = 0
+    attempt = 0
+    while True:
         try:
-            return await client.request(method, url, **kwargs)
+            response = await client.request(method, url, **kwargs)
         except httpx.TransportError:
-            if attempt == 4:
+            attempt += 1
+            if attempt == 5:
                 raise
-            await asyncio.sleep(0.2 * 2**attempt)
-    raise AssertionError("unreachable")
+            await asyncio.sleep(0.2 * 2 ** (attempt - 1))
+            continue
+        # Shed at once (password hashing full, issue 14): nothing was written, so it is retried
+        # when the answer says, a bounded number of times.
+        retry_after = response.headers.get("Retry-After")
+        if response.status_code not in (429, 503) or retry_after is None or shed == SHED_RETRIES:
+            return response
+        shed += 1
+        await asyncio.sleep(min(float(retry_after), 5.0))
 
 
 def _fail(what: str, response: httpx.Response) -> RuntimeError:
