@@ -10,7 +10,15 @@ import httpx
 import pytest
 from gateway_contract import PASSWORD, Account, Stack, assert_status_only, data_of, unique_name
 
-from pinstack_gateway.response_cache import POSTS, USERS, Entry, ResponseCache, written_family
+from pinstack_gateway.response_cache import (
+    MAX_BODY_BYTES,
+    MAX_ENTRIES,
+    POSTS,
+    USERS,
+    Entry,
+    ResponseCache,
+    written_family,
+)
 from pinstack_kit.testing import eventually
 
 
@@ -165,6 +173,15 @@ class TestEntries:
         cache.put(("/p", b""), entry(POSTS), cache.generation[POSTS])
         cache.forget_here(USERS)
         assert cache.get(("/u", b"")) is None and cache.get(("/p", b"")) is not None
+
+    def test_memory_is_bounded(self) -> None:
+        cache = self.cache()
+        big = Entry(time.monotonic() + 1, POSTS, None, [], b"x" * (MAX_BODY_BYTES + 1))
+        cache.put(("/big", b""), big, cache.generation[POSTS])
+        assert cache.get(("/big", b"")) is None
+        for n in range(MAX_ENTRIES + 10):
+            cache.put((f"/p/{n}", b""), entry(POSTS), cache.generation[POSTS])
+        assert len(cache.entries) == MAX_ENTRIES
 
     def test_not_subscribed_serves_nothing(self) -> None:
         cache = self.cache()

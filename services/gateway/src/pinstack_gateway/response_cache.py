@@ -54,7 +54,11 @@ CACHED = {
 # Writes under /auth that change no user's body (sessions only).
 _SESSION_ONLY = frozenset({"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_ENTRIES = 20_000
+# A bound on the process's memory whatever keys clients ask for (every query string of
+# /posts/list is a key of its own): at most 4,096 entries of at most 32 KiB, 128 MiB, while the
+# hot keys of one second are a few hundred.
+MAX_ENTRIES = 4096
+MAX_BODY_BYTES = 32 * 1024
 RECONNECT_SECONDS = 1.0
 
 FORGOTTEN = Counter("gateway_response_cache_forgotten_total", "Response cache families forgotten", ["origin"])
@@ -119,6 +123,8 @@ class ResponseCache:
     def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
         if self.generation[entry.family] != generation:
             return  # a write happened while it was read: it may be older than the write
+        if len(entry.body) > MAX_BODY_BYTES:
+            return
         kept = self.entries.get(key)
         if kept is not None and kept.expires > entry.expires:
             return  # a read that started later has stored already
