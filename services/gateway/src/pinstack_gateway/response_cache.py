@@ -149,6 +149,8 @@ class ResponseCache:
         except (RedisError, OSError) as exc:
             # Not subscribed either, most likely, so the others serve no entry; else the TTL.
             self._outage.down(exc)
+        else:
+            self._outage.up()
 
     async def listen(self, redis: Redis) -> None:
         """The lifespan's background task: other processes' writes, for as long as it runs."""
