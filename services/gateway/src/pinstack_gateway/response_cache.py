@@ -84,6 +84,7 @@ class Entry:
     body: bytes
     refresh_at: float = 0.0  # from then on one request reads it again while the others still hit
     refreshing: bool = False
+    generation: int = 0  # its family's when it was read: a write since makes it stale
 
 
 class ResponseCache:
@@ -112,7 +113,7 @@ class ResponseCache:
         if entry is None or not self.subscribed:
             return None
         now = time.monotonic()
-        if entry.expires <= now:
+        if not self._current(entry, now):
             del self.entries[key]
             return None
         if now >= entry.refresh_at and not entry.refreshing:
@@ -128,17 +129,22 @@ class ResponseCache:
         kept = self.entries.get(key)
         if kept is not None and kept.expires > entry.expires:
             return  # a read that started later has stored already
+        entry.generation = generation
         entry.refresh_at = entry.expires - self.seconds * random.uniform(0.1, 0.33)  # noqa: S311 - spread, not secret
         if len(self.entries) >= MAX_ENTRIES:
             now = time.monotonic()
-            self.entries = {k: e for k, e in self.entries.items() if e.expires > now}
+            self.entries = {k: e for k, e in self.entries.items() if self._current(e, now)}
             if len(self.entries) >= MAX_ENTRIES:
                 return
         self.entries[key] = entry
 
+    def _current(self, entry: Entry, now: float) -> bool:
+        return entry.expires > now and entry.generation == self.generation[entry.family]
+
     def forget_here(self, family: str) -> None:
+        """O(1) on the write path: the family's entries are stale from now on, and are dropped
+        when next looked up (or when the cache is full)."""
         self.generation[family] += 1
-        self.entries = {k: e for k, e in self.entries.items() if e.family != family}
 
     async def forget(self, family: str, redis: Redis) -> None:
         """After a write: here at once, then every other process (one PUBLISH)."""
