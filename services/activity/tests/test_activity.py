@@ -416,7 +416,12 @@ class TestWorker:
             await producer.send_and_wait(
                 settings.topic("post-events"), record.value, key=record.key, headers=record.headers
             )
-        async with worker(settings, consumers(settings), relay="activity-test-relay"):
+        # The reader is polling before the like, so the event is read whenever the relay sends it;
+        # a wait that fails says whether the relay ever marked the row sent.
+        async with (
+            worker(settings, consumers(settings), relay="activity-test-relay") as engine,
+            kafka_reader(settings.topic("activity-events")) as received,
+        ):
             async with app_client(create_app(settings)) as client:
 
                 async def liked() -> bool:
@@ -424,13 +429,17 @@ class TestWorker:
                     return response.status_code == 200
 
                 await eventually(liked, timeout=30.0)
-            async with kafka_reader(settings.topic("activity-events")) as received:
 
-                async def like_created() -> Any:
-                    batches = await received.getmany(timeout_ms=500)
-                    return next((r for records in batches.values() for r in records), None)
+            async def like_created() -> Any:
+                batches = await received.getmany(timeout_ms=500)
+                return next((r for records in batches.values() for r in records), None)
 
+            try:
                 message = await eventually(like_created, timeout=30.0)
+            except AssertionError as exc:
+                async with engine.connect() as conn:
+                    rows = (await conn.execute(text("SELECT id, topic, sent_at FROM outbox ORDER BY id"))).all()
+                raise AssertionError(f"{exc}; outbox rows: {rows}; reader assignment: {received.assignment()}") from exc
             assert message.key == str(post_id).encode()
             assert dict(message.headers)["event_type"] == b"like_created"
             assert orjson.loads(message.value)["data"]["post_author_id"] == author
