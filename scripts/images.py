@@ -211,7 +211,7 @@ def workspace() -> tuple[str, list[Path]]:
 def images() -> dict[str, Image]:
     uv, manifests = workspace()
     recipe = f"debootstrap --variant=minbase --include={BASE_PACKAGES} {BASE_SUITE}\0{uv}"
-    kit = tree(REPO / "services" / "kit")
+    kit = tree(REPO / "services" / "kit", REPO / "services" / "contracts")  # what every service image carries
     dockerfile = REPO / "services" / "Dockerfile"
     result = {
         svc: Image(
@@ -223,7 +223,7 @@ def images() -> dict[str, Image]:
         for svc in SERVICES
     }
     dashboards = tree(REPO / "dashboards" / "json", REPO / "dashboards" / "rules" / "pinstack.rules.yaml")
-    operator = [*manifests, *tree(REPO / "operator"), *dashboards]
+    operator = [*manifests, *tree(REPO / "operator", REPO / "services" / "contracts"), *dashboards]
     result["operator"] = Image("operator", REPO / "operator" / "Dockerfile", content_tag("operator", recipe, operator))
     base_recipe = recipe.split("\0", 1)[0]
     for server in FOLDER_IMAGES:
