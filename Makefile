@@ -61,7 +61,7 @@ test-unit: bootstrap ## run the unit tests only (no servers needed)
 	@$(call run_pytest,services -m unit $(PYTEST_ARGS))
 
 lint: ## ruff check, ruff format --check, mypy and import-linter
-	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src operator/src e2e/src && $(UV_RUN) lint-imports
+	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy services/*/src operator/src e2e/src testing/src && $(UV_RUN) lint-imports
 
 fmt: ## format the code and apply ruff's safe fixes
 	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .

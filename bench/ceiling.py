@@ -1,5 +1,5 @@
-"""The ceiling: a trivial FastAPI endpoint served exactly like the services (uvicorn, uvloop,
-httptools, one process), so `make bench` shows what the framework alone costs on this machine."""
+"""The ceiling: a trivial FastAPI endpoint served exactly like the services (pinstack_kit.serve:
+uvicorn, uvloop, httptools, one process), so `make bench` shows what the framework alone costs on this machine."""
 
 from fastapi import FastAPI
 from starlette.responses import Response

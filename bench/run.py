@@ -43,6 +43,7 @@ from pathlib import Path
 import httpx
 
 from bench import procs
+from pinstack_kit import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = os.environ.get("PINSTACK_GATEWAY_URL", "http://127.0.0.1:8080")
@@ -234,25 +235,7 @@ def login_script(names: list[str]) -> str:
 
 def start_ceiling() -> tuple[subprocess.Popen[bytes], str]:
     port = 18999
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.ceiling:create_app",
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
+    proc = subprocess.Popen(serve.command("bench.ceiling:create_app", port=port, log_level="warning"), cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:

@@ -22,6 +22,8 @@ from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
+from pinstack_contracts.services import NAMES
+
 ROOT = Path(__file__).resolve().parent
 PROM = DataSourceRef(type_val="prometheus", uid="${datasource}")
 JOB = 'job=~"$service"'
@@ -345,7 +347,7 @@ def rules() -> dict[str, Any]:
                     ),
                     _alert(
                         "PinstackServiceDown",
-                        'up{job=~"users|auth|posts|relations|notifications|feed|activity|gateway"} == 0',
+                        'up{job=~"' + "|".join(NAMES) + '"} == 0',  # every service's API (the registry)
                         "2m",
                         "critical",
                         "{{ $labels.job }} is down",

@@ -64,7 +64,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -77,7 +76,20 @@ from string import Template
 from typing import Any
 
 import node
-from proclib import ScriptError, env_port, file_lock, fmt_seconds, fmt_size, pid_alive, port_in_use
+import proclib
+from proclib import (
+    ScriptError,
+    env_port,
+    exit_note,
+    file_lock,
+    fmt_seconds,
+    fmt_size,
+    port_in_use,
+    running_pid,
+    started_alive,
+    stop_recorded,
+    tail,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 K8S_DIR = REPO / "scripts" / "k8s"
@@ -565,52 +577,26 @@ def print_build_table(cfg: Config, names: list[str]) -> None:
 # ----------------------------------------------------------------------------- processes
 
 
+def needle(name: str) -> str:
+    """What the command line of a component shows: its binary, `<bin dir>/<name> <args>`."""
+    return f"/{name} "
+
+
 def read_pid(cfg: Config, name: str) -> int | None:
     """The recorded PID if that process is alive and still runs our binary (not a reused PID)."""
-    try:
-        pid = int(cfg.pidfile(name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid, needle=f"/{name} ") else None
+    return running_pid(cfg.pidfile(name), needle(name))
 
 
 def spawn(cfg: Config, name: str, args: list[str]) -> int:
-    cfg.logs.mkdir(parents=True, exist_ok=True)
-    cfg.run.mkdir(parents=True, exist_ok=True)
-    log = cfg.logfile(name)
-    with log.open("ab") as fh:
-        fh.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
-        fh.flush()
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=cfg.state
-        )
-    cfg.pidfile(name).write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proclib.spawn(args, cfg.logfile(name), cwd=cfg.state, pidfile=cfg.pidfile(name))
 
 
 def log_tail(cfg: Config, name: str, lines: int = 25) -> str:
-    try:
-        text = cfg.logfile(name).read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
+    return tail(cfg.logfile(name), lines)
 
 
 def stop_pid(cfg: Config, name: str) -> bool:
-    pid = read_pid(cfg, name)
-    cfg.pidfile(name).unlink(missing_ok=True)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
-        say(name, f"pid {pid} ignored SIGTERM for {STOP_TIMEOUT:.0f}s: SIGKILL")
-        os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid):
-            time.sleep(0.05)
-    return True
+    return stop_recorded(name, cfg.pidfile(name), needle(name), STOP_TIMEOUT, say) is not None
 
 
 # ----------------------------------------------------------------------------- control plane
@@ -709,8 +695,10 @@ def start_etcd(cfg: Config) -> None:
     pid = spawn(cfg, "etcd", args)
     deadline = t0 + 60
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            raise ClusterError(f"etcd exited at start; see {cfg.logfile('etcd')}:\n{log_tail(cfg, 'etcd')}")
+        if not started_alive(pid):
+            raise ClusterError(
+                f"etcd exited at start{exit_note(pid)}; see {cfg.logfile('etcd')}:\n{log_tail(cfg, 'etcd')}"
+            )
         if etcd_healthy(cfg):
             say("etcd", f"started (pid {pid}) in {fmt_seconds(time.monotonic() - t0)}: {cfg.etcd_url}")
             return
@@ -778,9 +766,9 @@ def start_apiserver(cfg: Config) -> None:
     deadline = t0 + cfg.start_timeout
     last = ""
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not started_alive(pid):
             raise ClusterError(
-                f"kube-apiserver exited at start; see {cfg.logfile('kube-apiserver')}:\n{log_tail(cfg, 'kube-apiserver')}"
+                f"kube-apiserver exited at start{exit_note(pid)}; see {cfg.logfile('kube-apiserver')}:\n{log_tail(cfg, 'kube-apiserver')}"
             )
         status, body = apiserver_get(cfg, "/readyz", timeout=2)
         if status == 200:
@@ -1058,8 +1046,10 @@ def start_component(cfg: Config, c: Component) -> None:
     pid = spawn(cfg, c.name, c.args)
     deadline = t0 + c.timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            raise ClusterError(f"{c.name} exited at start; see {cfg.logfile(c.name)}:\n{log_tail(cfg, c.name)}")
+        if not started_alive(pid):
+            raise ClusterError(
+                f"{c.name} exited at start{exit_note(pid)}; see {cfg.logfile(c.name)}:\n{log_tail(cfg, c.name)}"
+            )
         if c.healthy():
             say(c.name, f"started (pid {pid}) in {fmt_seconds(time.monotonic() - t0)}")
             return
@@ -1088,7 +1078,9 @@ def node_ready(cfg: Config, since: float = 0.0) -> tuple[bool, str]:
     code, body = apiserver_get(cfg, f"/api/v1/nodes/{node.NODE_NAME}")
     if code != 200:
         return False, f"node not registered ({code})"
-    ready = next((c for c in json.loads(body).get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next(
+        (c for c in json.loads(body).get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {}
+    )
     state = f"Ready={ready.get('status', '?')} ({ready.get('reason', 'no condition yet')})"
     code, body = apiserver_get(cfg, f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node.NODE_NAME}")
     renewed = json.loads(body).get("spec", {}).get("renewTime", "") if code == 200 else ""

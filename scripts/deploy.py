@@ -24,7 +24,8 @@ Then it prints the gateway's in-cluster address and the port-forward line for 12
 databases, roles, ACL users and topics are dropped) and the namespace; --operator also removes the
 operator and the CRDs.
 
-Standard library only; runs with the system python3.
+Standard library only (and the registry, read from the source tree: registry.py); runs with the
+system python3.
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ import urllib.request
 from pathlib import Path
 
 from proclib import ScriptError, cache_root
+from registry import NAMES as SERVICES
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 SYSTEM_NAMESPACE = "pinstack-system"
-SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
 SERVERS = ("postgres", "redis", "kafka")  # a Managed environment's, from `make images`
 
 
@@ -133,7 +134,8 @@ def adopt_crds(node: Node) -> None:
 def wait_environment(node: Node, ns: str, name: str, timeout: float = 900) -> dict[str, float]:
     """Seconds from now until the managed servers were ready and until the environment was Ready;
     prints the conditions as they change, fails with them when the bound passes."""
-    t0, seen, last = time.monotonic(), {}, ""
+    t0, last = time.monotonic(), ""
+    seen: dict[str, float] = {}
     while time.monotonic() - t0 < timeout:
         found = json.loads(node.run("kubectl", "-n", ns, "get", "pinstackenvironment", name, "-o", "json"))
         conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}

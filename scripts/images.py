@@ -9,9 +9,9 @@
     images.py list                              the last build (images.json) as a table
     images.py json                              images.json
 
-Images (names): the services users auth posts relations notifications feed activity gateway
-(services/Dockerfile, --build-arg SERVICE=<name>), the Kopf operator (operator/Dockerfile),
-the servers of Managed environments postgres, redis and kafka (images/<name>: Debian's
+Images (names): the services of the registry (services/contracts: users auth posts relations
+notifications feed activity gateway; services/Dockerfile, --build-arg SERVICE=<name>), the Kopf
+operator (operator/Dockerfile), the servers of Managed environments postgres, redis and kafka (images/<name>: Debian's
 PostgreSQL 15 and Redis 7 packages; Debian's Java 17 and the Kafka jars `make bootstrap` caches
 for the local stack), volume-helper (the base alone: the node's local-path provisioner runs it to
 create and delete volume folders), and pause, the pod sandbox image (images/pause: a static C program in a
@@ -46,7 +46,8 @@ Environment:
     PINSTACK_APT_MIRROR  Debian mirror for debootstrap (default: the first URIs: line of
                          /etc/apt/sources.list.d/debian.sources, else deb.debian.org)
 
-Standard library only; runs with the system python3. Needs podman and runc (the base also needs
+Standard library only (and the registry, read from the source tree: registry.py); runs with the
+system python3. Needs podman and runc (the base also needs
 debootstrap, pause needs gcc and libc6-dev, import needs ctr):
 apt-get install -y podman runc debootstrap gcc libc6-dev containerd
 """
@@ -71,10 +72,10 @@ from pathlib import Path
 from typing import Any
 
 from proclib import HOST, ScriptError, cache_root, file_lock, fmt_seconds, fmt_size, free_port
+from registry import NAMES as SERVICES
 from stack import DEFAULT_KAFKA_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
-SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
 SERVERS = ("postgres", "redis", "kafka")  # Managed environments' servers (images/<name>)
 VOLUME_HELPER = "volume-helper"  # the local-path provisioner's helper pods (images/volume-helper)
 FOLDER_IMAGES = (*SERVERS, VOLUME_HELPER)  # built from their own folder under images/

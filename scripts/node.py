@@ -24,13 +24,11 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proclib import ScriptError, env_port, pid_alive
+from proclib import ScriptError, env_port, terminate
 
 if TYPE_CHECKING:
     from cluster import Config
@@ -867,14 +865,5 @@ def netns_in_use() -> set[int]:
 
 
 def kill_pids(pids: list[int], timeout: float = 10) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.1)
-    for pid in pids:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    """Stop processes found by their command line (containerd's shims): SIGTERM, then SIGKILL."""
+    terminate([("containerd-shim", pid, None) for pid in pids], timeout)

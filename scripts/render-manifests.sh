@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Writes the files that are generated from the charts, so each exists in one source only:
+# Writes the files that are generated from the charts and the service registry, so each exists
+# in one source only:
 #
+#   the lists of services in the CRD, the charts' values schemas, the service charts' upstreams
+#                                     and the samples: from services/contracts (the registry),
+#                                     written in place by scripts/registry.py (its GENERATED)
 #   manifests/crd/*.yaml              byte-identical copies of charts/pinstack-crds/files/*.yaml
 #                                     (the CRD source; the chart's template reads those files)
 #   manifests/operator/pinstack-operator.yaml
@@ -38,16 +42,24 @@ trap 'rm -rf "$WORK"' EXIT
 OUT="$WORK/out"
 mkdir -p "$OUT/manifests/crd" "$OUT/manifests/operator"
 
+# 0. The lists of services, from the registry (standard library only: the system python3 will do).
+python3 "$REPO_ROOT/scripts/registry.py" write "$OUT"
+
+# A source as step 0 wrote it, else as it is.
+source_of() {
+    if [ -e "$OUT/$1" ]; then echo "$OUT/$1"; else echo "$REPO_ROOT/$1"; fi
+}
+
 # 1. The CRDs, verbatim.
 for crd in "$REPO_ROOT"/charts/pinstack-crds/files/*.yaml; do
-    cp "$crd" "$OUT/manifests/crd/$(basename "$crd")"
+    cp "$(source_of "charts/pinstack-crds/files/$(basename "$crd")")" "$OUT/manifests/crd/$(basename "$crd")"
 done
 
 # 2. The values schema of every service chart.
 for chart in "$REPO_ROOT"/charts/*/; do
     if grep -qs 'include "pinstack.workloads"' "$chart"templates/*.yaml; then
         mkdir -p "$OUT/charts/$(basename "$chart")"
-        cp "$REPO_ROOT/charts/common/service.values.schema.json" "$OUT/charts/$(basename "$chart")/values.schema.json"
+        cp "$(source_of charts/common/service.values.schema.json)" "$OUT/charts/$(basename "$chart")/values.schema.json"
     fi
 done
 

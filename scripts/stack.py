@@ -42,7 +42,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
 
-from proclib import ScriptError, cpu_seconds, env_port, pid_alive, port_in_use
+import registry
+from proclib import (
+    ScriptError,
+    cpu_seconds,
+    env_port,
+    exit_note,
+    file_lock,
+    log_size,
+    pid_alive,
+    port_in_use,
+    read_pid,
+    running_pid,
+    spawn,
+    started_alive,
+    stop_recorded,
+    tail,
+    terminate,
+    wait_until,
+    write_pid,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -50,26 +69,19 @@ PG_BIN = Path(os.environ.get("PINSTACK_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_KAFKA_VERSION = "3.9.1"
 HOST = "127.0.0.1"
 
-# name, env var for the port, default port (start order is START_GROUPS)
-SERVICES: list[tuple[str, str, int]] = [
-    ("users", "PINSTACK_USERS_PORT", 8101),
-    ("auth", "PINSTACK_AUTH_PORT", 8102),
-    ("posts", "PINSTACK_POSTS_PORT", 8103),
-    ("relations", "PINSTACK_RELATIONS_PORT", 8104),
-    ("notifications", "PINSTACK_NOTIFICATIONS_PORT", 8105),
-    ("feed", "PINSTACK_FEED_PORT", 8106),
-    ("activity", "PINSTACK_ACTIVITY_PORT", 8107),
-    ("gateway", "PINSTACK_GATEWAY_PORT", 8080),
-]
-START_GROUPS = [["users"], ["auth"], ["posts", "relations", "notifications", "feed", "activity"], ["gateway"]]
-NO_DATABASE = {"gateway"}
+# From the service registry (services/contracts): name, env var for the port, default port
+# (start order is START_GROUPS: each group after the services its members call)
+SERVICES: list[tuple[str, str, int]] = [(s.name, f"PINSTACK_{s.name.upper()}_PORT", s.port) for s in registry.SERVICES]
+START_GROUPS = registry.start_order()
+NO_DATABASE = {s.name for s in registry.SERVICES if not s.database}
 # A starting server is waited for as long as it lives and works (its CPU time or its log grows),
 # up to START_TIMEOUT; one that shows no sign of work for STALL_TIMEOUT is given up on.
 START_TIMEOUT = float(os.environ.get("PINSTACK_START_TIMEOUT") or 600)
 STALL_TIMEOUT = float(os.environ.get("PINSTACK_START_STALL") or 90)
 REPORT_EVERY = 10.0
+# SIGTERM, then SIGKILL after this: above the services' bound for the requests in flight
+# (pinstack_kit.serve.GRACEFUL_SHUTDOWN_SECONDS, 10 s) plus their lifespan's close
 STOP_TIMEOUT = 15.0
-GRACEFUL_SHUTDOWN = 10  # uvicorn's bound for in-flight requests after SIGTERM, below STOP_TIMEOUT
 
 
 # the bridge of the local Kubernetes node (scripts/node.py): when it exists at start, PostgreSQL,
@@ -157,13 +169,6 @@ class Config:
 
 
 # ----------------------------------------------------------------------------- process helpers
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def port_open(port: int, timeout: float = 0.3, host: str = HOST) -> bool:
@@ -266,17 +271,6 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    """Poll `check` until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 def wait_started(name: str, pid: int, needle: str, what: str, check: Callable[[], bool], log: Path) -> None:
     """Wait for a process we started until `check` (`what`, said every REPORT_EVERY seconds) holds,
     as a person would: while it lives and makes progress, up to START_TIMEOUT. A busy machine
@@ -311,25 +305,6 @@ def wait_started(name: str, pid: int, needle: str, what: str, check: Callable[[]
         time.sleep(0.25)
 
 
-def log_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read().decode(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(data.splitlines()[-lines:])
-
-
 def fail_with_log(what: str, log: Path, hint: str = "") -> StackError:
     print(f"----- last lines of {log} -----", file=sys.stderr)
     print(tail(log), file=sys.stderr)
@@ -337,77 +312,9 @@ def fail_with_log(what: str, log: Path, hint: str = "") -> StackError:
     return StackError(f"{what} (full log: {log}){'; ' + hint if hint else ''}")
 
 
-def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-    """Start `cmd` detached (own session, stdio to `log`); returns its PID."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(cmd)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd or REPO,
-            start_new_session=True,
-            close_fds=True,
-        )
-    _children[proc.pid] = proc
-    return proc.pid
-
-
-# processes started by this run of stack.py: their liveness comes from waitpid, not from /proc
-_children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def started_alive(pid: int, needle: str) -> bool:
-    proc = _children.get(pid)
-    if proc is not None:
-        return proc.poll() is None
-    return pid_alive(pid, needle)
-
-
-def exit_note(pid: int) -> str:
-    """' (exit code N)' / ' (killed by SIGX)' for a child of this run that ended, else ''."""
-    proc = _children.get(pid)
-    if proc is None or proc.returncode is None:
-        return ""
-    if proc.returncode < 0:
-        return f" (killed by {signal.Signals(-proc.returncode).name})"
-    return f" (exit code {proc.returncode})"
-
-
-def terminate(procs: list[tuple[str, int, str]], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM each (name, pid, needle) that is still ours, wait up to `timeout`, then SIGKILL."""
-    live = [(n, p, nd) for n, p, nd in procs if pid_alive(p, nd)]
-    for name, pid, _ in live:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        say(name, f"stopping pid {pid} (SIGTERM)")
-    deadline = time.monotonic() + timeout
-    while live and time.monotonic() < deadline:
-        live = [(n, p, nd) for n, p, nd in live if pid_alive(p, nd)]
-        if live:
-            time.sleep(0.2)
-    for name, pid, needle in live:
-        say(name, f"pid {pid} still running after {timeout:.0f}s: SIGKILL")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wait_until(functools.partial(lambda p, nd: not pid_alive(p, nd), pid, needle), 5)
-
-
-@contextlib.contextmanager
-def state_lock(cfg: Config) -> Iterator[None]:
+def state_lock(cfg: Config) -> contextlib.AbstractContextManager[None]:
     """One `up`/`down` at a time per state folder."""
-    cfg.run.mkdir(parents=True, exist_ok=True)
-    with (cfg.run / "stack.lock").open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print("[stack] another stack.py up/down is running; waiting for it ...", flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+    return file_lock(cfg.run / "stack.lock", "stack.py up/down", functools.partial(say, "lock"))
 
 
 def port_taken_error(port: int, var: str, what: str) -> StackError:
@@ -518,7 +425,7 @@ def pg_start(cfg: Config) -> None:
     pid = pg_running_pid(pgdata)
     if pid:
         if port_open(cfg.pg_port):
-            pidfile.write_text(f"{pid}\n")
+            write_pid(pidfile, pid)
             say("postgres", f"already running (pid {pid}) on {HOST}:{cfg.pg_port}")
             if cfg.node:
                 pg_admin_password(cfg)
@@ -577,7 +484,7 @@ def pg_start(cfg: Config) -> None:
         print(r.stdout + r.stderr, file=sys.stderr)
         raise fail_with_log(f"PostgreSQL did not start on port {cfg.pg_port}", log)
     pid = pg_running_pid(pgdata)
-    pidfile.write_text(f"{pid}\n")
+    pidfile.write_text(f"{pid}\n")  # postmaster.pid may be gone already: written as read
     say("postgres", f"started (pid {pid}) on {HOST}:{cfg.pg_port} in {time.monotonic() - t0:.1f}s; data {pgdata}")
     if cfg.node:
         pg_admin_password(cfg)
@@ -722,12 +629,7 @@ def redis_start(cfg: Config) -> None:
 
 
 def redis_stop(cfg: Config) -> None:
-    pidfile = cfg.pidfile("redis")
-    pid = read_pid(pidfile)
-    if pid_alive(pid, "redis-server"):
-        assert pid is not None
-        terminate([("redis", pid, "redis-server")])
-    pidfile.unlink(missing_ok=True)
+    stop_recorded("redis", cfg.pidfile("redis"), "redis-server", STOP_TIMEOUT, say)
 
 
 # ----------------------------------------------------------------------------- Kafka
@@ -865,8 +767,7 @@ def kafka_spawn(cfg: Config) -> int | None:
         if r.returncode != 0:
             raise fail_with_log("formatting the Kafka storage failed", fmt_log, f"remove {log_dir} and retry")
         say("kafka", f"formatted KRaft storage (cluster id {cluster_id}) in {time.monotonic() - t0:.1f}s")
-    pid = spawn(kafka_java_cmd(cfg, "kafka.Kafka", str(conf)), cfg.logfile("kafka"))
-    pidfile.write_text(f"{pid}\n")
+    pid = spawn(kafka_java_cmd(cfg, "kafka.Kafka", str(conf)), cfg.logfile("kafka"), cwd=REPO, pidfile=pidfile)
     say("kafka", f"starting (pid {pid}), log {cfg.logfile('kafka')}")
     return pid
 
@@ -884,12 +785,7 @@ def kafka_wait(cfg: Config, pid: int, t0: float) -> None:
 
 
 def kafka_stop(cfg: Config) -> None:
-    pidfile = cfg.pidfile("kafka")
-    pid = read_pid(pidfile)
-    if pid_alive(pid, "kafka.Kafka"):
-        assert pid is not None
-        terminate([("kafka", pid, "kafka.Kafka")], timeout=STOP_TIMEOUT)
-    pidfile.unlink(missing_ok=True)
+    stop_recorded("kafka", cfg.pidfile("kafka"), "kafka.Kafka", STOP_TIMEOUT, say)
 
 
 # ----------------------------------------------------------------------------- Prometheus
@@ -972,8 +868,9 @@ def prometheus_start(cfg: Config) -> None:
             "--web.enable-lifecycle",
         ],
         log,
+        cwd=REPO,
+        pidfile=pidfile,
     )
-    pidfile.write_text(f"{pid}\n")
     wait_started(
         "prometheus", pid, "prometheus", f"answered GET {ready_url} 200", lambda: http_status(ready_url) == 200, log
     )
@@ -989,12 +886,7 @@ def prometheus_reload(cfg: Config) -> None:
 
 
 def prometheus_stop(cfg: Config) -> None:
-    pidfile = cfg.pidfile("prometheus")
-    pid = read_pid(pidfile)
-    if pid_alive(pid, "prometheus"):
-        assert pid is not None
-        terminate([("prometheus", pid, "prometheus")])
-    pidfile.unlink(missing_ok=True)
+    stop_recorded("prometheus", cfg.pidfile("prometheus"), "prometheus", STOP_TIMEOUT, say)
 
 
 # ----------------------------------------------------------------------------- services
@@ -1009,7 +901,7 @@ def service_exists(name: str) -> bool:
 
 
 def has_worker(name: str) -> bool:
-    return (service_dir(name) / "src" / f"pinstack_{name}" / "worker.py").exists()
+    return registry.BY_NAME[name].worker
 
 
 def ensure_jwt_key(cfg: Config) -> None:
@@ -1055,7 +947,6 @@ def service_env(cfg: Config, name: str) -> dict[str, str]:
         env.setdefault("RATE_LIMIT_AUTH_PER_MINUTE", "0")
         env.setdefault("RATE_LIMIT_LOGIN_FAILURES_PER_CLIENT", "0")
         env.setdefault("RATE_LIMIT_WRITES_PER_MINUTE", "600")  # RATE_LIMIT_*=0 make up: limits off
-        env["UVICORN_SERVER_HEADER"] = "false"  # no `server: uvicorn` on public answers
     if name in NO_DATABASE:
         env.pop("DATABASE_URL", None)
     else:
@@ -1094,15 +985,13 @@ def service_start(cfg: Config, name: str) -> int | None:
     pidfile = cfg.pidfile(name)
     needle = f"pinstack_{name}.main"
     port = cfg.service_ports[name]
-    pid = read_pid(pidfile)
-    if pid_alive(pid, needle):
-        assert pid is not None
+    pid = running_pid(pidfile, needle)
+    if pid is not None:
         if wait_until(lambda: service_healthy(cfg, name), 3):
             say(name, f"already running (pid {pid}) on {cfg.service_url(name)}")
             return None
         say(name, f"pid {pid} runs but /healthz does not answer 200: restarting it")
-        terminate([(name, pid, needle)])
-    pidfile.unlink(missing_ok=True)
+    stop_recorded(name, pidfile, needle, STOP_TIMEOUT, say)
     if port_in_use(port):
         var = next(v for n, v, _ in SERVICES if n == name)
         raise port_taken_error(port, var, f"the {name} service")
@@ -1110,25 +999,11 @@ def service_start(cfg: Config, name: str) -> int | None:
     if name not in NO_DATABASE:
         ensure_database(cfg, name)
     run_migrations(cfg, name, env)
-    cmd = [
-        str(cfg.venv / "bin" / "uvicorn"),
-        "--factory",
-        f"pinstack_{name}.main:create_app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        # SIGTERM: finish the requests in flight, but within STOP_TIMEOUT (then SIGKILL)
-        "--timeout-graceful-shutdown",
-        str(GRACEFUL_SHUTDOWN),
-    ]
-    pid = spawn(cmd, cfg.logfile(name), env=env)
-    pidfile.write_text(f"{pid}\n")
+    # served as everywhere else (python -m pinstack_kit.serve); named by its factory, so that its
+    # command line shows `pinstack_<name>.main` like the servers earlier versions started
+    cmd = [str(cfg.venv / "bin" / "python"), "-m", "pinstack_kit.serve", f"pinstack_{name}.main:create_app"]
+    cmd += ["--host", HOST, "--port", str(port)]
+    pid = spawn(cmd, cfg.logfile(name), env=env, cwd=REPO, pidfile=pidfile)
     say(name, f"starting (pid {pid}) on {cfg.service_url(name)}")
     return pid
 
@@ -1144,8 +1019,8 @@ def worker_start(cfg: Config, name: str) -> int | None:
     wname = f"{name}-worker"
     pidfile = cfg.pidfile(wname)
     needle = f"pinstack_{name}.worker"
-    pid = read_pid(pidfile)
-    if pid_alive(pid, needle):
+    pid = running_pid(pidfile, needle)
+    if pid is not None:
         say(wname, f"already running (pid {pid})")
         return None
     pidfile.unlink(missing_ok=True)
@@ -1153,8 +1028,9 @@ def worker_start(cfg: Config, name: str) -> int | None:
         [str(cfg.venv / "bin" / "python"), "-m", f"pinstack_{name}.worker"],
         cfg.logfile(wname),
         env={**service_env(cfg, name), "WORKER_METRICS_PORT": str(worker_metrics_port(cfg, name))},
+        cwd=REPO,
+        pidfile=pidfile,
     )
-    pidfile.write_text(f"{pid}\n")
     say(wname, f"started (pid {pid})")
     return pid
 
@@ -1166,9 +1042,8 @@ def services_up(cfg: Config) -> None:
         say("services", f"not written yet, skipped: {', '.join(missing)}")
     if not present:
         return
-    for tool in ("uvicorn", "python"):
-        if not (cfg.venv / "bin" / tool).exists():
-            raise StackError(f"{cfg.venv}/bin/{tool} is missing: run scripts/bootstrap.sh (make bootstrap)")
+    if not (cfg.venv / "bin" / "python").exists():
+        raise StackError(f"{cfg.venv}/bin/python is missing: run scripts/bootstrap.sh (make bootstrap)")
     ensure_jwt_key(cfg)
     workers: list[tuple[str, int]] = []
     for group in START_GROUPS:
@@ -1308,11 +1183,7 @@ def cmd_stop(cfg: Config, names: list[str]) -> None:
                     f"unknown component {name!r}: one of {', '.join([*INFRA_STOPS, *(s[0] for s in SERVICES)])}"
                 )
             needle = f"pinstack_{service}.worker" if name.endswith("-worker") else f"pinstack_{service}.main"
-            pid = read_pid(cfg.pidfile(name))
-            if pid_alive(pid, needle):
-                assert pid is not None
-                terminate([(name, pid, needle)])
-            cfg.pidfile(name).unlink(missing_ok=True)
+            stop_recorded(name, cfg.pidfile(name), needle, STOP_TIMEOUT, say)
             say(name, "stopped")
 
 
@@ -1329,11 +1200,10 @@ def cmd_down(cfg: Config) -> None:
                 pidfile = cfg.pidfile(comp)
                 if pidfile.exists():
                     pidfiles.append(pidfile)
-                    pid = read_pid(pidfile)
-                    if pid_alive(pid, needle):
-                        assert pid is not None
+                    pid = running_pid(pidfile, needle)
+                    if pid is not None:
                         procs.append((comp, pid, needle))
-        terminate(procs)  # all services at once: they are independent
+        terminate(procs, STOP_TIMEOUT, say)  # all services at once: they are independent
         for pidfile in pidfiles:
             pidfile.unlink(missing_ok=True)
         prometheus_stop(cfg)

@@ -1,6 +1,6 @@
 """The Helm charts, manifests/ and the PinstackEnvironment CRD, checked by a real API server.
 
-`kube_cluster` (pinstack_kit.testing) is etcd + kube-apiserver without a kubelet: objects are
+`kube_cluster` (pinstack_testing.cluster) is etcd + kube-apiserver without a kubelet: objects are
 stored and validated (OpenAPI schemas, CEL rules, admission, Pod Security warnings) but pods
 never run. So `helm install` runs without --wait, and the lifecycle test uses a value set whose
 migrations are init containers (a pre-install hook Job would never complete here).
@@ -23,7 +23,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from pinstack_kit.testing import KubeCluster
+from pinstack_contracts.services import BY_NAME, NAMES
+from pinstack_testing.cluster import KubeCluster
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
@@ -764,6 +765,34 @@ def test_service_charts_share_one_values_schema() -> None:
         assert (CHARTS / chart / "values.schema.json").read_bytes() == source, (
             f"{chart}: run scripts/render-manifests.sh"
         )
+
+
+@pytest.mark.unit
+def test_service_lists_are_the_registrys() -> None:
+    """The lists render-manifests.sh writes from the service registry (scripts/registry.py) are
+    current: the CRD's, the values schemas', each chart's upstreams, the samples'."""
+    done = subprocess.run(
+        ["python3", str(REPO / "scripts" / "registry.py"), "check"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"run scripts/render-manifests.sh:\n{done.stderr}"
+    (crd,) = docs(CRD_SOURCES[0].read_text())
+    services = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["services"]
+    assert services["items"]["enum"] == list(NAMES) and services["maxItems"] == len(NAMES)
+    for chart in SERVICE_CHARTS:
+        assert load(CHARTS / chart / "values.yaml")["upstreams"] == list(BY_NAME[chart].calls), chart
+
+
+@pytest.mark.unit
+def test_hand_written_service_lists_follow_the_registry() -> None:
+    """What stays hand-written YAML (each service's settings differ) lists every service."""
+    assert sorted(NAMES) == SERVICE_CHARTS, "one chart per service of the registry (charts/<name>/)"
+    deps = [d["name"] for d in chart_meta(UMBRELLA)["dependencies"] if d.get("condition")]
+    assert deps == list(NAMES), "charts/pinstack/Chart.yaml: the service charts, in the registry's order"
+    values = load(CHARTS / UMBRELLA / "values.yaml")
+    assert all(values[name]["enabled"] is True for name in NAMES)
+    for path in VALUE_SETS:
+        listed = set(load(path) or {}) & set(NAMES)
+        assert listed in (set(), set(NAMES)), f"{path.name}: set every service or none, missing {set(NAMES) - listed}"
 
 
 # ----------------------------------------------------------------------- static conventions

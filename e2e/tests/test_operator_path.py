@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import yaml
 
+from pinstack_e2e.processes import free_port, stop_process
 from pinstack_e2e.wait import wait_for
-from pinstack_kit.testing import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pinstack_e2e.chaos_drill import APIS, STACK_ENV, WORKERS, Drill, format_report
-from pinstack_kit.testing import PrivateStack
+from pinstack_e2e.stack import PrivateStack
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(1800)]
 

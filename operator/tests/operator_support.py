@@ -21,7 +21,8 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from kopf.testing import KopfRunner
 
-from pinstack_kit.testing import KAFKA, PG_ADMIN_DSN, REDIS_URL, KubeCluster
+from pinstack_testing import KAFKA, PG_ADMIN_DSN, REDIS_URL
+from pinstack_testing.cluster import KubeCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 # The servers `make infra` started (ports come from the environment: CI uses its own).

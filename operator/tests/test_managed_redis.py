@@ -11,10 +11,10 @@ import redis as redis_sync
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pinstack_kit.testing import free_port, stop_process
 from pinstack_operator.builders.managed import REDIS_START
 from pinstack_operator.builders.redis import AclUser
 from pinstack_operator.steps import redis as redis_step
+from pinstack_testing import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 NO_RETRY = Retry(NoBackoff(), 0)  # a refused login is the answer, not a blip to retry

@@ -41,7 +41,8 @@ from operator_support import (
     pg_state,
 )
 
-from pinstack_kit.testing import KAFKA, KubeCluster
+from pinstack_testing import KAFKA
+from pinstack_testing.cluster import KubeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 

@@ -39,7 +39,8 @@ from operator_support import (
     pg_state,
 )
 
-from pinstack_kit.testing import KubeCluster, free_port, stop_process
+from pinstack_testing import free_port, stop_process
+from pinstack_testing.cluster import KubeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 

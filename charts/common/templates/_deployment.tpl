@@ -1,6 +1,6 @@
 {{/*
-The API Deployment: `uvicorn --factory pinstack_<service>.main:create_app` on port 8080 (the
-image's default command), /healthz for liveness and start-up, /readyz for readiness.
+The API Deployment: `python -m pinstack_kit.serve` (pinstack_<service>.main:create_app) on port
+8080 (the image's default command), /healthz for liveness and start-up, /readyz for readiness.
 */}}
 {{- define "pinstack.probe" -}}
 httpGet:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from pinstack_e2e.chaos_drill import APIS, INFRA, RECOVERY_TIMEOUT, STACK_ENV, WORKERS, Drill, format_report
-from pinstack_kit.testing import PrivateStack
+from pinstack_e2e.stack import PrivateStack
 
 FAULTS = [*INFRA, *APIS, *WORKERS]
 # The worst case of one fault past its hold: stopping (SIGKILL after 15 s), restarting, recovering.

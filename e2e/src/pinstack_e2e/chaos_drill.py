@@ -1,8 +1,8 @@
 """The drill: faults in turn on a target while the load runs, recovery measured after each.
 
-The target is a private stack of processes (`PrivateStack`) or the pods of a platform on the node
-(`pinstack_e2e.node.PodTarget`): anything that can stop a part, bring everything back, and tell
-whether a part restarted.
+The target is a private stack of processes (`pinstack_e2e.stack.PrivateStack`) or the pods of a
+platform on the node (`pinstack_e2e.node.PodTarget`): anything that can stop a part, bring
+everything back, and tell whether a part restarted.
 
 A fault stops one part (`stack.py stop <part>`: SIGTERM, SIGKILL after 15 s), keeps it down for
 `hold` seconds (0: a rolling restart), then starts it again (`stack.py up`, which starts only what
@@ -25,13 +25,13 @@ from typing import Protocol
 import httpx
 import psycopg
 
+from pinstack_contracts.services import NAMES
 from pinstack_e2e.chaos_load import Attempt, Ledger, Load, User
 from pinstack_e2e.chaos_verify import Findings, Verifier
-from pinstack_kit.testing import STACK_SERVICES
 
 INFRA = ("kafka", "redis", "postgres")
-APIS = STACK_SERVICES  # the seven services and the gateway
-WORKERS = tuple(f"{name}-worker" for name in STACK_SERVICES if name != "gateway")
+APIS = NAMES  # the seven services and the gateway
+WORKERS = tuple(f"{name}-worker" for name in NAMES if name != "gateway")
 DOCUMENTED = {"503 external service unavailable"}
 # No answer at all is documented only while the gateway itself is down or restarting.
 GATEWAY_DOWN = {"connection refused"}

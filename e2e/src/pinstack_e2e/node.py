@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from pinstack_contracts.services import NAMES
 from pinstack_e2e.client import Api, data_of
 from pinstack_e2e.wait import eventually, wait_for
 
@@ -36,7 +37,7 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[3]
 RELEASE = "pinstack"  # the chart reads "<release>-<service>-connection", the environment's name
-SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
+SERVICES = NAMES  # each a Deployment of the umbrella chart
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -34,5 +34,11 @@ def post_record(kind: str, post_id: int, author_id: int, title: str = "A title")
 
 def user_record(kind: str, user_id: int, username: str, updated_at: str | None = None) -> SimpleNamespace:
     now = updated_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    data = {"id": user_id, "username": username, "email": f"{username}@example.com", "updated_at": now}
+    data = {
+        "id": user_id,
+        "username": username,
+        "email": f"{username}@example.com",
+        "created_at": now,
+        "updated_at": now,
+    }
     return _record("user-events", kind, user_id, data)

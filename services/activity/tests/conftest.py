@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from pinstack_activity.config import Settings
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users.consumers import user_event_handler
-from pinstack_kit.testing import handle_record
+from pinstack_testing import handle_record
 
 
 @pytest.fixture

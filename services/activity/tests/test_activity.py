@@ -19,7 +19,7 @@ from pinstack_activity.posts import repository as posts_repository
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.users.service import UserDirectory
 from pinstack_activity.worker import consumers
-from pinstack_kit.testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
+from pinstack_testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from pinstack_feed.config import Settings
 from pinstack_feed.timeline.consumers import feed_event_handler
-from pinstack_kit.testing import handle_record
+from pinstack_testing import handle_record
 
 
 @pytest.fixture

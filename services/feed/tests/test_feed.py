@@ -18,14 +18,7 @@ from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_feed.timeline.service import Entry, decode_cursor, encode_cursor
 from pinstack_feed.worker import consumers
 from pinstack_kit.envelope import rfc3339
-from pinstack_kit.testing import (
-    app_client,
-    eventually,
-    handle_record,
-    kafka_producer,
-    sql_statements,
-    worker,
-)
+from pinstack_testing import app_client, eventually, handle_record, kafka_producer, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 

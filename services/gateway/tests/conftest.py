@@ -30,15 +30,9 @@ from gateway_contract import (
     unique_name,
 )
 
-from pinstack_kit.testing import (
-    KAFKA,
-    REDIS_URL,
-    eventually,
-    free_port,
-    spawn_service,
-    spawn_worker,
-    worker_id,
-)
+from pinstack_contracts import topics
+from pinstack_contracts.services import BY_NAME
+from pinstack_testing import KAFKA, REDIS_URL, eventually, free_port, spawn_service, spawn_worker, worker_id
 
 REPO = Path(__file__).resolve().parents[3]
 NO_RATE_LIMITS = {
@@ -46,8 +40,8 @@ NO_RATE_LIMITS = {
     "RATE_LIMIT_LOGIN_FAILURES": "0",
     "RATE_LIMIT_WRITES_PER_MINUTE": "0",
 }
-BACKENDS = ("users", "auth", "posts", "relations", "notifications", "feed", "activity")
-TOPICS = ("user-events", "post-events", "relation-events", "activity-events")
+BACKENDS = BY_NAME["gateway"].calls
+TOPICS = topics.ALL
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -129,7 +123,6 @@ def stack(
         # The contract tests register many accounts from one address: limits are off here and
         # on only in test_rate_limits.py, which starts gateways of its own with small ones.
         **NO_RATE_LIMITS,
-        "UVICORN_SERVER_HEADER": "false",
     }
     with ExitStack() as stack:
         # One at a time: started together, their imports starve each other on a small machine.

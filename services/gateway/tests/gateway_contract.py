@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pinstack_kit.testing import spawn_service
+from pinstack_testing import spawn_service
 
 PASSWORD = "s3cret-pass"  # 11 characters: valid for every password rule
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from gateway_contract import Account, assert_error, assert_fractional_timestamp, data_of
 
-from pinstack_kit.testing import eventually
+from pinstack_testing import eventually
 
 pytestmark = pytest.mark.contract
 

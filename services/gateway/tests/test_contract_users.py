@@ -26,7 +26,7 @@ from gateway_contract import (
     unique_name,
 )
 
-from pinstack_kit.testing import eventually
+from pinstack_testing import eventually
 
 pytestmark = pytest.mark.contract
 

@@ -21,7 +21,7 @@ import httpx
 import psycopg
 import pytest
 
-from pinstack_kit.testing import REDIS_URL, free_port, spawn_service, worker_id
+from pinstack_testing import REDIS_URL, free_port, spawn_service, worker_id
 
 pytestmark = pytest.mark.contract
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from pinstack_gateway.config import Settings, trusted_networks
 from pinstack_gateway.limits import LimitExceeded, RateLimiter
-from pinstack_kit.testing import free_port, spawn_service, worker_id
+from pinstack_testing import free_port, spawn_service, worker_id
 
 pytestmark = pytest.mark.contract
 

@@ -19,7 +19,7 @@ from pinstack_gateway.response_cache import (
     ResponseCache,
     written_family,
 )
-from pinstack_kit.testing import eventually
+from pinstack_testing import eventually
 
 
 def hits(server: httpx.Client) -> float:

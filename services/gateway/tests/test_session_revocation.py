@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from pinstack_gateway.config import Settings
 from pinstack_gateway.sessions import Revocations
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
-from pinstack_kit.testing import REDIS_URL, eventually, free_port, worker_id
+from pinstack_testing import REDIS_URL, eventually, free_port, worker_id
 
 Register = Callable[..., Account]
 FEED = "/notification/feed"

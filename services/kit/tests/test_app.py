@@ -14,7 +14,7 @@ from pinstack_kit.app import build_app
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import SessionDep
 from pinstack_kit.envelope import ok
-from pinstack_kit.testing import app_client
+from pinstack_testing import app_client
 
 pytestmark = pytest.mark.unit
 

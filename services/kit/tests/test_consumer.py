@@ -8,10 +8,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from pinstack_kit.consumer import ConsumerRunner
+from pinstack_contracts.events import USER_DELETED, Event, UserDeleted
+from pinstack_kit.consumer import ConsumerRunner, Handler, header, payload
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.outbox import create_producer
-from pinstack_kit.testing import KAFKA, eventually
+from pinstack_testing import KAFKA, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +26,47 @@ async def handler(session: AsyncSession, record: ConsumerRecord) -> None:
 
 
 async def produce(topic: str, items: list[tuple[str, bytes]]) -> None:
+    await publish(topic, [({"event_id": event_id}, value) for event_id, value in items])
+
+
+async def publish(topic: str, records: list[tuple[dict[str, str], bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=KAFKA)
     await producer.start()
     try:
-        for event_id, value in items:
-            await producer.send_and_wait(topic, value=value, key=b"k", headers=[("event_id", event_id.encode())])
+        for headers, value in records:
+            encoded = [(name, text.encode()) for name, text in headers.items()]
+            await producer.send_and_wait(topic, value=value, key=b"k", headers=encoded)
     finally:
         await producer.stop()
+
+
+async def create_consumed(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS consumed (topic text, value text)"))
+
+
+def runner_for(
+    engine: AsyncEngine, topic: str, handler: Handler, dead_letter_topic: str, max_attempts: int = 3
+) -> ConsumerRunner:
+    return ConsumerRunner(
+        bootstrap_servers=KAFKA,
+        group_id=f"{topic}-group",
+        topics=[topic],
+        handler=handler,
+        sessionmaker=sessionmaker(engine),
+        producer_factory=lambda: create_producer(KAFKA, "test-dlt"),
+        dead_letter_topic=dead_letter_topic,
+        max_attempts=max_attempts,
+    )
+
+
+async def first_dead_letter(topic: str) -> ConsumerRecord:
+    dead = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
+    await dead.start()
+    try:
+        return await asyncio.wait_for(dead.getone(), 10)
+    finally:
+        await dead.stop()
 
 
 async def count(engine: AsyncEngine, topic: str) -> int:
@@ -45,23 +80,13 @@ class TestConsumerRunner:
         engine: AsyncEngine,
         kafka_topic,  # type: ignore[no-untyped-def]
     ) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE IF NOT EXISTS consumed (topic text, value text)"))
+        await create_consumed(engine)
         topic, dlt = kafka_topic("consumer-in"), kafka_topic("consumer-dlt")
         # e2 is delivered twice (a producer retry or a relay crash before marking it sent).
         await produce(topic, [("e1", b"one"), ("e2", b"two"), ("e2", b"two"), ("e3", b"poison"), ("e4", b"four")])
 
         def runner() -> ConsumerRunner:
-            return ConsumerRunner(
-                bootstrap_servers=KAFKA,
-                group_id=f"{topic}-group",
-                topics=[topic],
-                handler=handler,
-                sessionmaker=sessionmaker(engine),
-                producer_factory=lambda: create_producer(KAFKA, "test-dlt"),
-                dead_letter_topic=dlt,
-                max_attempts=2,
-            )
+            return runner_for(engine, topic, handler, dlt, max_attempts=2)
 
         first = runner()
         task = asyncio.create_task(first.run())
@@ -78,12 +103,7 @@ class TestConsumerRunner:
         await asyncio.wait_for(task, 10)
         assert await count(engine, topic) == 3
 
-        dead = AIOKafkaConsumer(dlt, bootstrap_servers=KAFKA, auto_offset_reset="earliest", metadata_max_age_ms=500)
-        await dead.start()
-        try:
-            record = await asyncio.wait_for(dead.getone(), 10)
-        finally:
-            await dead.stop()
+        record = await first_dead_letter(dlt)
         assert record.value == b"poison"
         assert dict(record.headers)["source_topic"] == topic.encode()
 
@@ -98,8 +118,7 @@ class TestDependencyOutage:
         engine: AsyncEngine,
         kafka_topic,  # type: ignore[no-untyped-def]
     ) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE IF NOT EXISTS consumed (topic text, value text)"))
+        await create_consumed(engine)
         topic = kafka_topic("consumer-redis-down")
         await produce(topic, [("r1", b"one")])
         failures = {"left": 4}  # more than max_attempts: a poison record would be parked by now
@@ -111,18 +130,9 @@ class TestDependencyOutage:
             await handler(session, record)
 
         parked: list[bytes] = []
-        runner = ConsumerRunner(
-            bootstrap_servers=KAFKA,
-            group_id=f"{topic}-group",
-            topics=[topic],
-            handler=redis_down_for_a_while,
-            sessionmaker=sessionmaker(engine),
-            producer_factory=lambda: create_producer(KAFKA, "test-dlt"),
-            dead_letter_topic=kafka_topic("consumer-redis-dlt"),
-            max_attempts=2,
-        )
+        runner = runner_for(engine, topic, redis_down_for_a_while, kafka_topic("consumer-redis-dlt"), max_attempts=2)
 
-        async def park(record: ConsumerRecord) -> None:
+        async def park(record: ConsumerRecord, failure: Exception | None) -> None:
             parked.append(record.value)
 
         runner._dead_letter = park  # type: ignore[method-assign]
@@ -132,3 +142,40 @@ class TestDependencyOutage:
         await asyncio.wait_for(task, 10)
         assert failures["left"] == 0
         assert parked == []
+
+
+class TestMalformedEvents:
+    async def test_a_payload_its_model_refuses_is_dead_lettered_at_once_with_the_error(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        await create_consumed(engine)
+        topic, dlt = kafka_topic("consumer-malformed"), kafka_topic("consumer-malformed-dlt")
+        malformed = Event(event_id="m1", type=USER_DELETED, aggregate_id="1", data={"id": "one"})
+        valid = Event.of(UserDeleted(id=2), 2, event_id="m2")
+        await publish(topic, [(event.headers(), event.model_dump_json().encode()) for event in (malformed, valid)])
+        tried: list[str | None] = []
+
+        async def revoke(session: AsyncSession, record: ConsumerRecord) -> None:
+            tried.append(header(record, "event_id"))
+            deleted = payload(record, UserDeleted)
+            if deleted is not None:
+                await session.execute(
+                    text("INSERT INTO consumed (topic, value) VALUES (:t, :v)"), {"t": topic, "v": str(deleted.id)}
+                )
+
+        runner = runner_for(engine, topic, revoke, dlt)
+        task = asyncio.create_task(runner.run())
+        await eventually(lambda: _equals(count(engine, topic), 1), timeout=20.0)
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+        assert tried == ["m1", "m2"]  # tried once: no retry makes it fit, and the partition moved on
+
+        parked = await first_dead_letter(dlt)
+        assert parked.value == malformed.model_dump_json().encode()
+        parked_headers = dict(parked.headers)
+        assert parked_headers["source_topic"] == topic.encode()
+        error = parked_headers["error"].decode()
+        assert error.startswith("MalformedEvent: user_deleted v1: 1 validation error for UserDeleted\nid\n")
+        assert "Input should be a valid integer" in error

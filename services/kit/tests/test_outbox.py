@@ -8,10 +8,10 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pinstack_contracts.events import Event
 from pinstack_kit.db import sessionmaker
-from pinstack_kit.events import Event
 from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue_event
-from pinstack_kit.testing import KAFKA, eventually
+from pinstack_testing import KAFKA, eventually
 
 pytestmark = pytest.mark.integration
 

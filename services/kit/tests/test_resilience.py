@@ -34,7 +34,7 @@ from pinstack_kit.observability import JsonFormatter, OutageLog, RepeatFilter, R
 from pinstack_kit.outbox import enqueue
 from pinstack_kit.overload import Bulkhead
 from pinstack_kit.redis import create_redis
-from pinstack_kit.testing import REDIS_URL, free_port
+from pinstack_testing import REDIS_URL, free_port
 
 
 @asynccontextmanager

@@ -21,32 +21,22 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from pinstack_kit import testing
+import pinstack_testing as testing
+from pinstack_kit import serve
 from pinstack_kit.app import GC_YOUNG_THRESHOLD, build_app
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue
-from pinstack_kit.testing import KAFKA, eventually, free_port, spawn_process, wait_healthy
 from pinstack_kit.worker import STALL_SECONDS, serve_health, stalled
+from pinstack_testing import KAFKA, eventually, free_port, spawn_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 
 
 def server_args(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "sigterm_targets:create_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--timeout-graceful-shutdown",
-        "8",
-    ]
+    """sigterm_targets' app, served as every service is (python -m pinstack_kit.serve)."""
+    return serve.command("sigterm_targets:create_app", port=port)
 
 
 @contextmanager

@@ -11,9 +11,10 @@ from types import ModuleType
 
 import pytest
 
-from pinstack_kit.testing import PrivateStack
+from pinstack_testing.stack import PrivateStack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+import proclib
 import stack as stack_script
 
 
@@ -24,7 +25,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setattr(module, "START_TIMEOUT", 20.0)
     monkeypatch.setattr(module, "REPORT_EVERY", 0.5)
     yield module
-    for proc in module._children.values():
+    for proc in proclib.started_processes():
         if proc.poll() is None:
             proc.kill()
             proc.wait()

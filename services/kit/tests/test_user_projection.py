@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from pinstack_contracts.events import USER_DELETED, USER_UPDATED
 from pinstack_kit.errors import NotFound
-from pinstack_kit.user_projection import USER_DELETED, USER_UPDATED, UserProjection, apply_user_events
+from pinstack_kit.user_projection import UserProjection, apply_user_events
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,15 @@ class UsersService:
 
 
 def user(user_id: int, username: str, at: datetime = NOW) -> dict[str, Any]:
-    return {"id": user_id, "username": username, "updated_at": at.isoformat()}
+    """The users service's public user object, as `user-events` carry it."""
+    stamp = at.isoformat()
+    return {
+        "id": user_id,
+        "username": username,
+        "email": f"{username}@example.com",
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
 
 
 @pytest.fixture

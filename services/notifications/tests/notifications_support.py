@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pinstack_kit.testing import kafka_producer
+from pinstack_testing import kafka_producer
 
 Seed = Callable[..., Awaitable[list[int]]]
 

@@ -11,11 +11,11 @@ from notifications_support import Seed, new_id, produce
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pinstack_contracts.events import Event
 from pinstack_kit.db import sessionmaker
-from pinstack_kit.events import Event
-from pinstack_kit.testing import Start, eventually, handle_record, start_consumers
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import by_topic, consumers
+from pinstack_testing import Start, eventually, handle_record, start_consumers
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ import httpx
 import psycopg
 import pytest
 
-from pinstack_kit.testing import PrivateStack, eventually, spawn_service, spawn_worker
+from pinstack_testing import eventually, spawn_service, spawn_worker
+from pinstack_testing.stack import PrivateStack
 
 pytestmark = pytest.mark.fault
 

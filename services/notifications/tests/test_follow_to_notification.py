@@ -20,9 +20,9 @@ from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import create_engine, sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, Start, eventually, kafka_reader, spawn_service
 from pinstack_notifications.config import Settings
 from pinstack_notifications.worker import consumers
+from pinstack_testing import KAFKA, Start, eventually, kafka_reader, spawn_service
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from notifications_support import Seed, new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.testing import app_client, free_port
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
+from pinstack_testing import app_client, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ from notifications_support import Seed, new_id, produce
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.events import Event
-from pinstack_kit.testing import Start, app_client, eventually, free_port, kafka_reader, start_consumers
+from pinstack_contracts.events import Event
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
 from pinstack_notifications.worker import consumers
+from pinstack_testing import Start, app_client, eventually, free_port, kafka_reader, start_consumers
 
 pytestmark = pytest.mark.integration
 
@@ -128,11 +128,12 @@ class TestUserEvents:
         self, engine: AsyncEngine, settings: Settings, start: Start
     ) -> None:
         user = new_id()
+        rest = {"email": "f@example.com", "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z"}
         await produce(
             settings.topic("user-events"),
             [
-                user_record("user_created", {"id": user, "username": "fresh", "email": "f@example.com"}),
-                user_record("user_updated", {"id": user, "username": "fresher", "email": "f@example.com"}),
+                user_record("user_created", {"id": user, "username": "fresh", **rest}),
+                user_record("user_updated", {"id": user, "username": "fresher", **rest}),
             ],
         )
         start_consumers(start, consumers(settings), engine)

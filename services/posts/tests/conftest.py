@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from posts_support import UserEvent
 from redis.asyncio import Redis
 
-from pinstack_kit.testing import handle_record
 from pinstack_posts.config import Settings
 from pinstack_posts.posts.consumers import user_event_handler
+from pinstack_testing import handle_record
 
 
 @pytest.fixture

@@ -13,18 +13,11 @@ from posts_support import UserEvent, new_user
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from pinstack_kit.testing import (
-    app_client,
-    eventually,
-    kafka_producer,
-    kafka_reader,
-    sql_statements,
-    worker,
-)
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
 from pinstack_posts.posts.service import PostCache
 from pinstack_posts.worker import consumers
+from pinstack_testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 

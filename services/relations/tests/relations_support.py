@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Awaitable, Callable
 
-from pinstack_kit.events import Event
+from pinstack_contracts.events import Event
 
 Seed = Callable[..., Awaitable[list[int]]]
 

@@ -11,11 +11,11 @@ from relations_support import Seed, new_id, user_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pinstack_kit.events import Event
+from pinstack_contracts.events import Event
 from pinstack_kit.outbox import OutboxRelay, create_producer
-from pinstack_kit.testing import KAFKA, Start, eventually, kafka_producer, kafka_reader, start_consumers
 from pinstack_relations.config import Settings
 from pinstack_relations.worker import consumers
+from pinstack_testing import KAFKA, Start, eventually, kafka_producer, kafka_reader, start_consumers
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,13 @@ class TestUserEvents:
     ) -> None:
         [fan] = await seed()
         star = new_id()  # known to nobody but the events
-        user = {"id": star, "username": "firstname", "email": "s@example.com"}
+        user = {
+            "id": star,
+            "username": "firstname",
+            "email": "s@example.com",
+            "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": "2025-01-01T00:00:00Z",
+        }
         await publish(settings, user_event("user_created", user))
         start_consumers(start, consumers(settings), engine)
         await eventually(lambda: _known(engine, star), timeout=20)
@@ -119,7 +125,16 @@ class TestUserEvents:
         self, client: httpx.AsyncClient, seed: Seed, engine: AsyncEngine, settings: Settings, start: Start
     ) -> None:
         gone, fan = await seed(2)
-        stale = user_event("user_updated", {"id": gone, "username": "ghost", "email": "g@example.com"})
+        stale = user_event(
+            "user_updated",
+            {
+                "id": gone,
+                "username": "ghost",
+                "email": "g@example.com",
+                "created_at": "2025-01-01T00:00:00Z",
+                "updated_at": "2025-01-01T00:00:00Z",
+            },
+        )
         await publish(settings, user_event("user_deleted", {"id": gone}), stale)
         start_consumers(start, consumers(settings), engine)
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pinstack_kit.testing import app_client
+from pinstack_testing import app_client
 from pinstack_users.config import Settings
 from pinstack_users.main import create_app
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pinstack_operator.builders.spec import SERVICE_TOPICS, EnvironmentSpec
+from pinstack_contracts.services import BY_NAME
+from pinstack_operator.builders.spec import EnvironmentSpec
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Topic:
 
 def topics(env: EnvironmentSpec) -> list[Topic]:
     kf = env.kafka
-    names = {t for s in env.services for t in SERVICE_TOPICS[s]} | {o.name for o in kf.topics}
+    names = {t for s in env.services for t in BY_NAME[s].topics} | {o.name for o in kf.topics}
     overrides = {o.name: o for o in kf.topics}
     out = []
     for base in sorted(names):

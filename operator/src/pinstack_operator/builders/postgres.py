@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pinstack_operator.builders.spec import DATABASE_SERVICES, EnvironmentSpec
+from pinstack_contracts.services import BY_NAME
+from pinstack_operator.builders.spec import EnvironmentSpec
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Database:
 def databases(env: EnvironmentSpec) -> list[Database]:
     """Databases and roles are both named <databasePrefix><service>."""
     prefix = env.postgres.database_prefix
-    return [Database(s, f"{prefix}{s}", f"{prefix}{s}") for s in env.services if s in DATABASE_SERVICES]
+    return [Database(s, f"{prefix}{s}", f"{prefix}{s}") for s in env.services if BY_NAME[s].database]
 
 
 def database_url(env: EnvironmentSpec, db: Database, login: str, password: str) -> str:

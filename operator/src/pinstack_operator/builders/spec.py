@@ -6,24 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinstack_contracts.services import NAMES
 from pinstack_operator.builders import managed as managed_builder
 from pinstack_operator.builders.managed import ManagedSpec
-
-SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
-
-# Kafka topics each service produces to or consumes from (names without the topic prefix).
-SERVICE_TOPICS: dict[str, tuple[str, ...]] = {
-    "users": ("user-events",),
-    "auth": ("user-events",),
-    "posts": ("post-events", "user-events"),
-    "relations": ("relation-events", "user-events"),
-    "notifications": ("relation-events", "activity-events", "user-events"),
-    "feed": ("post-events", "relation-events"),
-    "activity": ("activity-events", "post-events", "user-events"),
-    "gateway": (),
-}
-# Services that keep data in PostgreSQL (the gateway is stateless).
-DATABASE_SERVICES = frozenset(s for s in SERVICES if s != "gateway")
 
 
 @dataclass(frozen=True)
@@ -115,9 +100,9 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> Environmen
     services = tuple(spec.get("services") or ())
     if not services:
         raise InvalidSpec("spec.services must list at least one service")
-    unknown = [s for s in services if s not in SERVICES]
+    unknown = [s for s in services if s not in NAMES]
     if unknown:
-        raise InvalidSpec(f"unknown services {unknown}: expected some of {list(SERVICES)}")
+        raise InvalidSpec(f"unknown services {unknown}: expected some of {list(NAMES)}")
     pg, rd, kf = spec.get("postgres"), spec.get("redis"), spec.get("kafka")
     if not (pg and rd and kf):
         raise InvalidSpec("spec.postgres, spec.redis and spec.kafka are required when spec.mode is External")
@@ -137,7 +122,7 @@ def parse_spec(name: str, namespace: str, spec: Mapping[str, Any]) -> Environmen
     return EnvironmentSpec(
         name=name,
         namespace=namespace,
-        services=tuple(sorted(set(services), key=SERVICES.index)),
+        services=tuple(sorted(set(services), key=NAMES.index)),
         deletion_policy=spec.get("deletionPolicy", "Retain"),
         postgres=PostgresSpec(
             host=pg["host"],

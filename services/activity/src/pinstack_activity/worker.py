@@ -5,11 +5,12 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pinstack_activity.config import Settings
-from pinstack_activity.events import CONSUMER_GROUP, POST_EVENTS, USER_EVENTS
+from pinstack_activity.events import CONSUMER_GROUP
 from pinstack_activity.posts import repository
 from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.users import repository as user_repository
 from pinstack_activity.users.consumers import user_event_handler
+from pinstack_contracts.topics import POST_EVENTS, USER_EVENTS
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import Loop, LoopsFactory, run_worker
 

@@ -1,5 +1,3 @@
-"""Topics the auth service consumes (it publishes none)."""
+"""The auth service publishes no events; it reads `user-events` (account deletion) in this group."""
 
-USER_EVENTS = "user-events"
-USER_DELETED = "user_deleted"
 CONSUMER_GROUP = "auth"

@@ -2,9 +2,10 @@
 expired refresh tokens."""
 
 from pinstack_auth.config import Settings
-from pinstack_auth.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_auth.events import CONSUMER_GROUP
 from pinstack_auth.sessions import repository
 from pinstack_auth.sessions.consumers import on_user_event
+from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import run_worker
 

@@ -1,6 +1,9 @@
 """The service registry: every Pinstack service once, with what the other parts need to know
 about it. The operator, the local stack, the image builder, the manifest generator and the
 charts read this table instead of keeping their own lists; adding a service starts here.
+
+Standard library only, like topics.py: the scripts (scripts/registry.py) read these two files from
+the source tree with the system python3, where pydantic is not installed.
 """
 
 from __future__ import annotations

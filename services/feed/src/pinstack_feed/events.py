@@ -1,11 +1,3 @@
-"""Events the feed consumes (it publishes none): posts and follows build the timelines."""
-
-POST_EVENTS = "post-events"
-POST_CREATED = "post_created"
-POST_DELETED = "post_deleted"
-
-RELATION_EVENTS = "relation-events"
-FOLLOW_CREATED = "follow_created"
-FOLLOW_DELETED = "follow_deleted"
+"""The feed publishes no events; it reads `post-events` and `relation-events` in this group."""
 
 CONSUMER_GROUP = "feed"

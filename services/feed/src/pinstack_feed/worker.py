@@ -3,8 +3,9 @@ and the Redis timelines. The feed publishes no events, so it runs no outbox rela
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pinstack_contracts.topics import POST_EVENTS, RELATION_EVENTS
 from pinstack_feed.config import Settings
-from pinstack_feed.events import CONSUMER_GROUP, POST_EVENTS, RELATION_EVENTS
+from pinstack_feed.events import CONSUMER_GROUP
 from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.redis import create_redis

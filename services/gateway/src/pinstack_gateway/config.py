@@ -2,19 +2,25 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from pydantic import Field, field_validator, model_validator
 
+from pinstack_contracts.services import BY_NAME
 from pinstack_kit.config import BaseServiceSettings
+
+
+def local_url(service: str) -> str:
+    """Where the local stack (scripts/stack.py) serves a service: its port in the registry."""
+    return f"http://127.0.0.1:{BY_NAME[service].port}"
 
 
 class Settings(BaseServiceSettings):
     service_name: str = "gateway"
-    users_url: str = "http://127.0.0.1:8101"
-    auth_url: str = "http://127.0.0.1:8102"
-    posts_url: str = "http://127.0.0.1:8103"
-    relations_url: str = "http://127.0.0.1:8104"
-    notifications_url: str = "http://127.0.0.1:8105"
-    feed_url: str = "http://127.0.0.1:8106"
-    activity_url: str = "http://127.0.0.1:8107"
-    jwks_url: str = "http://127.0.0.1:8102/.well-known/jwks.json"
+    users_url: str = local_url("users")
+    auth_url: str = local_url("auth")
+    posts_url: str = local_url("posts")
+    relations_url: str = local_url("relations")
+    notifications_url: str = local_url("notifications")
+    feed_url: str = local_url("feed")
+    activity_url: str = local_url("activity")
+    jwks_url: str = f"{local_url('auth')}/.well-known/jwks.json"
     jwt_issuer: str = "pinstack"
     # The auth service's access-token lifetime (the same variable): how long a mark of an ended
     # session is kept. And how old what the gateway read of such marks may be (sessions.py).

@@ -7,6 +7,15 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from pinstack_contracts.limits import (
+    AVATAR_URL_MAX,
+    EMAIL_MAX,
+    NEW_PASSWORD_MIN,
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    USERNAME_MAX,
+    USERNAME_MIN,
+)
 from pinstack_kit.validation import INT64_MAX, INT64_MIN, check_email, check_url
 
 
@@ -35,16 +44,11 @@ def declared(**schema: Any) -> Any:
     return Field(json_schema_extra=schema)
 
 
-MIN_USERNAME, MAX_USERNAME = 3, 32
-MAX_EMAIL = 254  # the users service's column
-# The users and auth services take passwords of at most 256 characters (argon2 input bound).
-MAX_PASSWORD = 256
-
 Int64 = Annotated[int, Strict(), AfterValidator(_int64), declared(format="int64")]
-Email = Annotated[str, Field(max_length=MAX_EMAIL), AfterValidator(check_email), declared(format="email")]
+Email = Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(check_email), declared(format="email")]
 Url = Annotated[
     str,
-    Field(max_length=2048),
+    Field(max_length=AVATAR_URL_MAX),  # a post's media narrow it
     AfterValidator(check_url),
     declared(
         format="uri",
@@ -57,18 +61,18 @@ Url = Annotated[
 # Empty means "unchanged".
 OptionalUsername = Annotated[
     str,
-    _optional_length(MIN_USERNAME, MAX_USERNAME),
-    declared(anyOf=[{"maxLength": 0}, {"minLength": MIN_USERNAME, "maxLength": MAX_USERNAME}]),
+    _optional_length(USERNAME_MIN, USERNAME_MAX),
+    declared(anyOf=[{"maxLength": 0}, {"minLength": USERNAME_MIN, "maxLength": USERNAME_MAX}]),
 ]
 OptionalEmail = Annotated[
     str,
-    Field(max_length=MAX_EMAIL),
+    Field(max_length=EMAIL_MAX),
     AfterValidator(_optional_email),
     declared(anyOf=[{"maxLength": 0}, {"format": "email"}]),
 ]
-Password = Annotated[str, Field(min_length=6, max_length=MAX_PASSWORD)]
-# New passwords need 8 (upstream's gateway said 6 but its backend refused 6-7 with a 500).
-NewPassword = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD)]
+Password = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+# Upstream's gateway took 6 for new passwords too, but its backend refused 6-7 with a 500.
+NewPassword = Annotated[str, Field(min_length=NEW_PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 # pydantic cannot fold a bound on a type with an after-validator (Int64) into JSON Schema keywords
 _KEYWORDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}

@@ -16,9 +16,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from pinstack_gateway.fields import MAX_USERNAME, MIN_USERNAME
+from pinstack_contracts.limits import (
+    CURSOR_MAX,
+    ID_MAX,
+    ID_MIN,
+    PAGE_MIN,
+    PAGE_SIZE_MAX,
+    PAGE_SIZE_MIN,
+    SEARCH_QUERY_MAX,
+    SEARCH_QUERY_MIN,
+    USERNAME_MAX,
+    USERNAME_MIN,
+)
 from pinstack_gateway.idempotency import MAX_KEY_LENGTH
-from pinstack_kit.cursors import MAX_CURSOR_LENGTH
 from pinstack_kit.validation import INT64_MAX, SIMPLE_EMAIL
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "openapi.json"
@@ -46,8 +56,8 @@ TOO_MANY = {
 # What the gateway and its services enforce on path and query values, which the endpoints take as
 # raw strings to parse them the upstream way (params.py): a value outside these is a 400.
 INT64 = {"type": "integer", "format": "int64", "maximum": INT64_MAX}
-PATH_ID = {**INT64, "minimum": 1}
-_CURSOR = {"type": "string", "maxLength": MAX_CURSOR_LENGTH}
+PATH_ID = {**INT64, "minimum": ID_MIN, "maximum": ID_MAX}
+_CURSOR = {"type": "string", "maxLength": CURSOR_MAX}
 _PREVIOUS = "`next_cursor` (or the `Link` header's cursor) of the previous page; absent or empty: the first page. "
 TIME_CURSOR = {
     **_CURSOR,
@@ -61,21 +71,24 @@ ID_CURSOR = {
     "format": "pinstack-id-cursor",
     "description": _PREVIOUS + "Its format: base64url without padding of the last id shown, 0 to 2^63-1.",
 }
-LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
+LIMIT = {"type": "integer", "minimum": PAGE_SIZE_MIN, "maximum": PAGE_SIZE_MAX}
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "user_id": PATH_ID,
     "post_id": PATH_ID,
     "comment_id": PATH_ID,
     "notification_id": PATH_ID,
-    "username": {"type": "string", "minLength": MIN_USERNAME, "maxLength": MAX_USERNAME},
+    "username": {"type": "string", "minLength": USERNAME_MIN, "maxLength": USERNAME_MAX},
     "email": {"type": "string", "pattern": f"^{SIMPLE_EMAIL.pattern}$"},
 }
 # (path, query parameter) -> (required, schema); every other `cursor` is a TIME_CURSOR.
 QUERY_PARAMETERS: dict[tuple[str, str], tuple[bool, dict[str, Any]]] = {
     ("/api/v1/users/search", "cursor"): (False, ID_CURSOR),
     ("/api/v1/posts/{post_id}/comments", "cursor"): (False, ID_CURSOR),
-    ("/api/v1/users/search", "query"): (True, {"type": "string", "minLength": 1, "maxLength": 100}),
-    ("/api/v1/notification/feed", "page"): (False, {"type": "integer", "format": "int32", "minimum": 1}),
+    ("/api/v1/users/search", "query"): (
+        True,
+        {"type": "string", "minLength": SEARCH_QUERY_MIN, "maxLength": SEARCH_QUERY_MAX},
+    ),
+    ("/api/v1/notification/feed", "page"): (False, {"type": "integer", "format": "int32", "minimum": PAGE_MIN}),
     ("/api/v1/notification/feed", "limit"): (False, LIMIT),
     ("/api/v1/posts/list", "author_id"): (False, {**INT64, "minimum": 0}),
     ("/api/v1/posts/list", "offset"): (False, {**INT64, "minimum": 0}),

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Query
 
+from pinstack_contracts.limits import CURSOR_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 from pinstack_kit.errors import AppError, BadRequest, InvalidInput
 from pinstack_kit.validation import parse_int
 
@@ -16,7 +17,7 @@ from pinstack_kit.validation import parse_int
 CursorQuery = Annotated[
     str | None,
     Query(
-        max_length=200,
+        max_length=CURSOR_MAX,
         description="opaque cursor from the previous page's `Link` (or `next_cursor` in cursor mode); "
         "absent or empty: upstream's offset/page paging, unchanged. With a cursor the answer adds `next_cursor`.",
     ),
@@ -69,12 +70,12 @@ def is_rfc3339(value: str) -> bool:
     return True
 
 
-def page_size(raw: str | None, default: int = 20, high: int = 100) -> int:
+def page_size(raw: str | None, default: int = PAGE_SIZE_DEFAULT, high: int = PAGE_SIZE_MAX) -> int:
     """A page size: absent or empty → `default`, not an int64 → `invalid input`, outside
-    1-`high` → `validation failed`."""
+    PAGE_SIZE_MIN-`high` → `validation failed`."""
     value = query_int(raw)
     if value is None:
         return default
-    if not 1 <= value <= high:
+    if not PAGE_SIZE_MIN <= value <= high:
         raise BadRequest()
     return value

@@ -6,8 +6,8 @@ adds its own through `extra_lifespan`. Readiness checks are registered for each 
 Graceful shutdown under uvicorn: on SIGTERM `/readyz` turns 503 at once and responses carry
 `Connection: close` (observability.RequestMiddleware), while the server keeps serving for SHUTDOWN_DRAIN_SECONDS (default 5 in
 production, 0 elsewhere) so a load balancer takes the instance out of rotation; then uvicorn stops
-accepting connections and finishes the requests in flight (bounded by its
-`--timeout-graceful-shutdown`) before the lifespan closes the clients. A second SIGTERM skips
+accepting connections and finishes the requests in flight (for at most
+serve.GRACEFUL_SHUTDOWN_SECONDS) before the lifespan closes the clients. A second SIGTERM skips
 the drain.
 """
 

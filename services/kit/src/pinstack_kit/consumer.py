@@ -1,6 +1,11 @@
 """Kafka consumer runner: idempotent handling, offsets committed after the database commit,
 poison messages to a dead-letter topic.
 
+Handlers read payloads with `payload(record, Model, ...)`. A record that fails again and again
+is parked in the dead-letter topic after `max_attempts`, one whose payload does not fit its
+catalogue model (`MalformedEvent`) at once; the parked copy carries the failure in an `error`
+header.
+
 Each record is handled in its own transaction together with an insert into `processed_events`
 keyed by the record's `event_id` header (or topic/partition/offset when absent): a redelivered
 record finds its key and is skipped, so handlers apply every event exactly once. Offsets are
@@ -17,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
@@ -27,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pinstack_contracts.events import MalformedEvent, Payload, read
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.db import run_after_commit
 from pinstack_kit.observability import OutageLog
@@ -48,6 +55,14 @@ def header(record: ConsumerRecord, name: str) -> str | None:
         if key == name:
             return value.decode("utf-8", "replace") if value is not None else None
     return None
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def payload(record: ConsumerRecord, *models: type[P]) -> P | None:
+    """The record's payload as the one of `models` its headers name; None for other types."""
+    return read(record.value, header(record, "event_type"), header(record, "version"), models)
 
 
 def event_key(record: ConsumerRecord) -> str:
@@ -147,6 +162,7 @@ class ConsumerRunner:
         unhandled because the runner is stopping during an outage of a dependency."""
         key = event_key(record)
         attempt, outage = 0, 0
+        failure: Exception | None = None
         while attempt < self.max_attempts:
             self.beat = time.monotonic()
             try:
@@ -175,20 +191,29 @@ class ConsumerRunner:
                 outage += 1
                 self.dependency_outage.down(exc)
                 await self._pause(min(0.5 * outage, 5.0))
-            except Exception:
+            except MalformedEvent as exc:
+                log.warning("consumer %s: %s is malformed: %s", self.group_id, key, exc)
+                failure = exc
+                break  # it will never fit: trying again only holds up the partition
+            except Exception as exc:
                 attempt += 1
+                failure = exc
                 log.exception("consumer %s: %s failed (attempt %d)", self.group_id, key, attempt)
                 await asyncio.sleep(0.2 * attempt)
-        await self._dead_letter(record)
+        await self._dead_letter(record, failure)
         return True
 
-    async def _dead_letter(self, record: ConsumerRecord) -> None:
+    async def _dead_letter(self, record: ConsumerRecord, failure: Exception | None) -> None:
         """Park a poison record so the partition keeps moving; it is never silently dropped."""
         CONSUMED.labels(self.group_id, record.topic, "dead_letter").inc()
         producer = self.producer_factory()
         await producer.start()
         try:
-            headers = [*(record.headers or ()), ("source_topic", record.topic.encode())]
+            headers = [
+                *(record.headers or ()),
+                ("source_topic", record.topic.encode()),
+                ("error", f"{type(failure).__name__}: {failure}".encode()),
+            ]
             await producer.send_and_wait(self.dead_letter_topic, value=record.value, key=record.key, headers=headers)
         finally:
             await producer.stop()

@@ -23,7 +23,6 @@ from pinstack_kit.envelope import ok
 from pinstack_kit.errors import BadRequest
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
-MAX_CURSOR_LENGTH = 200
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

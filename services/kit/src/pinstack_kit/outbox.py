@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from pinstack_kit.events import Event
+from pinstack_contracts.events import Event
 from pinstack_kit.migrate import plain_dsn
 from pinstack_kit.observability import OutageLog
 

@@ -21,19 +21,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
-import orjson
 from aiokafka import ConsumerRecord
 from sqlalchemy import Row, Table, and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_kit.consumer import Handler, header
+from pinstack_contracts.events import User, UserCreated, UserDeleted, UserUpdated
+from pinstack_kit.consumer import Handler, payload
 from pinstack_kit.errors import AppError, NotFound
 from pinstack_kit.http_client import ServiceClient
-
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
 
 UserCascade = Callable[[AsyncSession, int], Awaitable[object]]
 
@@ -151,17 +147,13 @@ def apply_user_events(
     that locked the user, so the cascade sees them too. `changed` follows a stored change."""
 
     async def on_user_event(session: AsyncSession, record: ConsumerRecord) -> None:
-        kind = header(record, "event_type")
-        if kind not in (USER_CREATED, USER_UPDATED, USER_DELETED):
-            return
-        user = orjson.loads(record.value)["data"]
-        user_id = int(user["id"])
-        projection = directory(session)
-        if kind == USER_DELETED:
-            await projection.forget(user_id)
-            if cascade is not None:
-                await cascade(session, user_id)
-        elif await projection.remember(user) and changed is not None:
-            await changed(session, user_id)
+        match payload(record, UserCreated, UserUpdated, UserDeleted):
+            case UserDeleted(id=user_id):
+                await directory(session).forget(user_id)
+                if cascade is not None:
+                    await cascade(session, user_id)
+            case User() as user:
+                if await directory(session).remember(user.model_dump()) and changed is not None:
+                    await changed(session, user.id)
 
     return on_user_event

@@ -6,10 +6,11 @@ It publishes nothing, so it runs no outbox relay."""
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.topics import ACTIVITY_EVENTS, RELATION_EVENTS, USER_EVENTS
 from pinstack_kit.consumer import Handler, consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_notifications.config import Settings
-from pinstack_notifications.events import ACTIVITY_EVENTS, CONSUMER_GROUP, RELATION_EVENTS, USER_EVENTS
+from pinstack_notifications.events import CONSUMER_GROUP
 from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event, user_event_handler
 
 

@@ -1,17 +1,10 @@
-"""Events the posts service publishes (`post-events`) and the user events it consumes."""
+"""Events the posts service publishes on `post-events` and its consumer group for the user
+events it reads; names and payloads are in `pinstack_contracts.events`."""
 
-from typing import Any
+from pinstack_contracts.events import Event, Post, PostDeleted
 
-from pinstack_kit.events import Event
-
-POST_EVENTS = "post-events"
-POST_CREATED = "post_created"
-POST_UPDATED = "post_updated"
-POST_DELETED = "post_deleted"
-
-USER_EVENTS = "user-events"
 CONSUMER_GROUP = "posts"
 
 
-def post_event(kind: str, data: dict[str, Any]) -> Event:
-    return Event(type=kind, aggregate_id=str(data["id"]), data=data)
+def post_event(post: Post | PostDeleted) -> Event:
+    return Event.of(post, post.id)

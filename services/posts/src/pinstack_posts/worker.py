@@ -3,11 +3,12 @@ the author projection from user events."""
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.redis import create_redis
 from pinstack_kit.worker import Loop, LoopsFactory, run_worker
 from pinstack_posts.config import Settings
-from pinstack_posts.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_posts.events import CONSUMER_GROUP
 from pinstack_posts.posts.consumers import user_event_handler
 
 

@@ -1,4 +1,4 @@
-"""Events the relations service publishes and consumes.
+"""How the relations service publishes its events (names and payloads: `pinstack_contracts.events`).
 
 `relation-events` keeps the upstream message (contract §2.6) so upstream consumers still work:
 the value is the bare follow, the envelope travels in headers. Unlike upstream the key is the
@@ -13,13 +13,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from pinstack_contracts.events import Follow
 from pinstack_kit.envelope import rfc3339_nano
-
-RELATION_EVENTS = "relation-events"
-FOLLOW_CREATED = "follow_created"
-FOLLOW_DELETED = "follow_deleted"
-
-USER_EVENTS = "user-events"
 
 CONSUMER_GROUP = "relations"
 
@@ -38,8 +33,7 @@ def go_time(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S") + (f".{frac}" if frac else "") + " +0000 UTC"
 
 
-def relation_message(kind: str, follower_id: int, followee_id: int, at: datetime) -> RelationMessage:
-    # Keys in the order upstream's jsonb round trip produced (length, then bytes), compact.
-    value = {"followee_id": followee_id, "follower_id": follower_id, "timestamptz": rfc3339_nano(at)}
-    headers = {"event_id": uuid.uuid4().hex, "event_type": kind, "created_at": go_time(at)}
-    return RelationMessage(key=str(follower_id), value=orjson.dumps(value), headers=headers)
+def relation_message(kind: type[Follow], follower_id: int, followee_id: int, at: datetime) -> RelationMessage:
+    follow = kind(followee_id=followee_id, follower_id=follower_id, timestamptz=rfc3339_nano(at))
+    headers = {"event_id": uuid.uuid4().hex, "event_type": kind.TYPE, "created_at": go_time(at)}
+    return RelationMessage(key=str(follower_id), value=orjson.dumps(follow.model_dump()), headers=headers)

@@ -1,10 +1,11 @@
 """Background process of the relations service: relays its outbox (relation events) to Kafka and
 consumes user events (projection, cascade of deleted users)."""
 
+from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.worker import LoopsFactory, run_worker
 from pinstack_relations.config import Settings
-from pinstack_relations.events import CONSUMER_GROUP, USER_EVENTS
+from pinstack_relations.events import CONSUMER_GROUP
 from pinstack_relations.follows.consumers import user_event_handler
 
 

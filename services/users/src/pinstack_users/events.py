@@ -1,13 +1,8 @@
-"""Events the users service publishes (consumed by auth, posts, relations, notifications...)."""
+"""Events the users service publishes on `user-events` (consumed by auth, posts, relations,
+notifications, activity); their names and payloads are in `pinstack_contracts.events`."""
 
-from pinstack_kit.events import Event
-
-USER_EVENTS = "user-events"
-
-USER_CREATED = "user_created"
-USER_UPDATED = "user_updated"
-USER_DELETED = "user_deleted"
+from pinstack_contracts.events import Event, User, UserDeleted
 
 
-def user_event(kind: str, user: dict[str, object]) -> Event:
-    return Event(type=kind, aggregate_id=str(user["id"]), data=user)
+def user_event(user: User | UserDeleted) -> Event:
+    return Event.of(user, user.id)

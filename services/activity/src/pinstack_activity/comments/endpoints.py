@@ -6,12 +6,12 @@ from starlette.responses import Response
 from pinstack_activity.comments.schemas import CommentsQuery, CreateComment, DeleteQuery
 from pinstack_activity.comments.service import CommentService
 from pinstack_activity.deps import PostsDep, SessionDep, SettingsDep
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.envelope import ok
-from pinstack_kit.validation import INT64_MAX
 
 router = APIRouter(tags=["comments"])
 
-Id = Annotated[int, Path(ge=1, le=INT64_MAX)]
+Id = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.post("/posts/{post_id}/comments", status_code=201, summary="Comment on a post, or reply to a comment")

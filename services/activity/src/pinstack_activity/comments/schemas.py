@@ -2,9 +2,17 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from pinstack_kit.validation import INT64_MAX
-
-Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
+from pinstack_contracts.limits import (
+    COMMENT_MAX,
+    COMMENT_MIN,
+    CURSOR_MAX,
+    ID_MAX,
+    ID_MIN,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    PAGE_SIZE_MIN,
+    Id,
+)
 
 
 def _readable(value: str) -> str:
@@ -14,7 +22,7 @@ def _readable(value: str) -> str:
     return value
 
 
-Content = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_readable)]
+Content = Annotated[str, StringConstraints(min_length=COMMENT_MIN, max_length=COMMENT_MAX), AfterValidator(_readable)]
 
 
 class CreateComment(BaseModel):
@@ -26,10 +34,10 @@ class CreateComment(BaseModel):
 
 
 class CommentsQuery(BaseModel):  # query strings are text: numbers are parsed, not strict
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=200)
-    parent_id: int | None = Field(None, ge=1, le=INT64_MAX, description="replies to this comment; absent: top level")
+    limit: int = Field(PAGE_SIZE_DEFAULT, ge=PAGE_SIZE_MIN, le=PAGE_SIZE_MAX)
+    cursor: str | None = Field(None, max_length=CURSOR_MAX)
+    parent_id: int | None = Field(None, ge=ID_MIN, le=ID_MAX, description="replies to this comment; absent: top level")
 
 
 class DeleteQuery(BaseModel):
-    user_id: int = Field(ge=1, le=INT64_MAX)
+    user_id: Id

@@ -12,9 +12,11 @@ from pinstack_activity.comments import repository
 from pinstack_activity.comments.schemas import CreateComment
 from pinstack_activity.config import Settings
 from pinstack_activity.errors import CommentNotFound, NotAllowed, PostNotFound
-from pinstack_activity.events import ACTIVITY_EVENTS, COMMENT_CREATED, activity_event
+from pinstack_activity.events import activity_event
 from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.users.service import UserDirectory
+from pinstack_contracts.events import COMMENT_CREATED, CommentCreated
+from pinstack_contracts.topics import ACTIVITY_EVENTS
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
@@ -60,17 +62,17 @@ class CommentService:
             parent_author_id = parent.author_id
         row = await repository.insert(self.session, post_id, body.author_id, body.parent_id, body.content)
         await repository.count_comments(self.session, post_id, +1)
-        data = {
-            "comment_id": row.id,
-            "post_id": post_id,
-            "post_author_id": post_author_id,
-            "author_id": body.author_id,
-            "parent_id": body.parent_id,
-            "parent_author_id": parent_author_id,
-            "content": body.content,
-            "created_at": rfc3339_nano(row.created_at),
-        }
-        event = activity_event(COMMENT_CREATED, f"{COMMENT_CREATED}:{row.id}", post_id, data)
+        comment = CommentCreated(
+            comment_id=row.id,
+            post_id=post_id,
+            post_author_id=post_author_id,
+            author_id=body.author_id,
+            parent_id=body.parent_id,
+            parent_author_id=parent_author_id,
+            content=body.content,
+            created_at=rfc3339_nano(row.created_at),
+        )
+        event = activity_event(comment, f"{COMMENT_CREATED}:{row.id}")
         await enqueue_event(self.session, self.topic, event)
         await UserDirectory(self.session).announce_mentions(
             self.topic, body.content, author_id=body.author_id, post_id=post_id, comment_id=row.id, at=row.created_at

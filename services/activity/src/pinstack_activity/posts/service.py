@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_activity.config import Settings
 from pinstack_activity.errors import PostNotFound
-from pinstack_activity.events import ACTIVITY_EVENTS
 from pinstack_activity.posts import repository
 from pinstack_activity.users.service import UserDirectory
+from pinstack_contracts.topics import ACTIVITY_EVENTS
 from pinstack_kit.http_client import ServiceClient
 
 

@@ -6,13 +6,13 @@ from starlette.responses import Response
 from pinstack_activity.deps import PostsDep, SessionDep, SettingsDep
 from pinstack_activity.reactions.schemas import PageQuery, StatsQuery, ViewBody
 from pinstack_activity.reactions.service import ReactionService
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.envelope import ok
-from pinstack_kit.validation import INT64_MAX
 
 router = APIRouter(prefix="/posts", tags=["reactions"])
 
-PostId = Annotated[int, Path(ge=1, le=INT64_MAX)]
-UserId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+PostId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
+UserId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.get("/stats", summary="Counters of many posts and whether the viewer liked each, in one query")

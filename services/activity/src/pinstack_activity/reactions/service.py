@@ -9,16 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_activity.config import Settings
 from pinstack_activity.errors import InvalidInput
-from pinstack_activity.events import ACTIVITY_EVENTS, LIKE_CREATED, activity_event
+from pinstack_activity.events import activity_event
 from pinstack_activity.posts.service import PostDirectory
 from pinstack_activity.reactions import repository
 from pinstack_activity.reactions.schemas import MAX_STATS_IDS
 from pinstack_activity.users.service import UserDirectory
+from pinstack_contracts.events import LIKE_CREATED, LikeCreated
+from pinstack_contracts.limits import ID_MAX, ID_MIN
+from pinstack_contracts.topics import ACTIVITY_EVENTS
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
-from pinstack_kit.validation import INT64_MAX, parse_int
+from pinstack_kit.validation import parse_int
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -26,7 +29,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def parse_ids(text: str) -> list[int]:
     """`1,2,3` → distinct ids in order; anything else is a 400."""
     ids = [parse_int(part.strip()) for part in text.split(",")] if text else []
-    if not ids or len(ids) > MAX_STATS_IDS or any(i is None or not 1 <= i <= INT64_MAX for i in ids):
+    if not ids or len(ids) > MAX_STATS_IDS or any(i is None or not ID_MIN <= i <= ID_MAX for i in ids):
         raise InvalidInput()
     return list(dict.fromkeys(i for i in ids if i is not None))
 
@@ -54,14 +57,11 @@ class ReactionService:
         if created_at is None:  # liked already
             return {"liked": True, "like_count": await self._count(post_id, "like_count")}
         post = await repository.bump(self.session, post_id, "like_count", +1)
-        data = {
-            "post_id": post_id,
-            "post_author_id": post.author_id,
-            "user_id": user_id,
-            "created_at": rfc3339(created_at),
-        }
+        like = LikeCreated(
+            post_id=post_id, post_author_id=post.author_id, user_id=user_id, created_at=rfc3339(created_at)
+        )
         event_id = f"{LIKE_CREATED}:{post_id}:{user_id}"  # a like redone later is not news twice
-        await enqueue_event(self.session, self.topic, activity_event(LIKE_CREATED, event_id, post_id, data))
+        await enqueue_event(self.session, self.topic, activity_event(like, event_id))
         return {"liked": True, "like_count": post.like_count}
 
     async def unlike(self, post_id: int, user_id: int) -> dict[str, Any]:

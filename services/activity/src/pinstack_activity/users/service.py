@@ -6,9 +6,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from pinstack_activity.events import MENTION_CREATED, activity_event
+from pinstack_activity.events import activity_event
 from pinstack_activity.models import User
 from pinstack_activity.users import repository
+from pinstack_contracts.events import MENTION_CREATED, MentionCreated
+from pinstack_contracts.limits import USERNAME_MAX, USERNAME_MIN
 from pinstack_kit.envelope import rfc3339
 from pinstack_kit.errors import Unauthorized
 from pinstack_kit.outbox import enqueue_event
@@ -16,14 +18,14 @@ from pinstack_kit.user_projection import UserProjection
 
 # `@name` not preceded by a word character or another `@` (so e-mail addresses do not mention).
 # Usernames that use other characters than these cannot be mentioned.
-MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.\-]{3,32})")
+MENTION = re.compile(rf"(?<![\w@])@([A-Za-z0-9_.\-]{{{USERNAME_MIN},{USERNAME_MAX}}})")
 MAX_MENTIONS = 20  # per text: a comment cannot notify the whole directory
 
 
 def mentioned_names(text: str) -> list[str]:
     """Distinct candidate usernames in order of appearance (a trailing `.` ends the sentence)."""
     names = (match.group(1).rstrip(".") for match in MENTION.finditer(text))
-    return list(dict.fromkeys(name for name in names if len(name) >= 3))[:MAX_MENTIONS]
+    return list(dict.fromkeys(name for name in names if len(name) >= USERNAME_MIN))[:MAX_MENTIONS]
 
 
 class UserDirectory(UserProjection):
@@ -66,14 +68,14 @@ class UserDirectory(UserProjection):
         source = "post" if comment_id is None else "comment"
         origin = post_id if comment_id is None else comment_id
         for user_id in mentioned:
-            data = {
-                "mentioned_user_id": user_id,
-                "author_id": author_id,
-                "post_id": post_id,
-                "comment_id": comment_id,
-                "source": source,
-                "created_at": rfc3339(at),
-            }
+            mention = MentionCreated(
+                mentioned_user_id=user_id,
+                author_id=author_id,
+                post_id=post_id,
+                comment_id=comment_id,
+                source=source,
+                created_at=rfc3339(at),
+            )
             event_id = f"{MENTION_CREATED}:{source}:{origin}:{user_id}"
-            await enqueue_event(self.session, topic, activity_event(MENTION_CREATED, event_id, post_id, data))
+            await enqueue_event(self.session, topic, activity_event(mention, event_id))
         return mentioned

@@ -4,8 +4,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+from pinstack_contracts.limits import ID_MIN, LOGIN_MAX, PASSWORD_MAX, REFRESH_TOKEN_MAX
+
+Token = Annotated[str, StringConstraints(min_length=1, max_length=REFRESH_TOKEN_MAX)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX)]
 
 
 class Strict(BaseModel):
@@ -24,7 +26,7 @@ class Register(Strict):
 
 
 class Login(Strict):
-    login: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    login: Annotated[str, StringConstraints(min_length=1, max_length=LOGIN_MAX)]
     password: Secret
 
 
@@ -33,6 +35,6 @@ class RefreshTokenBody(Strict):
 
 
 class UpdatePassword(Strict):
-    user_id: int = Field(ge=1)
+    user_id: int = Field(ge=ID_MIN)  # the gateway's caller
     old_password: Secret
     new_password: Secret

@@ -3,15 +3,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_feed.deps import RedisDep, SessionDep, SettingsDep
 from pinstack_feed.timeline.schemas import FeedQuery
 from pinstack_feed.timeline.service import FeedService
 from pinstack_kit.envelope import ok
-from pinstack_kit.validation import INT64_MAX
 
 router = APIRouter(prefix="/users/{user_id}/feed", tags=["feed"])
 
-UserId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+UserId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.get("", summary="Home timeline, newest first: post ids with an opaque cursor")

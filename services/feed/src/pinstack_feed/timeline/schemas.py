@@ -1,9 +1,8 @@
 from pydantic import BaseModel, Field
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
+from pinstack_contracts.limits import CURSOR_MAX, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 
 
 class FeedQuery(BaseModel):  # query strings are text: numbers are parsed, not strict
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page")
+    limit: int = Field(PAGE_SIZE_DEFAULT, ge=PAGE_SIZE_MIN, le=PAGE_SIZE_MAX)
+    cursor: str | None = Field(None, max_length=CURSOR_MAX, description="`next_cursor` of the previous page")

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 from pinstack_gateway.activity.schemas import (
     Comment,
     CommentsPage,
@@ -27,7 +28,7 @@ CreateCommentBody = Annotated[CreateCommentRequest, json_body(CreateCommentReque
 likes_router = APIRouter(prefix="/api/v1/posts", tags=["likes"])
 comments_router = APIRouter(prefix="/api/v1", tags=["comments"])
 
-LimitQuery = Annotated[str | None, Query(description="1-100; absent: 20")]
+LimitQuery = Annotated[str | None, Query(description=f"{PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}; absent: {PAGE_SIZE_DEFAULT}")]
 CursorQuery = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
 
 

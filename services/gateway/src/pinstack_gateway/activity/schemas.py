@@ -1,12 +1,13 @@
 from pydantic import BaseModel, Field
 
+from pinstack_contracts.limits import COMMENT_MAX, COMMENT_MIN, ID_MIN
 from pinstack_gateway.fields import Body, Int64
 
 
 class CreateCommentRequest(Body):
     # the activity service refuses blank content
-    content: str = Field("", min_length=1, max_length=2000, json_schema_extra={"pattern": r"\S"})
-    parent_id: Int64 | None = Field(None, ge=1, description="the comment this one replies to")
+    content: str = Field("", min_length=COMMENT_MIN, max_length=COMMENT_MAX, json_schema_extra={"pattern": r"\S"})
+    parent_id: Int64 | None = Field(None, ge=ID_MIN, description="the comment this one replies to")
 
 
 class LikeState(BaseModel):

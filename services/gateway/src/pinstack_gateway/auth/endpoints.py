@@ -7,6 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import USERNAME_MAX, USERNAME_MIN
 from pinstack_gateway.auth.schemas import (
     LoginRequest,
     RefreshTokenRequest,
@@ -16,7 +17,7 @@ from pinstack_gateway.auth.schemas import (
 )
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import AuthDep, CurrentUser, UsersDep, revocations
-from pinstack_gateway.fields import MAX_USERNAME, MIN_USERNAME, MessageData, documented
+from pinstack_gateway.fields import MessageData, documented
 from pinstack_gateway.limits import limit_auth_ip, limiter
 from pinstack_gateway.proxy import forward
 from pinstack_kit.envelope import ok
@@ -67,7 +68,7 @@ async def account_of(users: ServiceClient, login: str) -> str:
     any capitalisation) or by e-mail, as the users service resolves it; a name that no account
     has counts as itself."""
     by_email = bool(SIMPLE_EMAIL.fullmatch(login))
-    if by_email or MIN_USERNAME <= len(login) <= MAX_USERNAME:
+    if by_email or USERNAME_MIN <= len(login) <= USERNAME_MAX:
         path = f"/users/by-email/{quote(login, safe='')}" if by_email else f"/users/by-username/{quote(login, safe='')}"
         try:
             user = await users.find(path)

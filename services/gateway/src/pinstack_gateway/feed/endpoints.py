@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from pinstack_contracts.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 from pinstack_gateway.deps import ActivityDep, CurrentUser, FeedDep, PostsDep
 from pinstack_gateway.feed.schemas import FeedPage
 from pinstack_gateway.fields import documented
@@ -17,8 +18,6 @@ from pinstack_kit.http_client import ServiceClient
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 NO_COUNTS = {"like_count": 0, "comment_count": 0, "view_count": 0, "liked_by_viewer": False}
 
 
@@ -60,10 +59,12 @@ async def home_feed(
     feed: FeedDep,
     posts: PostsDep,
     activity: ActivityDep,
-    limit: Annotated[str | None, Query(description=f"1-{MAX_LIMIT}; absent: {DEFAULT_LIMIT}")] = None,
+    limit: Annotated[
+        str | None, Query(description=f"{PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}; absent: {PAGE_SIZE_DEFAULT}")
+    ] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Response:
-    size = page_size(limit, DEFAULT_LIMIT, MAX_LIMIT)
+    size = page_size(limit)
     params: dict[str, Any] = {"limit": size, **({"cursor": cursor} if cursor else {})}
     page = (await feed.call("GET", f"/users/{caller}/feed", params=params)).json()["data"]
     ids = list(dict.fromkeys(int(item["post_id"]) for item in page["items"]))

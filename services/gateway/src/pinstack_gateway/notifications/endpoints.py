@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import NOTIFICATIONS_PAGE_SIZE_DEFAULT, PAGE_MIN, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, NotificationsDep
 from pinstack_gateway.fields import documented
@@ -27,15 +28,13 @@ SendNotificationBody = Annotated[SendNotificationRequest, json_body(SendNotifica
 
 router = APIRouter(prefix="/api/v1/notification", tags=["notifications"])
 
-DEFAULT_PAGE, DEFAULT_LIMIT, MAX_LIMIT = 1, 10, 100
 
-
-def _strict_page(raw: str | None, default: int, high: int | None) -> int:
+def _strict_page(raw: str | None, default: int, low: int, high: int | None) -> int:
     """Present but not an int32 in range → `invalid input` (no silent default, unlike relations)."""
     value = query_int(raw, bits=32)
     if value is None:
         return default
-    if value < 1 or (high is not None and value > high):
+    if value < low or (high is not None and value > high):
         raise InvalidInput()
     return value
 
@@ -52,13 +51,16 @@ async def feed(
     request: Request,
     caller: CurrentUser,
     notifications: NotificationsDep,
-    page: Annotated[str | None, Query(description="int32 ≥ 1, default 1")] = None,
-    limit: Annotated[str | None, Query(description="1-100, default 10")] = None,
+    page: Annotated[str | None, Query(description=f"int32 ≥ {PAGE_MIN}, default {PAGE_MIN}")] = None,
+    limit: Annotated[
+        str | None,
+        Query(description=f"{PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}, default {NOTIFICATIONS_PAGE_SIZE_DEFAULT}"),
+    ] = None,
     cursor: CursorQuery = None,
 ) -> Response:
     params: dict[str, Any] = {
-        "page": _strict_page(page, DEFAULT_PAGE, None),
-        "limit": _strict_page(limit, DEFAULT_LIMIT, MAX_LIMIT),
+        "page": _strict_page(page, PAGE_MIN, PAGE_MIN, None),
+        "limit": _strict_page(limit, NOTIFICATIONS_PAGE_SIZE_DEFAULT, PAGE_SIZE_MIN, PAGE_SIZE_MAX),
     }
     if cursor:
         params["cursor"] = cursor

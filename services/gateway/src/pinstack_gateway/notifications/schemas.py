@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from pinstack_contracts.limits import ID_MIN, NOTIFICATION_TYPE_MAX, NOTIFICATION_TYPE_MIN
 from pinstack_gateway.fields import Body, Int64
 from pinstack_kit.validation import INT64_MIN
 
@@ -37,8 +38,13 @@ def _storable(value: Any, depth: int = 0) -> Any:
 
 
 class SendNotificationRequest(Body):
-    user_id: Int64 = Field(0, ge=1, description="the recipient")
-    type: str = Field("", min_length=1, max_length=64, description="free-form, e.g. `like`, `comment`, `system`")
+    user_id: Int64 = Field(0, ge=ID_MIN, description="the recipient")
+    type: str = Field(
+        "",
+        min_length=NOTIFICATION_TYPE_MIN,
+        max_length=NOTIFICATION_TYPE_MAX,
+        description="free-form, e.g. `like`, `comment`, `system`",
+    )
     payload: Annotated[Any, AfterValidator(_storable)] = Field(None, description="any JSON")
 
 

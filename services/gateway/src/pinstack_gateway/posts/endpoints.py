@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, PostsDep
 from pinstack_gateway.fields import documented
@@ -19,8 +20,6 @@ CreatePostBody = Annotated[CreatePostRequest, json_body(CreatePostRequest)]
 UpdatePostBody = Annotated[UpdatePostRequest, json_body(UpdatePostRequest)]
 
 router = APIRouter(prefix="/api/v1/posts", tags=["posts"])
-
-MAX_LIMIT = 100
 
 
 class PostValidationFailed(BadRequest):
@@ -50,7 +49,7 @@ async def list_posts(
     created_after: Annotated[str | None, Query(description="RFC 3339; only posts strictly after")] = None,
     created_before: Annotated[str | None, Query(description="RFC 3339; only posts strictly before")] = None,
     offset: Annotated[str | None, Query(description="int64 ≥ 0")] = None,
-    limit: Annotated[str | None, Query(description="0-100; 0 or absent: 20")] = None,
+    limit: Annotated[str | None, Query(description=f"0-{PAGE_SIZE_MAX}; 0 or absent: {PAGE_SIZE_DEFAULT}")] = None,
     cursor: CursorQuery = None,
 ) -> Response:
     # Parsing first, in upstream's order (`invalid input`; a bad time is `validation failed`),
@@ -58,7 +57,7 @@ async def list_posts(
     author = query_int(author_id)
     after, before = _time(created_after), _time(created_before)
     skip, size = query_int(offset), query_int(limit)
-    if (author or 0) < 0 or (skip or 0) < 0 or not 0 <= (size or 0) <= MAX_LIMIT:
+    if (author or 0) < 0 or (skip or 0) < 0 or not 0 <= (size or 0) <= PAGE_SIZE_MAX:
         raise BadRequest()
     params = {
         "author_id": author,

@@ -2,6 +2,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
+from pinstack_contracts.limits import (
+    CONTENT_MAX,
+    MEDIA_MAX,
+    MEDIA_URL_MAX,
+    TAG_MAX,
+    TAG_MIN,
+    TAGS_MAX,
+    TITLE_MAX,
+    TITLE_MIN,
+)
 from pinstack_gateway.fields import Body, Int64, Url, declared
 
 MEDIA_TYPES = ("image", "video")
@@ -17,29 +27,29 @@ def _null_is_empty(value: object) -> object:
     return "" if value is None else value  # Go decodes a `null` string element as ""
 
 
-MediaUrl = Annotated[Url, Field(max_length=512)]
+MediaUrl = Annotated[Url, Field(max_length=MEDIA_URL_MAX)]
 MediaType = Annotated[str, AfterValidator(_media_type)]
 # No gateway rule on tags or content; the posts service refuses empty or over-long names, more than
-# ten distinct tags and over-long content (`validation failed`): the document says so.
+# TAGS_MAX distinct tags and over-long content (`validation failed`): the document says so.
 Tags = Annotated[
-    list[Annotated[str, BeforeValidator(_null_is_empty), declared(minLength=1, maxLength=50)]],
-    declared(maxItems=10, description="at most 10 distinct names; repeated ones count once"),
+    list[Annotated[str, BeforeValidator(_null_is_empty), declared(minLength=TAG_MIN, maxLength=TAG_MAX)]],
+    declared(maxItems=TAGS_MAX, description=f"at most {TAGS_MAX} distinct names; repeated ones count once"),
 ]
-Content = Annotated[str, declared(maxLength=200_000)]
+Content = Annotated[str, declared(maxLength=CONTENT_MAX)]
 
 
 class MediaItemRequest(Body):
     url: MediaUrl = ""
     type: MediaType = Field("", json_schema_extra={"enum": list(MEDIA_TYPES)})
-    position: Int64 = Field(0, ge=1, le=9)
+    position: Int64 = Field(0, ge=1, le=MEDIA_MAX)
 
 
 # A `null` element decodes into an empty item (Go's zero value), which then breaks the rules.
-MediaItems = Annotated[list[MediaItemRequest], Field(max_length=9)]
+MediaItems = Annotated[list[MediaItemRequest], Field(max_length=MEDIA_MAX)]
 
 
 class CreatePostRequest(Body):
-    title: str = Field("", min_length=1, max_length=255)
+    title: str = Field("", min_length=TITLE_MIN, max_length=TITLE_MAX)
     content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None
@@ -48,7 +58,7 @@ class CreatePostRequest(Body):
 class UpdatePostRequest(Body):
     """Every field optional: empty or absent leaves the stored value as it is."""
 
-    title: str | None = Field(None, max_length=255)
+    title: str | None = Field(None, max_length=TITLE_MAX)
     content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None

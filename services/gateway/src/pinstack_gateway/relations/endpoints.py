@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import PAGE_MAX, PAGE_MIN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, RelationsDep
 from pinstack_gateway.fields import MessageData, documented
@@ -15,15 +16,15 @@ from pinstack_gateway.proxy import forward_page
 from pinstack_gateway.relations.schemas import FolloweesPage, FollowersPage, FollowRequest
 from pinstack_kit.envelope import ok
 from pinstack_kit.http_client import ServiceClient
-from pinstack_kit.validation import INT32_MAX
 
 FollowBody = Annotated[FollowRequest, json_body(FollowRequest)]
 
 router = APIRouter(prefix="/api/v1/relation", tags=["relations"])
 
-DEFAULT_PAGE, DEFAULT_LIMIT, MAX_LIMIT = 1, 20, 100
-PageParam = Annotated[str | None, Query(description="int32 ≥ 1; anything else: 1")]
-LimitParam = Annotated[str | None, Query(description="1-100; anything else: 20")]
+PageParam = Annotated[str | None, Query(description=f"int32 ≥ {PAGE_MIN}; anything else: {PAGE_MIN}")]
+LimitParam = Annotated[
+    str | None, Query(description=f"{PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}; anything else: {PAGE_SIZE_DEFAULT}")
+]
 
 
 @router.post("/follow", summary="The caller follows a user", **documented(200, MessageData, 400, 401, 404, 409))
@@ -53,8 +54,8 @@ async def _related(
     cursor: str | None,
 ) -> Response:
     params: dict[str, Any] = {
-        "page": lenient_int(page, DEFAULT_PAGE, 1, INT32_MAX),
-        "limit": lenient_int(limit, DEFAULT_LIMIT, 1, MAX_LIMIT),
+        "page": lenient_int(page, PAGE_MIN, PAGE_MIN, PAGE_MAX),
+        "limit": lenient_int(limit, PAGE_SIZE_DEFAULT, PAGE_SIZE_MIN, PAGE_SIZE_MAX),
     }
     if cursor:
         params["cursor"] = cursor

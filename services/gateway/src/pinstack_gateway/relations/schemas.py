@@ -1,10 +1,11 @@
 from pydantic import BaseModel, Field
 
+from pinstack_contracts.limits import ID_MIN
 from pinstack_gateway.fields import Body, Int64
 
 
 class FollowRequest(Body):
-    followee_id: Int64 = Field(0, ge=1)
+    followee_id: Int64 = Field(0, ge=ID_MIN)
 
 
 class RelationUser(BaseModel):

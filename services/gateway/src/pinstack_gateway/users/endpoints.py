@@ -6,9 +6,20 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from pinstack_contracts.limits import (
+    PAGE_MIN,
+    PAGE_SIZE_MAX,
+    PAGE_SIZE_MIN,
+    SEARCH_PAGE_MAX,
+    SEARCH_PAGE_SIZE_DEFAULT,
+    SEARCH_QUERY_MAX,
+    SEARCH_QUERY_MIN,
+    USERNAME_MAX,
+    USERNAME_MIN,
+)
 from pinstack_gateway.body import json_body
 from pinstack_gateway.deps import CurrentUser, UsersDep, revocations
-from pinstack_gateway.fields import MAX_USERNAME, MIN_USERNAME, documented
+from pinstack_gateway.fields import documented
 from pinstack_gateway.params import CursorQuery, lenient_int, positive_id
 from pinstack_gateway.proxy import forward, forward_page
 from pinstack_gateway.users.schemas import (
@@ -28,22 +39,25 @@ UpdateAvatarBody = Annotated[UpdateAvatarRequest, json_body(UpdateAvatarRequest)
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
-MAX_QUERY_LENGTH = 100
-
 
 @router.get("/search", summary="Search users by username, email or full name", **documented(200, UsersPage, 400))
 async def search_users(
     request: Request,
     users: UsersDep,
-    query: Annotated[str | None, Query(description=f"required; 1-{MAX_QUERY_LENGTH} characters")] = None,
-    page: Annotated[str | None, Query(description="1-1000000; anything else: 1")] = None,
-    limit: Annotated[str | None, Query(description="1-100; anything else: 10")] = None,
+    query: Annotated[
+        str | None, Query(description=f"required; {SEARCH_QUERY_MIN}-{SEARCH_QUERY_MAX} characters")
+    ] = None,
+    page: Annotated[str | None, Query(description=f"{PAGE_MIN}-{SEARCH_PAGE_MAX}; anything else: {PAGE_MIN}")] = None,
+    limit: Annotated[
+        str | None,
+        Query(description=f"{PAGE_SIZE_MIN}-{PAGE_SIZE_MAX}; anything else: {SEARCH_PAGE_SIZE_DEFAULT}"),
+    ] = None,
     cursor: CursorQuery = None,
 ) -> Response:
-    if not query or len(query) > MAX_QUERY_LENGTH or "\x00" in query:
+    if query is None or not SEARCH_QUERY_MIN <= len(query) <= SEARCH_QUERY_MAX or "\x00" in query:
         raise BadRequest("invalid search query")
-    page_number = lenient_int(page, 1, 1, 1_000_000)
-    size = lenient_int(limit, 10, 1, 100)
+    page_number = lenient_int(page, PAGE_MIN, PAGE_MIN, SEARCH_PAGE_MAX)
+    size = lenient_int(limit, SEARCH_PAGE_SIZE_DEFAULT, PAGE_SIZE_MIN, PAGE_SIZE_MAX)
     upstream: dict[str, Any] = {"query": query, "page": page_number, "limit": size}
     if cursor:
         upstream["cursor"] = cursor
@@ -53,7 +67,7 @@ async def search_users(
 @router.get("/username/{username}", summary="User by username", **documented(200, User, 400, 404))
 async def get_by_username(username: str, users: UsersDep) -> Response:
     # No account can have such a name; upstream's user service refused it with a 500 (§7.7).
-    if not MIN_USERNAME <= len(username) <= MAX_USERNAME or "\x00" in username:
+    if not USERNAME_MIN <= len(username) <= USERNAME_MAX or "\x00" in username:
         raise BadRequest()
     return await forward(users, "GET", f"/users/by-username/{quote(username, safe='')}")
 

@@ -1,23 +1,24 @@
 from pydantic import BaseModel, Field
 
+from pinstack_contracts.limits import BIO_MAX, FULL_NAME_MAX, ID_MIN, USERNAME_MAX, USERNAME_MIN
 from pinstack_gateway.fields import Body, Email, Int64, NewPassword, OptionalEmail, OptionalUsername, Url
 
 
 class CreateUserRequest(Body):
-    username: str = Field("", min_length=3, max_length=32)
+    username: str = Field("", min_length=USERNAME_MIN, max_length=USERNAME_MAX)
     email: Email = ""
     password: NewPassword = ""
-    full_name: str | None = Field(None, max_length=100)
-    bio: str | None = Field(None, max_length=500)
+    full_name: str | None = Field(None, max_length=FULL_NAME_MAX)
+    bio: str | None = Field(None, max_length=BIO_MAX)
     avatar_url: Url | None = None
 
 
 class UpdateUserRequest(Body):
-    id: Int64 = Field(0, ge=1)
+    id: Int64 = Field(0, ge=ID_MIN)
     username: OptionalUsername | None = None
     email: OptionalEmail | None = None
-    full_name: str | None = Field(None, max_length=100)
-    bio: str | None = Field(None, max_length=500)
+    full_name: str | None = Field(None, max_length=FULL_NAME_MAX)
+    bio: str | None = Field(None, max_length=BIO_MAX)
 
 
 class UpdateAvatarRequest(Body):

@@ -3,16 +3,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok
-from pinstack_kit.validation import INT64_MAX
 from pinstack_notifications.deps import SessionDep, UsersDep
 from pinstack_notifications.notifications.schemas import Caller, FeedQuery, SendNotification
 from pinstack_notifications.notifications.service import NotificationService
 
 router = APIRouter(tags=["notifications"])
 
-Id = Annotated[int, Path(ge=1, le=INT64_MAX)]
+Id = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 CallerQuery = Annotated[Caller, Query()]
 
 

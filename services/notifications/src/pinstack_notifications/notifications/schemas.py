@@ -7,10 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from pinstack_kit.cursors import MAX_CURSOR_LENGTH
-from pinstack_kit.validation import INT32_MAX, INT64_MAX
-
-UserId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+from pinstack_contracts.limits import (
+    CURSOR_MAX,
+    NOTIFICATION_TYPE_MAX,
+    NOTIFICATION_TYPE_MIN,
+    NOTIFICATIONS_PAGE_SIZE_DEFAULT,
+    PAGE_MAX,
+    PAGE_MIN,
+    PAGE_SIZE_MAX,
+    PAGE_SIZE_MIN,
+)
+from pinstack_contracts.limits import Id as UserId
 
 
 class Strict(BaseModel):
@@ -19,16 +26,16 @@ class Strict(BaseModel):
 
 class SendNotification(Strict):
     user_id: UserId
-    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    type: Annotated[str, StringConstraints(min_length=NOTIFICATION_TYPE_MIN, max_length=NOTIFICATION_TYPE_MAX)]
     payload: Any = None  # any JSON; absent and null are both "no payload"
     sender_id: UserId | None = None  # who sends it: refused once that account is gone
 
 
 class FeedQuery(BaseModel):  # query strings are text: numbers are parsed, not strict
-    page: int = Field(1, ge=1, le=INT32_MAX)
-    limit: int = Field(10, ge=1, le=100)
+    page: int = Field(PAGE_MIN, ge=PAGE_MIN, le=PAGE_MAX)
+    limit: int = Field(NOTIFICATIONS_PAGE_SIZE_DEFAULT, ge=PAGE_SIZE_MIN, le=PAGE_SIZE_MAX)
     cursor: str = Field(
-        "", max_length=MAX_CURSOR_LENGTH, description="X-Next-Cursor of the previous page; empty: page numbers"
+        "", max_length=CURSOR_MAX, description="X-Next-Cursor of the previous page; empty: page numbers"
     )
 
 

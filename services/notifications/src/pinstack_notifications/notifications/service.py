@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.events import FOLLOW_CREATED, FollowCreated
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.errors import Unauthorized
 from pinstack_kit.http_client import ServiceClient
 from pinstack_notifications.errors import NotificationAccessDenied, NotificationNotFound
-from pinstack_notifications.events import FOLLOW_CREATED
 from pinstack_notifications.notifications import repository
 from pinstack_notifications.users.service import UserDirectory
 
@@ -52,9 +52,9 @@ class NotificationService:
         await self.directory.require(user_id, lock=True)
         return await repository.insert_notification(self.session, user_id, kind, payload)
 
-    async def notify_follow(self, followee_id: int, event: dict[str, Any]) -> None:
-        """The followee learns about a new follower."""
-        await self.notify_activity(followee_id, int(event["follower_id"]), FOLLOW_CREATED, event)
+    async def notify_follow(self, follow: FollowCreated) -> None:
+        """The followee learns about a new follower; the payload is the message value (contract §2.6)."""
+        await self.notify_activity(follow.followee_id, follow.follower_id, FOLLOW_CREATED, follow.model_dump())
 
     async def notify_activity(self, recipient_id: int, actor_id: int, kind: str, payload: dict[str, Any]) -> None:
         """`recipient_id` learns what `actor_id` did; nobody hears of their own action, and when

@@ -3,17 +3,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok, ok_raw
-from pinstack_kit.validation import INT64_MAX
 from pinstack_posts.deps import RedisDep, SessionDep, SettingsDep, UsersDep
 from pinstack_posts.posts.schemas import BatchQuery, CreatePost, ListQuery, UpdatePost
 from pinstack_posts.posts.service import PostService
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 
-PostId = Annotated[int, Path(ge=1, le=INT64_MAX)]
-UserId = Annotated[int, Query(ge=1, le=INT64_MAX)]
+PostId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
+UserId = Annotated[int, Query(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.post("", status_code=201, summary="Create a post; answers the contract's flattened shape")

@@ -9,12 +9,24 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from pinstack_kit.cursors import MAX_CURSOR_LENGTH
+from pinstack_contracts.limits import (
+    CONTENT_MAX,
+    CURSOR_MAX,
+    ID_MAX,
+    ID_MIN,
+    MEDIA_MAX,
+    MEDIA_URL_MAX,
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    TAG_MAX,
+    TAG_MIN,
+    TAGS_MAX,
+    TITLE_MAX,
+    TITLE_MIN,
+    Id,
+)
 from pinstack_kit.errors import BadRequest
 from pinstack_kit.validation import INT64_MAX, check_url, parse_int
-
-MAX_TAGS = 10
-MAX_MEDIA = 9
 
 
 def _no_nul(value: str) -> str:
@@ -27,8 +39,8 @@ def _no_nul(value: str) -> str:
 def _distinct_tags(names: list[str]) -> list[str]:
     """Duplicates in one request collapse to the first occurrence (upstream failed with a 500)."""
     unique = list(dict.fromkeys(names))
-    if len(unique) > MAX_TAGS:
-        raise ValueError(f"at most {MAX_TAGS} tags")
+    if len(unique) > TAGS_MAX:
+        raise ValueError(f"at most {TAGS_MAX} tags")
     return unique
 
 
@@ -52,12 +64,11 @@ def parse_rfc3339(value: object) -> datetime:
     raise ValueError("not an RFC 3339 time")
 
 
-Id = Annotated[int, Field(ge=1, le=INT64_MAX)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=255), AfterValidator(_no_nul)]
-Content = Annotated[str, StringConstraints(max_length=200_000), AfterValidator(_no_nul)]
-TagName = Annotated[str, StringConstraints(min_length=1, max_length=50), AfterValidator(_no_nul)]
+Title = Annotated[str, StringConstraints(min_length=TITLE_MIN, max_length=TITLE_MAX), AfterValidator(_no_nul)]
+Content = Annotated[str, StringConstraints(max_length=CONTENT_MAX), AfterValidator(_no_nul)]
+TagName = Annotated[str, StringConstraints(min_length=TAG_MIN, max_length=TAG_MAX), AfterValidator(_no_nul)]
 Tags = Annotated[list[TagName], AfterValidator(_distinct_tags)]
-Url = Annotated[str, StringConstraints(max_length=512), AfterValidator(check_url)]
+Url = Annotated[str, StringConstraints(max_length=MEDIA_URL_MAX), AfterValidator(check_url)]
 Rfc3339 = Annotated[datetime, BeforeValidator(parse_rfc3339)]
 
 
@@ -68,10 +79,10 @@ class Strict(BaseModel):
 class MediaItem(Strict):
     url: Url
     type: Literal["image", "video"]
-    position: int = Field(ge=1, le=9)
+    position: int = Field(ge=1, le=MEDIA_MAX)
 
 
-MediaItems = Annotated[list[MediaItem], Field(max_length=MAX_MEDIA), BeforeValidator(_no_null_media)]
+MediaItems = Annotated[list[MediaItem], Field(max_length=MEDIA_MAX), BeforeValidator(_no_null_media)]
 
 
 class CreatePost(Strict):
@@ -86,19 +97,19 @@ class UpdatePost(Strict):
     """Contract route 17: an empty or absent field leaves the stored value as it is."""
 
     user_id: Id
-    title: Annotated[str, StringConstraints(max_length=255), AfterValidator(_no_nul)] | None = None
+    title: Annotated[str, StringConstraints(max_length=TITLE_MAX), AfterValidator(_no_nul)] | None = None
     content: Content | None = None
     tags: Tags | None = None
     media_items: MediaItems | None = None
 
 
-MAX_BATCH = 100
+MAX_BATCH = PAGE_SIZE_MAX  # the gateway reads a whole feed page in one call
 
 
 def _id_list(value: str) -> list[int]:
     """`1,2,3` → distinct ids in the order given, 1-100 of them, each an int64 ≥ 1."""
     ids = [parse_int(part.strip()) for part in value.split(",")] if value else []
-    if not ids or len(ids) > MAX_BATCH or any(i is None or not 1 <= i <= INT64_MAX for i in ids):
+    if not ids or len(ids) > MAX_BATCH or any(i is None or not ID_MIN <= i <= ID_MAX for i in ids):
         raise ValueError(f"1-{MAX_BATCH} comma-separated post ids")
     return list(dict.fromkeys(i for i in ids if i is not None))
 
@@ -116,12 +127,12 @@ class BatchQuery(BaseModel):
 
 
 class ListQuery(BaseModel):  # query strings are text: numbers are parsed, not strict
-    author_id: int = Field(0, ge=0, le=INT64_MAX, description="0 or absent: every author")
-    tag: str = Field("", max_length=50, description="tag name, case-insensitive; empty: any")
+    author_id: int = Field(0, ge=0, le=ID_MAX, description="0 or absent: every author")
+    tag: str = Field("", max_length=TAG_MAX, description="tag name, case-insensitive; empty: any")
     created_after: Rfc3339 | None = None
     created_before: Rfc3339 | None = None
     offset: int = Field(0, ge=0, le=INT64_MAX)
-    limit: int = Field(0, ge=0, le=100, description="0 or absent: 20")
+    limit: int = Field(0, ge=0, le=PAGE_SIZE_MAX, description=f"0 or absent: {PAGE_SIZE_DEFAULT}")
     cursor: str = Field(
-        "", max_length=MAX_CURSOR_LENGTH, description="X-Next-Cursor of the previous page; empty: offset paging"
+        "", max_length=CURSOR_MAX, description="X-Next-Cursor of the previous page; empty: offset paging"
     )

@@ -12,6 +12,9 @@ from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.events import PostCreated, PostDeleted, PostUpdated
+from pinstack_contracts.limits import PAGE_SIZE_DEFAULT
+from pinstack_contracts.topics import POST_EVENTS
 from pinstack_kit import cursors
 from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
@@ -20,13 +23,11 @@ from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
 from pinstack_posts.config import Settings
 from pinstack_posts.errors import NotTheAuthor, PostNotFound
-from pinstack_posts.events import POST_CREATED, POST_DELETED, POST_EVENTS, POST_UPDATED, post_event
+from pinstack_posts.events import post_event
 from pinstack_posts.posts import repository
 from pinstack_posts.posts.repository import Filters
 from pinstack_posts.posts.schemas import CreatePost, ListQuery, UpdatePost
 from pinstack_posts.users.service import UserDirectory
-
-DEFAULT_LIMIT = 20
 
 # Contract §1.3: shown when the author is not (or no longer) in the projection.
 PLACEHOLDER_AUTHOR = {
@@ -86,11 +87,6 @@ def to_created_wire(row: Row, author: Row, media: Sequence[Row], tags: Sequence[
         if value is not None:
             post[f"author_{field}"] = value
     return _with_media_and_tags(post, media, tags)
-
-
-def post_data(post_id: int, author_id: int, title: str, created_at: str | None, tags: Sequence[str]) -> dict[str, Any]:
-    """`data` of post_created / post_updated."""
-    return {"id": post_id, "author_id": author_id, "title": title, "created_at": created_at, "tags": list(tags)}
 
 
 # Python's datetimes span the years 1-9999, in UTC too. A bound beyond them (9999-12-31T23:59:59Z,
@@ -192,7 +188,7 @@ class PostService:
         """A page and the cursor of the next one. With a cursor the offset is not used."""
         since, until = wire_bounds(query.created_after, query.created_before)
         filters = Filters(author_id=query.author_id or None, tag=query.tag or None, since=since, until=until)
-        limit = query.limit or DEFAULT_LIMIT
+        limit = query.limit or PAGE_SIZE_DEFAULT
         after = cursors.decode_time_cursor(query.cursor) if query.cursor else None
         offset = 0 if after else query.offset
         rows = await repository.page(self.session, filters, offset, limit + 1, after)
@@ -211,8 +207,10 @@ class PostService:
         media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))
         tags = body.tags or []
         await repository.add_tags(self.session, row.id, tags)
-        data = post_data(row.id, author.id, row.title, rfc3339(row.created_at), tags)
-        await enqueue_event(self.session, self.topic, post_event(POST_CREATED, data))
+        created = PostCreated(
+            id=row.id, author_id=author.id, title=row.title, created_at=rfc3339(row.created_at), tags=tags
+        )
+        await enqueue_event(self.session, self.topic, post_event(created))
         return to_created_wire(row, author, media, tags)
 
     async def update(self, post_id: int, body: UpdatePost) -> dict[str, Any]:
@@ -228,8 +226,10 @@ class PostService:
             await repository.add_tags(self.session, post_id, body.tags)
         post = await self._load(post_id)
         tags = [tag["name"] for tag in post.get("tags", ())]
-        data = post_data(post_id, body.user_id, post["title"], post["created_at"], tags)
-        await enqueue_event(self.session, self.topic, post_event(POST_UPDATED, data))
+        updated = PostUpdated(
+            id=post_id, author_id=body.user_id, title=post["title"], created_at=post["created_at"], tags=tags
+        )
+        await enqueue_event(self.session, self.topic, post_event(updated))
         after_commit(self.session, lambda: self.cache.forget([post_id]))
         return post
 
@@ -237,7 +237,7 @@ class PostService:
         deleted = await repository.delete_post(self.session, post_id, user_id)
         if deleted is None:
             await self._refuse(post_id)
-        await enqueue_event(self.session, self.topic, post_event(POST_DELETED, {"id": post_id, "author_id": user_id}))
+        await enqueue_event(self.session, self.topic, post_event(PostDeleted(id=post_id, author_id=user_id)))
         after_commit(self.session, lambda: self.cache.forget([post_id]))
 
     async def _refuse(self, post_id: int) -> NoReturn:
@@ -252,8 +252,8 @@ class PostService:
     async def delete_by_author(self, author_id: int) -> None:
         post_ids = await repository.delete_by_author(self.session, author_id)
         for post_id in post_ids:
-            data = {"id": post_id, "author_id": author_id}
-            await enqueue_event(self.session, self.topic, post_event(POST_DELETED, data))
+            deleted = PostDeleted(id=post_id, author_id=author_id)
+            await enqueue_event(self.session, self.topic, post_event(deleted))
         after_commit(self.session, lambda: self.cache.forget(post_ids))
 
     async def forget_author(self, author_id: int) -> None:

@@ -3,16 +3,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import ok
-from pinstack_kit.validation import INT64_MAX
 from pinstack_relations.deps import SessionDep, SettingsDep, UsersDep
 from pinstack_relations.follows.schemas import FollowBody, FollowPair, PageQuery
 from pinstack_relations.follows.service import FollowService
 
 router = APIRouter(tags=["follows"])
 
-UserId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+UserId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.post("/follows", summary="Follow a user (emits follow_created)")

@@ -3,14 +3,10 @@ public contract and sanitises pagination, but the service validates on its own t
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from pinstack_kit.cursors import MAX_CURSOR_LENGTH
-from pinstack_kit.validation import INT32_MAX, INT64_MAX
-
-UserId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+from pinstack_contracts.limits import CURSOR_MAX, PAGE_MAX, PAGE_MIN, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
+from pinstack_contracts.limits import Id as UserId
 
 
 class Strict(BaseModel):
@@ -28,8 +24,8 @@ class FollowPair(BaseModel):  # query strings are text: numbers are parsed, not 
 
 
 class PageQuery(BaseModel):
-    page: int = Field(1, ge=1, le=INT32_MAX)
-    limit: int = Field(20, ge=1, le=100)
+    page: int = Field(PAGE_MIN, ge=PAGE_MIN, le=PAGE_MAX)
+    limit: int = Field(PAGE_SIZE_DEFAULT, ge=PAGE_SIZE_MIN, le=PAGE_SIZE_MAX)
     cursor: str = Field(
-        "", max_length=MAX_CURSOR_LENGTH, description="X-Next-Cursor of the previous page; empty: page numbers"
+        "", max_length=CURSOR_MAX, description="X-Next-Cursor of the previous page; empty: page numbers"
     )

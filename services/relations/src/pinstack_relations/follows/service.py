@@ -8,13 +8,15 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.events import Follow, FollowCreated, FollowDeleted
+from pinstack_contracts.topics import RELATION_EVENTS
 from pinstack_kit import cursors
 from pinstack_kit.envelope import rfc3339_nano
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue
 from pinstack_relations.config import Settings
 from pinstack_relations.errors import AlreadyFollowing, CannotFollowYourself, CannotUnfollowYourself, FollowNotFound
-from pinstack_relations.events import FOLLOW_CREATED, FOLLOW_DELETED, RELATION_EVENTS, relation_message
+from pinstack_relations.events import relation_message
 from pinstack_relations.follows import repository
 from pinstack_relations.users.service import UserDirectory
 
@@ -33,7 +35,7 @@ class FollowService:
         self.topic = settings.topic(RELATION_EVENTS)
         self.directory = UserDirectory(session, users)
 
-    async def _emit(self, kind: str, follower_id: int, followee_id: int, at: datetime) -> None:
+    async def _emit(self, kind: type[Follow], follower_id: int, followee_id: int, at: datetime) -> None:
         message = relation_message(kind, follower_id, followee_id, at)
         await enqueue(self.session, self.topic, message.key, message.value, message.headers)
 
@@ -46,7 +48,7 @@ class FollowService:
         row = await repository.insert_follow(self.session, follower_id, followee_id)
         if row is None:
             raise AlreadyFollowing()
-        await self._emit(FOLLOW_CREATED, follower_id, followee_id, row.created_at)
+        await self._emit(FollowCreated, follower_id, followee_id, row.created_at)
         return {"follower_id": follower_id, "followee_id": followee_id, "created_at": rfc3339_nano(row.created_at)}
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
@@ -55,13 +57,13 @@ class FollowService:
         row = await repository.delete_follow(self.session, follower_id, followee_id)
         if row is None:
             raise FollowNotFound()
-        await self._emit(FOLLOW_DELETED, follower_id, followee_id, row.removed_at)
+        await self._emit(FollowDeleted, follower_id, followee_id, row.removed_at)
 
     async def remove_all_of(self, user_id: int) -> int:
         """Every follow from or to a deleted user, each with its `follow_deleted` event."""
         rows = await repository.delete_all_of(self.session, user_id)
         for row in rows:
-            await self._emit(FOLLOW_DELETED, row.follower_id, row.followee_id, row.removed_at)
+            await self._emit(FollowDeleted, row.follower_id, row.followee_id, row.removed_at)
         return len(rows)
 
     async def related(

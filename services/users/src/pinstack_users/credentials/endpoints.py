@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.envelope import ok
 from pinstack_users.credentials import service
 from pinstack_users.credentials.schemas import ChangePassword, VerifyCredentials
@@ -18,7 +19,7 @@ async def verify_credentials(body: VerifyCredentials, session: SessionDep) -> Re
 
 @router.put("/users/{user_id}/password", summary="Change a password after checking the old one")
 async def change_password(
-    user_id: Annotated[int, Path(ge=1, le=2**63 - 1)], body: ChangePassword, session: SessionDep
+    user_id: Annotated[int, Path(ge=ID_MIN, le=ID_MAX)], body: ChangePassword, session: SessionDep
 ) -> Response:
     await service.change(session, user_id, body.old_password, body.new_password)
     return ok()

@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
+from pinstack_contracts.limits import ID_MAX, ID_MIN
 from pinstack_kit.cursors import page_response
 from pinstack_kit.envelope import no_content, ok, ok_raw
 from pinstack_users.deps import RedisDep, SessionDep, SettingsDep
@@ -11,7 +12,7 @@ from pinstack_users.users.service import UserService
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserId = Annotated[int, Path(ge=ID_MIN, le=ID_MAX)]
 
 
 @router.post("", status_code=201)

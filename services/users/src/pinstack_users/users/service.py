@@ -8,6 +8,8 @@ from redis.asyncio import Redis
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.events import UserCreated, UserDeleted, UserUpdated
+from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit import cursors
 from pinstack_kit.cache import JsonCache
 from pinstack_kit.db import after_commit
@@ -16,7 +18,7 @@ from pinstack_kit.outbox import enqueue_event
 from pinstack_users.config import Settings
 from pinstack_users.credentials.hashing import hash_password
 from pinstack_users.errors import UserNotFound
-from pinstack_users.events import USER_CREATED, USER_DELETED, USER_EVENTS, USER_UPDATED, user_event
+from pinstack_users.events import user_event
 from pinstack_users.users import repository
 
 
@@ -97,7 +99,7 @@ class UserService:
         values["password_hash"] = await hash_password(password)
         row = await repository.insert_user(self.session, values)
         user = to_wire(row)
-        await enqueue_event(self.session, self.topic, user_event(USER_CREATED, user))
+        await enqueue_event(self.session, self.topic, user_event(UserCreated(**user)))
         return user
 
     async def update(self, user_id: int, values: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +108,7 @@ class UserService:
             raise UserNotFound()
         old, new = result
         user = to_wire(new)
-        await enqueue_event(self.session, self.topic, user_event(USER_UPDATED, user))
+        await enqueue_event(self.session, self.topic, user_event(UserUpdated(**user)))
         after_commit(self.session, lambda: self.cache.forget(old, new))
         return user
 
@@ -114,5 +116,5 @@ class UserService:
         row = await repository.delete_user(self.session, user_id)
         if row is None:
             raise UserNotFound()
-        await enqueue_event(self.session, self.topic, user_event(USER_DELETED, {"id": row.id}))
+        await enqueue_event(self.session, self.topic, user_event(UserDeleted(id=row.id)))
         after_commit(self.session, lambda: self.cache.forget(row))

@@ -1,4 +1,5 @@
-"""pytest plugin (entry point `pinstack`): real PostgreSQL, Redis and Kafka for every test worker.
+"""Pinstack's test harness (dev only, never in an image), and the pytest plugin `pinstack`: real
+PostgreSQL, Redis and Kafka for every test worker.
 
 - `pg_database(name, migrations)` creates a fresh database per test worker and migrates it;
 - `redis_prefix` is a key namespace unique to the test;
@@ -7,6 +8,8 @@
 A service's conftest defines only `settings` (usually `service_settings(Settings, ...)`); `app`,
 `client` and `engine` follow from it, `start`/`worker()` run its worker loops inside the test.
 Servers come from `make infra` (scripts/stack.py); the addresses are read from the environment.
+Private stacks for fault tests are in `pinstack_testing.stack`, the Kubernetes control plane of the
+cluster tier in `pinstack_testing.cluster` (plugins of their own).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,12 +32,14 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from pinstack_e2e.processes import free_port, stop_process
+from pinstack_kit import serve
 from pinstack_kit.migrate import migrate
 
 PG_ADMIN_DSN = os.environ.get("PINSTACK_PG_DSN", "postgresql://postgres@127.0.0.1:55432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:56379/0")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
-SERVICES_DIR = Path(__file__).resolve().parents[3]
+SERVICES_DIR = Path(__file__).resolve().parents[3] / "services"
 
 
 def worker_id() -> str:
@@ -56,10 +60,15 @@ def create_database(name: str, migrations: Path) -> str:
     except psycopg.OperationalError as exc:
         pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: run `make infra` first ({exc})", 3)
     url = database_url(name)
+    run_migrations(url, migrations)
+    return url
+
+
+def run_migrations(url: str, migrations: Path) -> None:
+    """The kit's and the service's migrations on the database at `url`."""
     # A thread of its own: fixtures may call this while an event loop is already running.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, migrate(url, migrations)).result()
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -152,12 +161,6 @@ async def redis() -> AsyncIterator[Any]:
     await connection.aclose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def spawn_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run a process (a worker, a server) for a black-box test; SIGTERM, then SIGKILL, at the end."""
@@ -167,19 +170,8 @@ def spawn_process(args: list[str], env: dict[str, str], log_path: Path) -> Itera
     try:
         yield proc
     finally:
-        stop_process(proc)
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; a process already gone is left alone."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+        # longer than the server's own bound on its graceful shutdown, so SIGKILL never cuts it
+        stop_process(proc, grace=serve.GRACEFUL_SHUTDOWN_SECONDS + 5)
 
 
 def test_log(name: str, log_dir: Path | None = None) -> Path:
@@ -191,13 +183,11 @@ def test_log(name: str, log_dir: Path | None = None) -> Path:
 def spawn_service(
     app_factory: str, env: dict[str, str], *, port: int | None = None, log_dir: Path | None = None
 ) -> Iterator[str]:
-    """Run `uvicorn --factory app_factory` as a real server; yields its base URL."""
+    """Run `app_factory` as a real server, the way every Pinstack server runs
+    (`python -m pinstack_kit.serve`); yields its base URL."""
     port = port or free_port()
     log_path = test_log(f"{app_factory.split('.')[0]}-{port}", log_dir)
-    args = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1", "--port", str(port)]
-    # a bounded graceful shutdown, shorter than spawn_process's wait before SIGKILL
-    args += ["--no-access-log", "--timeout-graceful-shutdown", "8"]
-    with spawn_process(args, env, log_path) as proc:
+    with spawn_process(serve.command(app_factory, port=port), env, log_path) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc, log_path)
         yield url
@@ -345,196 +335,6 @@ async def kafka_reader(topic: str) -> AsyncIterator[Any]:
         yield reader
     finally:
         await reader.stop()
-
-
-STACK_SERVICES = ("users", "auth", "posts", "relations", "notifications", "feed", "activity", "gateway")
-
-
-class PrivateStack:
-    """PostgreSQL, Redis and Kafka of a test's own (scripts/stack.py with a private state folder
-    and ports), for fault tests that stop and restart servers without disturbing other tests.
-
-    `up_all()` also starts every service, its worker and the gateway the way `make up` does (on
-    private ports too); `stop("posts")`, `stop("posts-worker")`, `stop("kafka")` and `up()` or
-    `up_all()` stop and restart single parts. `env` (e.g. settings for the services) is passed on.
-    `down()` stops it for good: its data (also PostgreSQL's, which lands in /var/tmp when the
-    state folder is not reachable for the `postgres` user) and its reserved ports are given back;
-    the logs stay in the state folder.
-    """
-
-    STACK = Path(__file__).resolve().parents[4] / "scripts" / "stack.py"
-
-    def __init__(self, state: Path, env: dict[str, str] | None = None) -> None:
-        self.state = state
-        self.ports = {name: free_port() for name in ("PG", "REDIS", "KAFKA", "KAFKA_CONTROLLER", "PROM")}
-        self.service_ports = {name: free_port() for name in STACK_SERVICES}
-        self.env = {
-            "PINSTACK_STATE_DIR": str(state),
-            **{f"PINSTACK_{k}_PORT": str(v) for k, v in self.ports.items()},
-            **{f"PINSTACK_{k.upper()}_PORT": str(v) for k, v in self.service_ports.items()},
-            "PINSTACK_SERVE_NODE": "0",  # the node's pods use the main stack, never a test's own
-            **(env or {}),
-        }
-
-    def run(self, *args: str) -> None:
-        done = subprocess.run(
-            [sys.executable, str(self.STACK), *args], env={**os.environ, **self.env}, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"stack.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-
-    def up(self) -> None:
-        self.run("up", "--infra-only")
-
-    def up_all(self) -> None:
-        """Start whatever is not running, services and workers included (migrates first)."""
-        self.run("up")
-
-    def service_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.service_ports[name]}"
-
-    def service_database(self, name: str) -> str:
-        """The database `up_all()` made for a service (plain libpq URL)."""
-        return f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/pinstack_{name}"
-
-    def pid(self, component: str) -> int | None:
-        """PID of a component started by `up_all()` (`posts`, `posts-worker`, `redis`...), if any."""
-        try:
-            return int((self.state / "run" / f"{component}.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def log(self, component: str) -> Path:
-        return self.state / "logs" / f"{component}.log"
-
-    def stop(self, *components: str) -> None:
-        self.run("stop", *components)
-
-    def down(self) -> None:
-        """Stop everything and leave nothing on the machine (data, reserved ports) but its logs."""
-        self.run("clean", "--keep-logs")
-
-    @property
-    def pg_admin_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/postgres"
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports['REDIS']}/0"
-
-    @property
-    def kafka(self) -> str:
-        return f"127.0.0.1:{self.ports['KAFKA']}"
-
-    def database(self, name: str, migrations: Path) -> str:
-        """A fresh migrated database on this stack's PostgreSQL."""
-        with psycopg.connect(self.pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"postgresql://postgres@127.0.0.1:{self.ports['PG']}/{name}"
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, migrate(url, migrations)).result()
-        return url
-
-
-@pytest.fixture(scope="module")
-def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
-    stack = PrivateStack(tmp_path_factory.mktemp("stack"))
-    stack.up()
-    try:
-        yield stack
-    finally:
-        stack.down()
-
-
-# ----------------------------------------------------------------------------- cluster tier
-# A real Kubernetes control plane (etcd + kube-apiserver, no kubelet: pods never run, no garbage
-# collector, namespaces stay Terminating) from scripts/cluster.py, the same one `make cluster`
-# starts. The binaries are built once per version by `make cluster-build` and cached in
-# ~/.cache/pinstack/bin/v<k8s>/; this fixture never builds them.
-
-import json  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-CLUSTER_SCRIPT = Path(__file__).resolve().parents[4] / "scripts" / "cluster.py"
-CLUSTER_NOT_BUILT = 3  # exit code of `cluster.py up --no-build` when the binaries are missing
-
-
-@dataclass(frozen=True)
-class KubeCluster:
-    """Connection to the local control plane, with kubectl and helm bound to its kubeconfig."""
-
-    kubeconfig: Path
-    server: str
-    bin_dir: Path
-    state_dir: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for a subprocess that talks to this cluster (KUBECONFIG, PATH, helm homes)."""
-        helm = self.state_dir / "helm"
-        return {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HELM_CACHE_HOME": str(helm / "cache"),
-            "HELM_CONFIG_HOME": str(helm / "config"),
-            "HELM_DATA_HOME": str(helm / "data"),
-        }
-
-    def run(
-        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a cached binary (kubectl, helm, ...); raises with its output when `check` and it fails."""
-        done = subprocess.run(
-            [str(self.bin_dir / tool), *args],
-            input=input,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-            )
-        return done
-
-    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return self.run("kubectl", *args, **kwargs)
-
-    def helm(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return self.run("helm", *args, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def kube_cluster() -> KubeCluster:
-    """The control plane of `make cluster`: reused when it runs, started (and left running, like
-    `make infra`; `make cluster-down` stops it) when it does not. Skips when the binaries are not
-    built, unless PINSTACK_REQUIRE_CLUSTER is set (non-empty, not 0): then it fails."""
-    required = os.environ.get("PINSTACK_REQUIRE_CLUSTER", "") not in ("", "0")
-    done = subprocess.run(
-        [sys.executable, str(CLUSTER_SCRIPT), "up", "--no-build", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if done.returncode == CLUSTER_NOT_BUILT:
-        why = (
-            "the Kubernetes binaries (kube-apiserver, etcd, kubectl, helm) are not built: "
-            "run `make cluster-build` once (cached in ~/.cache/pinstack/bin)"
-        )
-        if required:
-            pytest.fail(f"{why}; PINSTACK_REQUIRE_CLUSTER is set, so this is an error", pytrace=False)
-        pytest.skip(why)
-    if done.returncode != 0:
-        pytest.fail(f"`scripts/cluster.py up` failed (exit {done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
-    info = json.loads(done.stdout.strip().splitlines()[-1])
-    return KubeCluster(
-        kubeconfig=Path(info["kubeconfig"]),
-        server=info["server"],
-        bin_dir=Path(info["bin_dir"]),
-        state_dir=Path(info["state_dir"]),
-    )
 
 
 @pytest.fixture(scope="session")
