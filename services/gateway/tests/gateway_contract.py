@@ -119,6 +119,14 @@ def envelope(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+def cache_hits(server: httpx.Client) -> float:
+    """How many answers the gateway's response cache gave (its /metrics)."""
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith('cache_requests_total{cache="gateway",result="hit"}'):
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
 def assert_error(response: httpx.Response, status: int, message: str) -> None:
     body = envelope(response)
     assert (response.status_code, body) == (status, {"status": status, "message": message}), response.text[:300]

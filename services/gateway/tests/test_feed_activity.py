@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_contract import Account, assert_error, assert_status_only, data_of
+from gateway_contract import Account, assert_error, assert_status_only, cache_hits, data_of
 
 from pinstack_testing import eventually
 
@@ -98,6 +98,23 @@ class TestFeed:
         reader, author, newest = followed
         assert_status_only(api.delete(f"/posts/{newest[0]}", headers=author.headers))
         assert [i["id"] for i in feed_items(api, reader)] == newest[1:]  # at once: hydration skips it
+
+    async def test_a_page_is_kept_for_its_caller_and_a_like_is_seen_at_once(
+        self, api: httpx.Client, server: httpx.Client, followed: tuple[Account, Account, list[int]]
+    ) -> None:
+        reader, author, newest = followed
+        await known_to_activity(api, newest[0])
+        data_of(api.put(f"/posts/{newest[0]}/like", headers=reader.headers))
+        first = feed_page(api, reader).content
+        before = cache_hits(server)
+        assert feed_page(api, reader).content == first  # within the TTL: the kept page
+        assert cache_hits(server) >= before + 1
+        # the author's feed holds the same posts: their page is theirs, not the reader's
+        assert {i["id"]: i["liked"] for i in feed_items(api, author)}[newest[0]] is False
+        assert {i["id"]: i["liked"] for i in feed_items(api, reader)}[newest[0]] is True
+        data_of(api.put(f"/posts/{newest[0]}/like", headers=author.headers))
+        counters = {i["id"]: i["like_count"] for i in feed_items(api, reader)}  # at once, not after the TTL
+        assert counters[newest[0]] == 2
 
     def test_an_empty_feed(self, api: httpx.Client, account: Account) -> None:
         response = feed_page(api, account)

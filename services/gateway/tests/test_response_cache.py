@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from gateway_contract import PASSWORD, Account, Stack, assert_status_only, data_of, unique_name
+from gateway_contract import PASSWORD, Account, Stack, assert_status_only, cache_hits, data_of, unique_name
 
 from pinstack_gateway.response_cache import (
     MAX_BODY_BYTES,
@@ -20,13 +20,6 @@ from pinstack_gateway.response_cache import (
     written_family,
 )
 from pinstack_testing import eventually
-
-
-def hits(server: httpx.Client) -> float:
-    for line in server.get("/metrics").text.splitlines():
-        if line.startswith('cache_requests_total{cache="gateway",result="hit"}'):
-            return float(line.rpartition(" ")[2])
-    return 0.0
 
 
 def post_by(api: httpx.Client, author: Account) -> int:
@@ -43,14 +36,14 @@ class TestResponseCache:
     def test_a_repeated_read_is_the_same_bytes_from_the_cache(
         self, api: httpx.Client, server: httpx.Client, account: Account
     ) -> None:
-        before = hits(server)
+        before = cache_hits(server)
         first, second = api.get(f"/users/{account.id}"), api.get(f"/users/{account.id}")
         assert first.status_code == second.status_code == 200
         assert second.content == first.content
         assert second.headers["content-type"] == first.headers["content-type"] == "application/json"
         assert second.headers["x-request-id"] != first.headers["x-request-id"]
         assert sorted(second.headers.keys()) == sorted(first.headers.keys())  # each once, none kept from the first
-        assert hits(server) >= before + 1
+        assert cache_hits(server) >= before + 1
 
     async def test_a_writer_reads_its_writes_at_once(self, api: httpx.Client, account: Account) -> None:
         mine = {"author_id": account.id, "limit": 5}
@@ -210,6 +203,8 @@ class TestEntries:
             ("PUT", "/api/v1/posts/3", POSTS),
             ("POST", "/api/v1/posts", POSTS),
             ("POST", "/api/v1/relation/follow", None),
+            ("PUT", "/api/v1/posts/3/like", POSTS),  # a feed page shows its counters
+            ("DELETE", "/api/v1/comments/9", POSTS),
         ],
     )
     def test_which_writes_forget_what(self, method: str, path: str, family: str | None) -> None:

@@ -18,6 +18,11 @@ Freshness, in this order of strength:
   client can send its next request there, so both are read in the same turn of that process's
   event loop at the latest; a hit yields to the loop once before it answers, which lets the
   listener (woken in that turn) forget first.
+- A caller's home feed (`GET /api/v1/feed`, feed/endpoints.py) is kept per caller, after the
+  token was checked, in the posts family: a post written, edited or deleted, a like or a comment
+  through the gateway forgets every feed page as it forgets the posts. What reaches a feed only
+  through Kafka (a post fanned out, a follow applied) reaches it as late as it does the feed
+  service, and the TTL later at most.
 - What changes without a write through the gateway is seen by everyone within the TTL of its
   change, as is anything a lost message missed: what the services apply from Kafka events (a
   post's copy of its author's name, an account deletion's cascade) is eventually consistent
@@ -70,7 +75,7 @@ def written_family(method: str, path: str) -> str | None:
         return None
     if path.startswith(("/api/v1/users", "/api/v1/auth/")) and path not in _SESSION_ONLY:
         return USERS
-    if path.startswith("/api/v1/posts"):
+    if path.startswith(("/api/v1/posts", "/api/v1/comments")):  # likes and comments: a feed's counters
         return POSTS
     return None
 
