@@ -158,19 +158,23 @@ def terminate(procs: Sequence[tuple[str, int, str | None]], timeout: float, say:
             say(name, f"stopping pid {pid} (SIGTERM)")
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
-        live = [(n, p, nd) for n, p, nd in live if pid_alive(p, nd)]
+        # Gone means gone, not "its command line is empty": an exiting process loses its command
+        # line before it closes its files (its ports), and only then becomes a zombie.
+        live = [(n, p, nd) for n, p, nd in live if pid_alive(p)]
         if live:
             time.sleep(0.1)
     for name, pid, needle in live:
+        if not pid_alive(pid, needle):
+            continue  # exiting by now, or no longer ours: never SIGKILL what we did not start
         if say:
             say(name, f"pid {pid} still running after {timeout:.0f}s: SIGKILL")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        wait_until(functools.partial(_gone, pid, needle), 5)
+        wait_until(functools.partial(_gone, pid), 5)
 
 
-def _gone(pid: int, needle: str | None) -> bool:
-    return not pid_alive(pid, needle)
+def _gone(pid: int) -> bool:
+    return not pid_alive(pid)
 
 
 def stop_recorded(name: str, pidfile: Path, needle: str | None, timeout: float, say: Say | None = None) -> int | None:
