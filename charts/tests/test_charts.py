@@ -871,6 +871,11 @@ def test_skaffold_config() -> None:
         assert custom["buildCommand"] == f"python3 scripts/images.py skaffold {image.split('/')[1]}", custom
         for path in custom["dependencies"]["paths"]:
             assert (REPO / path).exists(), path
+        # a change to any code the image carries rebuilds it (what scripts/images.py hashes)
+        name = image.split("/")[1]
+        if name in SERVICE_CHARTS:
+            carried = {f"services/{name}", "services/kit", "services/contracts", "services/Dockerfile", "uv.lock"}
+            assert carried <= set(custom["dependencies"]["paths"]), (image, custom["dependencies"])
     managed = {op["path"].rsplit(".", 1)[1]: op["value"] for op in operator_node["patches"]}
     assert managed == {s: f"{{{{.IMAGE_FULLY_QUALIFIED_pinstack_{s}}}}}" for s in ("postgres", "redis", "kafka")}
     for profile in profiles.values():
