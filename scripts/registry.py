@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The service registry (services/contracts: pinstack_contracts.services) for the scripts, and the
 lists of services it writes into files that cannot import it (YAML and JSON of the charts, the
-CRD, the samples).
+umbrella's dependencies, skaffold's images, the CRD, the samples).
 
     registry.py write DIR     write each file of GENERATED under DIR (same relative path), its
                               service lists from the registry
@@ -81,11 +81,46 @@ def _upstreams(service: str) -> Callable[[str, str], str]:
     return lambda text, where: _sub_once(r"^(upstreams: )\[.*\]$", lambda m: m[1] + _yaml_list(calls), text, where)
 
 
+def _run(entry: str) -> tuple[str, Callable[[str], str]]:
+    """A regex matching a run of `entry` blocks (NAME stands for a service) and a writer of one."""
+    pattern = re.escape(entry).replace("NAME", "[a-z]+")
+    return rf"^(?:{pattern})+", lambda name: entry.replace("NAME", name)
+
+
+def _runs(*entries: str) -> Callable[[str, str], str]:
+    """Rewrites each run of per-service blocks as one block per service of the registry, in order."""
+
+    def write(text: str, where: str) -> str:
+        for entry in entries:
+            pattern, block = _run(entry)
+            blocks = "".join(block(n) for n in NAMES)
+            text = _sub_once(pattern, lambda _, blocks=blocks: blocks, text, where)  # type: ignore[misc]
+        return text
+
+    return write
+
+
+# The umbrella's dependencies (after the library chart) and skaffold's images: one block each.
+_UMBRELLA_DEPENDENCY = (
+    "  - name: NAME\n    version: 0.1.0\n    repository: file://../NAME\n    condition: NAME.enabled\n"
+)
+_SKAFFOLD = _runs(
+    "    - image: pinstack/NAME\n      context: .\n      docker:\n        dockerfile: services/Dockerfile\n"
+    "        buildArgs:\n          SERVICE: NAME\n",
+    '          NAME.image.repository: "{{.IMAGE_REPO_pinstack_NAME}}"\n'
+    '          NAME.image.tag: "{{.IMAGE_TAG_pinstack_NAME}}"\n',
+    "        - image: pinstack/NAME\n          custom:\n            buildCommand: python3 scripts/images.py skaffold NAME\n"
+    "            dependencies: {paths: [services/NAME, services/kit, services/contracts, services/Dockerfile,"
+    " uv.lock, pyproject.toml]}\n",
+)
+
 # repository path -> how its lists are written
 GENERATED: dict[str, Callable[[str, str], str]] = {
     "charts/pinstack-crds/files/pinstack.io_pinstackenvironments.yaml": _crd,
     "charts/common/service.values.schema.json": _service_schema,
     "charts/pinstack/values.schema.json": _umbrella_schema,
+    "charts/pinstack/Chart.yaml": _runs(_UMBRELLA_DEPENDENCY),
+    "skaffold.yaml": _SKAFFOLD,
     **{f"charts/{name}/values.yaml": _upstreams(name) for name in NAMES},
     "manifests/samples/environment.yaml": _sample,
     "manifests/samples/environment-local.yaml": _sample,

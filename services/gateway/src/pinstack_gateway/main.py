@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
+from pinstack_contracts.services import BY_NAME
 from pinstack_gateway.activity.endpoints import comments_router, likes_router
 from pinstack_gateway.auth.endpoints import router as auth_router
 from pinstack_gateway.body import read_within_limit
@@ -80,15 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def clients(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.upstream_timeout_seconds
-        upstreams = {
-            "users": settings.users_url,
-            "auth": settings.auth_url,
-            "posts": settings.posts_url,
-            "relations": settings.relations_url,
-            "notifications": settings.notifications_url,
-            "feed": settings.feed_url,
-            "activity": settings.activity_url,
-        }
+        # every service the registry says the gateway calls, at its `<name>_url` setting
+        upstreams = {name: getattr(settings, f"{name}_url") for name in BY_NAME["gateway"].calls}
         opened = {name: ServiceClient(name, url, timeout=timeout) for name, url in upstreams.items()}
         for name, client in opened.items():
             setattr(app.state, name, client)
