@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The service registry (services/contracts: pinstack_contracts.services) for the scripts, and the
 lists of services it writes into files that cannot import it (YAML and JSON of the charts, the
-umbrella's dependencies, skaffold's images, the CRD, the samples).
+umbrella's dependencies and values, skaffold's images, the CRD, the samples).
 
     registry.py write DIR     write each file of GENERATED under DIR (same relative path), its
                               service lists from the registry
@@ -120,6 +120,7 @@ GENERATED: dict[str, Callable[[str, str], str]] = {
     "charts/common/service.values.schema.json": _service_schema,
     "charts/pinstack/values.schema.json": _umbrella_schema,
     "charts/pinstack/Chart.yaml": _runs(_UMBRELLA_DEPENDENCY),
+    "charts/pinstack/values.yaml": _runs("NAME:\n  enabled: true\n"),
     "skaffold.yaml": _SKAFFOLD,
     **{f"charts/{name}/values.yaml": _upstreams(name) for name in NAMES},
     "manifests/samples/environment.yaml": _sample,
