@@ -47,17 +47,17 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @dataclass
-class Node:
-    """The node's kubeconfig, with kubectl and helm bound to it."""
+class Kube:
+    """A cluster's kubeconfig, with the cached kubectl and helm bound to it (the control plane's
+    fixture in pinstack-testing and the node below share it)."""
 
     kubeconfig: Path
     bin_dir: Path
     state_dir: Path
-    api_host: str
-    prometheus: str = ""  # the node's Prometheus, which scrapes the pods (cluster.py)
 
     @property
     def env(self) -> dict[str, str]:
+        """Environment for a subprocess that talks to this cluster (KUBECONFIG, PATH, helm homes)."""
         helm = self.state_dir / "helm"
         return {
             **os.environ,
@@ -69,8 +69,9 @@ class Node:
         }
 
     def run(
-        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
     ) -> subprocess.CompletedProcess[str]:
+        """Run a cached binary (kubectl, helm, ...); raises with its output when `check` and it fails."""
         done = subprocess.run(
             [str(self.bin_dir / tool), *args],
             input=input,
@@ -90,6 +91,14 @@ class Node:
 
     def helm(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run("helm", *args, **kw)
+
+
+@dataclass
+class Node(Kube):
+    """The real node's cluster."""
+
+    api_host: str = ""
+    prometheus: str = ""  # the node's Prometheus, which scrapes the pods (cluster.py)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)

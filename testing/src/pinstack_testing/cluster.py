@@ -14,59 +14,20 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from pinstack_e2e.node import Kube
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "cluster.py"
 CLUSTER_NOT_BUILT = 3  # exit code of `cluster.py up --no-build` when the binaries are missing
 
 
-@dataclass(frozen=True)
-class KubeCluster:
-    """Connection to the local control plane, with kubectl and helm bound to its kubeconfig."""
+@dataclass
+class KubeCluster(Kube):
+    """Connection to the local control plane (no node), with kubectl and helm bound to it."""
 
-    kubeconfig: Path
-    server: str
-    bin_dir: Path
-    state_dir: Path
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment for a subprocess that talks to this cluster (KUBECONFIG, PATH, helm homes)."""
-        helm = self.state_dir / "helm"
-        return {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HELM_CACHE_HOME": str(helm / "cache"),
-            "HELM_CONFIG_HOME": str(helm / "config"),
-            "HELM_DATA_HOME": str(helm / "data"),
-        }
-
-    def run(
-        self, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120.0
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a cached binary (kubectl, helm, ...); raises with its output when `check` and it fails."""
-        done = subprocess.run(
-            [str(self.bin_dir / tool), *args],
-            input=input,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and done.returncode != 0:
-            raise AssertionError(
-                f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-            )
-        return done
-
-    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return self.run("kubectl", *args, **kwargs)
-
-    def helm(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return self.run("helm", *args, **kwargs)
+    server: str = ""
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,20 @@ class ResponseCache:
             return None
         return entry
 
+    async def lookup(self, key: tuple[str, bytes]) -> Entry | None:
+        """`get`, once an invalidation read in this loop turn went first (module doc); a hit counted."""
+        if key in self.entries:
+            await asyncio.sleep(0)
+        entry = self.get(key)
+        if entry is not None:
+            CACHE_REQUESTS.labels("gateway", "hit").inc()
+        return entry
+
+    def keep(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
+        """A miss read afresh: counted, and kept if still current (`put`)."""
+        CACHE_REQUESTS.labels("gateway", "miss").inc()
+        self.put(key, entry, generation)
+
     def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
         if self.generation[entry.family] != generation:
             return  # a write happened while it was read: it may be older than the write
@@ -212,11 +226,8 @@ class ResponseCacheLayer:
 
     async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = (scope["path"], scope["query_string"])
-        if key in self.cache.entries:
-            await asyncio.sleep(0)  # an invalidation read in this loop turn goes first (module doc)
-        entry = self.cache.get(key)
+        entry = await self.cache.lookup(key)
         if entry is not None:
-            CACHE_REQUESTS.labels("gateway", "hit").inc()
             scope["route"] = entry.route
             await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
@@ -242,9 +253,8 @@ class ResponseCacheLayer:
         if status != 200:  # gone (a 404 after a deletion), or failing: nobody reads the old answer
             self.cache.entries.pop(key, None)
             return
-        CACHE_REQUESTS.labels("gateway", "miss").inc()
         entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
-        self.cache.put(key, entry, generations[family])
+        self.cache.keep(key, entry, generations[family])
 
     async def _write(self, family: str, scope: Scope, receive: Receive, send: Send) -> None:
         forgotten = False

@@ -23,7 +23,6 @@ from pinstack_gateway.params import page_size
 from pinstack_gateway.response_cache import POSTS, Entry, ResponseCache
 from pinstack_kit.envelope import JSON, ok
 from pinstack_kit.http_client import ServiceClient
-from pinstack_kit.observability import CACHE_REQUESTS
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
 
@@ -77,10 +76,7 @@ async def home_feed(
     cache: ResponseCache = request.app.state.response_cache
     key = (f"/api/v1/feed#{caller}", request.scope["query_string"])  # per caller
     if cache.enabled:
-        if key in cache.entries:
-            await asyncio.sleep(0)  # an invalidation read in this loop turn goes first
-        if (entry := cache.get(key)) is not None:
-            CACHE_REQUESTS.labels("gateway", "hit").inc()
+        if (entry := await cache.lookup(key)) is not None:
             return Response(
                 entry.body,
                 media_type=JSON,
@@ -99,7 +95,6 @@ async def home_feed(
     items = await hydrate(ids, caller, posts, activity)
     response = ok({"items": items, "next_cursor": next_cursor}, headers=headers)
     if cache.enabled:
-        CACHE_REQUESTS.labels("gateway", "miss").inc()
         raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        cache.put(key, Entry(arrived + cache.seconds, POSTS, None, raw_headers, bytes(response.body)), generation)
+        cache.keep(key, Entry(arrived + cache.seconds, POSTS, None, raw_headers, bytes(response.body)), generation)
     return response
