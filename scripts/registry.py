@@ -90,11 +90,14 @@ def _run(entry: str) -> tuple[str, Callable[[str], str]]:
 def _runs(*entries: str) -> Callable[[str, str], str]:
     """Rewrites each run of per-service blocks as one block per service of the registry, in order."""
 
+    def one(text: str, entry: str, where: str) -> str:
+        pattern, block = _run(entry)
+        blocks = "".join(block(n) for n in NAMES)
+        return _sub_once(pattern, lambda _: blocks, text, where)
+
     def write(text: str, where: str) -> str:
         for entry in entries:
-            pattern, block = _run(entry)
-            blocks = "".join(block(n) for n in NAMES)
-            text = _sub_once(pattern, lambda _, blocks=blocks: blocks, text, where)  # type: ignore[misc]
+            text = one(text, entry, where)
         return text
 
     return write
