@@ -174,6 +174,17 @@ def test_conditions_keep_transition_time_when_status_is_unchanged() -> None:
     assert conditions.phase(failed, first_time=False) == "Degraded"
 
 
+def test_a_rotation_that_retires_every_credential_at_once_names_them_all_in_one_event() -> None:
+    services = ["activity", "auth", "feed", "notifications", "posts", "relations", "social", "users"]
+    done = [f"{conditions.ROTATION_DONE}switched off the login of role pinstack_{s}" for s in services]
+    done += [f"{conditions.ROTATION_DONE}only the new password for Redis ACL user {s}" for s in [*services, "gateway"]]
+    message = conditions.rotation_summary(done)
+    assert len(message) < 1000, len(message)  # an Event's message is cut at 1 KiB
+    assert message.startswith("switched off the login of role pinstack_activity, pinstack_auth,"), message
+    assert "pinstack_users; only the new password for Redis ACL user activity, auth," in message
+    assert message.endswith("users"), message
+
+
 def test_scram_password_check() -> None:
     # SCRAM verifier of "secret" (salt and iterations fixed), as PostgreSQL stores it.
     import base64

@@ -18,6 +18,17 @@ ROTATION_DONE = "rotation done: "
 PHASES = ("Pending", "Provisioning", "Ready", "Degraded", "Paused", "Deleting", "Failed")
 
 
+def rotation_summary(changes: Sequence[str]) -> str:
+    """One line for the ROTATION_DONE changes of a pass, grouped by what was done: "switched off
+    the login of role a, b; ...". A pass may retire every credential at once, and one sentence
+    per credential would overrun an Event's 1 KiB message and hide the last ones."""
+    names: dict[str, list[str]] = {}
+    for change in changes:
+        what, _, name = change.removeprefix(ROTATION_DONE).rpartition(" ")
+        names.setdefault(what, []).append(name)
+    return "; ".join(f"{what} {', '.join(sorted(each))}" for what, each in names.items())
+
+
 @dataclass(frozen=True)
 class Condition:
     type: str

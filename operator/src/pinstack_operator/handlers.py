@@ -255,7 +255,7 @@ async def correct_drift(body: kopf.Body, patch: kopf.Patch, logger: Any, memo: k
         return
     done = [c for cs in outcome.changes.values() for c in cs if c.startswith(conditions.ROTATION_DONE)]
     if done:
-        _normal(body, reason="CredentialsRetired", message="; ".join(done)[:1000])
+        _normal(body, reason="CredentialsRetired", message=conditions.rotation_summary(done)[:1000])
     for component, changes in outcome.changes.items():
         drift = [c for c in changes if not c.startswith(conditions.ROTATION_DONE)]
         if drift:
