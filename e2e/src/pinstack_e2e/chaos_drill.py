@@ -37,8 +37,10 @@ DOCUMENTED = {"503 external service unavailable"}
 GATEWAY_DOWN = {"connection refused"}
 RECOVERY_TIMEOUT = 120.0
 
-# The gateway's rate limits would refuse a load test's writes; they have their own tests.
+# The gateway's rate limits would refuse a load test's writes; they have their own tests. The
+# workers run in processes of their own, as in a pod, so that each can be stopped by itself.
 STACK_ENV = {
+    "PINSTACK_WORKERS": "process",
     "RATE_LIMIT_WRITES_PER_MINUTE": "0",
     "RATE_LIMIT_AUTH_PER_MINUTE": "0",
     "RATE_LIMIT_LOGIN_FAILURES": "0",

@@ -28,7 +28,7 @@ from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
 from pinstack_kit.db import sessionmaker
 from pinstack_kit.outbox import OutboxRelay, create_producer, enqueue
-from pinstack_kit.worker import STALL_SECONDS, serve_health, stalled
+from pinstack_kit.worker import STALL_SECONDS, Worker, serve_health, stalled
 from pinstack_testing import KAFKA, eventually, free_port, spawn_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
@@ -195,6 +195,74 @@ class TestWorkerLiveness:
             assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         finally:
             server.shutdown()
+
+
+class Polite:
+    """Runs until stopped, then finishes its unit of work."""
+
+    def __init__(self) -> None:
+        self.running, self.stopping, self.finished = asyncio.Event(), asyncio.Event(), False
+
+    async def run(self) -> None:
+        self.running.set()
+        await self.stopping.wait()
+        await asyncio.sleep(0.1)
+        self.finished = True
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class Crashing:
+    async def run(self) -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("bad record handling")
+
+    def stop(self) -> None: ...
+
+
+@pytest.mark.integration
+class TestInlineWorker:
+    """WORKER_INLINE (how `make up` runs the workers): the API's process runs the loops."""
+
+    async def test_the_api_runs_its_loops_fails_liveness_when_one_crashes_and_stops_them_on_exit(
+        self, kit_database: str
+    ) -> None:
+        polite = Polite()
+        made: list[object] = []
+
+        def consumers(settings: BaseServiceSettings):  # type: ignore[no-untyped-def]
+            def build(engine: AsyncEngine, sessions: object) -> list[object]:
+                made.extend([polite, Crashing()])
+                return made
+
+            return build
+
+        worker = Worker(consumers, relay=False)
+        settings = BaseServiceSettings(
+            service_name="inline-test", environment="test", database_url=kit_database, worker_inline=True
+        )
+        app = build_app(settings, title="t", routers=[], use_redis=False, worker=worker)
+        async with testing.app_client(app) as client:
+            await asyncio.wait_for(polite.running.wait(), 5)
+            await eventually(lambda: _status(client, 503), timeout=5)
+            body = (await client.get("/healthz")).json()
+            assert "worker loops crashed or stalled: Crashing" in str(body), body
+        assert polite.finished, "the lifespan's end stopped the loop and let it finish its work"
+        assert len(made) == 2
+
+    async def test_without_worker_inline_the_api_runs_no_loops(self, kit_database: str) -> None:
+        built: list[str] = []
+        worker = Worker(lambda settings: lambda engine, sessions: built.append("built") or [], relay=False)
+        settings = BaseServiceSettings(service_name="inline-test", environment="test", database_url=kit_database)
+        app = build_app(settings, title="t", routers=[], use_redis=False, worker=worker)
+        async with testing.app_client(app) as client:
+            assert (await client.get("/healthz")).status_code == 200
+        assert built == []
+
+
+async def _status(client: httpx.AsyncClient, status: int) -> bool:
+    return (await client.get("/healthz")).status_code == status
 
 
 class SlowToStopLike:

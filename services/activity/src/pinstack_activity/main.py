@@ -3,6 +3,7 @@ from fastapi import FastAPI
 from pinstack_activity.comments.endpoints import router as comments_router
 from pinstack_activity.config import Settings
 from pinstack_activity.reactions.endpoints import router as reactions_router
+from pinstack_activity.worker import WORKER
 from pinstack_kit.app import build_app
 
 
@@ -15,4 +16,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[reactions_router, comments_router],
         use_redis=False,
         clients={"posts": settings.posts_url},
+        worker=WORKER,
     )

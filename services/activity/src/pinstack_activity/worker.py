@@ -1,4 +1,4 @@
-"""Background process of the activity service: relays its outbox (activity events) to Kafka and
+"""Worker loops of the activity service: relays its outbox (activity events) to Kafka and
 keeps the post and user projections from their events."""
 
 from aiokafka import ConsumerRecord
@@ -12,7 +12,7 @@ from pinstack_activity.users import repository as user_repository
 from pinstack_activity.users.consumers import user_event_handler
 from pinstack_contracts.topics import POST_EVENTS, USER_EVENTS
 from pinstack_kit.consumer import consumer_for
-from pinstack_kit.worker import Loop, LoopsFactory, run_worker
+from pinstack_kit.worker import Loop, LoopsFactory, Worker, run_worker
 
 
 def consumers(settings: Settings) -> LoopsFactory:
@@ -30,8 +30,7 @@ def consumers(settings: Settings) -> LoopsFactory:
     return build
 
 
+WORKER = Worker(consumers, housekeeping=[repository.PURGE_TOMBSTONES, user_repository.PURGE_TOMBSTONES])
+
 if __name__ == "__main__":
-    settings = Settings()
-    run_worker(
-        settings, consumers(settings), housekeeping=[repository.PURGE_TOMBSTONES, user_repository.PURGE_TOMBSTONES]
-    )
+    run_worker(Settings(), WORKER)

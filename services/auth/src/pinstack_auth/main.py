@@ -7,6 +7,7 @@ from pinstack_auth.config import Settings
 from pinstack_auth.keys.endpoints import router as keys_router
 from pinstack_auth.keys.signing import SigningKeys
 from pinstack_auth.sessions.endpoints import router as sessions_router
+from pinstack_auth.worker import WORKER
 from pinstack_kit.app import build_app
 
 
@@ -25,4 +26,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         use_redis=False,
         clients={"users": settings.users_url},
         extra_lifespan=signing_keys,
+        worker=WORKER,
     )

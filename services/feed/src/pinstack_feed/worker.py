@@ -1,4 +1,4 @@
-"""Background process of the feed service: consumes post and follow events into the projections
+"""Worker loops of the feed service: consumes post and follow events into the projections
 and the Redis timelines. The feed publishes no events, so it runs no outbox relay."""
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -9,7 +9,7 @@ from pinstack_feed.events import CONSUMER_GROUP
 from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.redis import create_redis
-from pinstack_kit.worker import Loop, LoopsFactory, run_worker
+from pinstack_kit.worker import Loop, LoopsFactory, Worker, run_worker
 
 
 def consumers(settings: Settings) -> LoopsFactory:
@@ -21,6 +21,7 @@ def consumers(settings: Settings) -> LoopsFactory:
     return build
 
 
+WORKER = Worker(consumers, relay=False)
+
 if __name__ == "__main__":
-    settings = Settings()
-    run_worker(settings, consumers(settings), relay=False)
+    run_worker(Settings(), WORKER)

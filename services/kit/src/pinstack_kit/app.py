@@ -37,6 +37,7 @@ from pinstack_kit.errors import ServiceUnavailable, install_error_handlers
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.observability import RequestMiddleware, configure_logging, metrics_endpoint
 from pinstack_kit.redis import create_redis
+from pinstack_kit.worker import Worker
 
 ExtraLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
@@ -119,6 +120,7 @@ def build_app(
     use_redis: bool = True,
     clients: Mapping[str, str] | None = None,
     extra_lifespan: ExtraLifespan | None = None,
+    worker: Worker | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     configure_logging(settings.service_name, settings.log_level)
@@ -155,9 +157,11 @@ def build_app(
         }
         for name, client in upstreams.items():
             setattr(app.state, name, client)
+        inline = worker.inline(settings) if worker and settings.worker_inline else nullcontext(None)
         try:
             with drain_on_sigterm(app, settings.drain_seconds):
-                async with extra_lifespan(app) if extra_lifespan else nullcontext():
+                async with extra_lifespan(app) if extra_lifespan else nullcontext(), inline as stuck_loops:
+                    app.state.stuck_loops = stuck_loops  # /healthz fails while one has crashed or stalled
                     if served:
                         settle_heap()
                     yield

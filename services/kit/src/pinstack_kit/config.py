@@ -38,6 +38,10 @@ class BaseServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     kafka_topic_prefix: str = ""
 
+    # Run the service's worker loops (worker.Worker) inside the API's process instead of in one
+    # of their own: `make up` does, a pod does not (the chart's worker Deployment runs them).
+    worker_inline: bool = False
+
     # After SIGTERM, how long /readyz answers 503 while requests are still served (see app.py);
     # unset: 5 s in production (a load balancer's probe period), none elsewhere.
     shutdown_drain_seconds: float | None = Field(None, ge=0, le=300)

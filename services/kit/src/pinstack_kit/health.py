@@ -15,8 +15,11 @@ ReadinessCheck = Callable[[], Awaitable[object]]
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves requests")
-async def healthz() -> Response:
+@router.get("/healthz", summary="Liveness: the process serves requests (and runs its worker loops, if inline)")
+async def healthz(request: Request) -> Response:
+    stuck_loops = getattr(request.app.state, "stuck_loops", None)
+    if stuck_loops and (stuck := stuck_loops()):
+        return error_response(503, "worker loops crashed or stalled: " + ", ".join(stuck))
     return ok({"status": "ok"})
 
 

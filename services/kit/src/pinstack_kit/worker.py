@@ -1,4 +1,10 @@
-"""Entry point for a service's background process: outbox relay and Kafka consumers.
+"""A service's background loops: outbox relay, Kafka consumers, housekeeping.
+
+A service declares them once (`WORKER = Worker(...)` in its worker.py). In a pod they run in a
+process of their own (`python -m pinstack_<service>.worker`, run_worker), which scales and
+restarts apart from the API; with WORKER_INLINE=true the API's process runs the same loops
+(Worker.inline, started by app.build_app), which is how `make up` runs them: one process per
+service instead of two, about 90 MB less each, where a laptop gains nothing from the isolation.
 
 SIGTERM/SIGINT stop every loop cooperatively: consumers stop fetching, finish the record in
 hand, commit its offset and leave the group; the relay finishes the batch it holds and flushes
@@ -18,7 +24,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -36,6 +44,9 @@ from pinstack_kit.outbox import OutboxRelay, create_producer, sleep_until
 log = logging.getLogger("pinstack.worker")
 
 SHUTDOWN_GRACE_SECONDS = 8.0
+# Inline, the loops stop after uvicorn has finished the requests in flight (at most
+# serve.GRACEFUL_SHUTDOWN_SECONDS, 10): 4 more stay under the 15 s after which stack.py kills.
+INLINE_GRACE_SECONDS = 4.0
 # A consumer polls every 0.5 s and the relay wakes at least every second, outages included (they
 # beat while they retry); two minutes of silence means a loop is stuck, not busy.
 STALL_SECONDS = 120.0
@@ -98,13 +109,43 @@ async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    tasks = [asyncio.create_task(item.run(), name=type(item).__name__) for item in loops]
-    log.info("worker started: %s", ", ".join(t.get_name() for t in tasks))
+    tasks = _start(loops)
     stopped = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    crashed = [task for task in done if task is not stopped and task.exception()]
-    for task in crashed:
+    await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = crashed_loops(tasks)
+    await _stop(loops, tasks, grace_seconds, hurry)
+    stopped.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    if server is not None:
+        server.shutdown()
+    if crashed:
+        raise LoopCrashed(", ".join(crashed))
+
+
+def _start(loops: Sequence[Loop]) -> list[asyncio.Task[None]]:
+    tasks = [asyncio.create_task(item.run(), name=type(item).__name__) for item in loops]
+    for task in tasks:
+        task.add_done_callback(_log_crash)
+    log.info("worker started: %s", ", ".join(t.get_name() for t in tasks))
+    return tasks
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception():
         log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def crashed_loops(tasks: Iterable[asyncio.Task[None]]) -> list[str]:
+    """The loops that ended by themselves with an error (a loop ends only when stopped)."""
+    return [task.get_name() for task in tasks if task.done() and not task.cancelled() and task.exception()]
+
+
+async def _stop(
+    loops: Sequence[Loop], tasks: Sequence[asyncio.Task[None]], grace_seconds: float, hurry: asyncio.Event
+) -> None:
+    """Ask every loop to stop, wait up to `grace_seconds` (less if `hurry` is set), cancel the rest."""
+    loop = asyncio.get_running_loop()
     started = loop.time()
     log.info("worker stopping (grace %.0fs)", grace_seconds)
     for item in loops:
@@ -117,22 +158,12 @@ async def run_loops(loops: list[Loop], *, grace_seconds: float = SHUTDOWN_GRACE_
             break
         _, pending = await asyncio.wait([*pending, hurried], timeout=left, return_when=asyncio.FIRST_COMPLETED)
         pending.discard(hurried)
+    hurried.cancel()
     for task in pending:
         log.warning("worker loop %s did not stop in time: cancelled", task.get_name())
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() and task not in crashed:
-            log.error("worker loop %s failed while stopping", task.get_name(), exc_info=task.exception())
-    stopped.cancel()
-    hurried.cancel()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
     log.info("worker stopped in %.1fs", loop.time() - started)
-    if server is not None:
-        server.shutdown()
-    if crashed:
-        raise LoopCrashed(", ".join(task.get_name() for task in crashed))
 
 
 # A redelivered event is recognised for this long: longer than any topic keeps its records
@@ -170,28 +201,49 @@ class Housekeeping:
 LoopsFactory = Callable[[AsyncEngine, async_sessionmaker[AsyncSession]], list[Loop]]
 
 
-def run_worker(
-    settings: BaseServiceSettings,
-    consumers: LoopsFactory | None = None,
-    *,
-    relay: bool = True,
-    housekeeping: Sequence[str] = (),
-) -> None:
-    """The whole worker process: logging, engine, the outbox relay, the service's consumers and
-    housekeeping (the kit's processed-event log plus the service's own `housekeeping` statements)."""
+@dataclass(frozen=True)
+class Worker:
+    """What a service runs beside its API: the outbox relay (when it has an outbox), the Kafka
+    consumers its `consumers(settings)` factory builds, and housekeeping (the kit's
+    processed-event log plus the service's own clean-up statements)."""
+
+    consumers: Callable[[Any], LoopsFactory] | None = None
+    relay: bool = True
+    housekeeping: Sequence[str] = ()
+
+    def loops(self, settings: BaseServiceSettings, engine: AsyncEngine) -> list[Loop]:
+        loops: list[Loop] = []
+        if self.relay:
+            client_id = f"{settings.service_name}-relay"
+            loops.append(OutboxRelay(engine, lambda: create_producer(settings.kafka_bootstrap_servers, client_id)))
+        if self.consumers:
+            loops.extend(self.consumers(settings)(engine, sessionmaker(engine)))
+        loops.append(Housekeeping(engine, [PROCESSED_EVENTS_RETENTION, *self.housekeeping]))
+        return loops
+
+    @asynccontextmanager
+    async def inline(self, settings: BaseServiceSettings) -> AsyncIterator[Callable[[], list[str]]]:
+        """The loops as tasks of the running event loop (the API's), on an engine of their own so
+        that a busy API cannot take their connections. Yields what `/healthz` asks: the loops that
+        crashed or stalled. On exit they stop as in their own process, within the grace period."""
+        engine = create_engine(settings)
+        loops = self.loops(settings, engine)
+        tasks = _start(loops)
+        try:
+            yield lambda: [*crashed_loops(tasks), *stalled(loops)]
+        finally:
+            await _stop(loops, tasks, INLINE_GRACE_SECONDS, asyncio.Event())
+            await engine.dispose()
+
+
+def run_worker(settings: BaseServiceSettings, worker: Worker) -> None:
+    """The worker's own process: logging, engine, the loops, until SIGTERM or a crash."""
 
     async def main() -> None:
         configure_logging(f"{settings.service_name}-worker", settings.log_level)
         engine = create_engine(settings)
-        loops: list[Loop] = []
-        if relay:
-            client_id = f"{settings.service_name}-relay"
-            loops.append(OutboxRelay(engine, lambda: create_producer(settings.kafka_bootstrap_servers, client_id)))
-        if consumers:
-            loops.extend(consumers(engine, sessionmaker(engine)))
-        loops.append(Housekeeping(engine, [PROCESSED_EVENTS_RETENTION, *housekeeping]))
         try:
-            await run_loops(loops)
+            await run_loops(worker.loops(settings, engine))
         finally:
             await engine.dispose()
 

@@ -3,6 +3,7 @@ from fastapi import FastAPI
 from pinstack_kit.app import build_app
 from pinstack_notifications.config import Settings
 from pinstack_notifications.notifications.endpoints import router as notifications_router
+from pinstack_notifications.worker import WORKER
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -13,4 +14,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[notifications_router],
         use_redis=False,
         clients={"users": settings.users_url},
+        worker=WORKER,
     )

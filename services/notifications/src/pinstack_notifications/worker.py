@@ -1,4 +1,4 @@
-"""Background process of the notifications service: one consumer (group `notifications`) for
+"""Worker loops of the notifications service: one consumer (group `notifications`) for
 relation events (follow notifications), activity events (like, comment, reply and mention
 notifications) and user events (projection, cascade of deleted users).
 It publishes nothing, so it runs no outbox relay."""
@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_contracts.topics import ACTIVITY_EVENTS, RELATION_EVENTS, USER_EVENTS
 from pinstack_kit.consumer import Handler, consumer_for
-from pinstack_kit.worker import LoopsFactory, run_worker
+from pinstack_kit.worker import LoopsFactory, Worker, run_worker
 from pinstack_notifications.config import Settings
 from pinstack_notifications.events import CONSUMER_GROUP
 from pinstack_notifications.notifications.consumers import on_activity_event, on_relation_event, user_event_handler
@@ -39,6 +39,7 @@ def consumers(settings: Settings) -> LoopsFactory:
     ]
 
 
+WORKER = Worker(consumers, relay=False)
+
 if __name__ == "__main__":
-    settings = Settings()
-    run_worker(settings, consumers(settings), relay=False)
+    run_worker(Settings(), WORKER)

@@ -1,4 +1,4 @@
-"""Background process of the posts service: relays its outbox (post events) to Kafka and keeps
+"""Worker loops of the posts service: relays its outbox (post events) to Kafka and keeps
 the author projection from user events."""
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit.consumer import consumer_for
 from pinstack_kit.redis import create_redis
-from pinstack_kit.worker import Loop, LoopsFactory, run_worker
+from pinstack_kit.worker import Loop, LoopsFactory, Worker, run_worker
 from pinstack_posts.config import Settings
 from pinstack_posts.events import CONSUMER_GROUP
 from pinstack_posts.posts.consumers import user_event_handler
@@ -20,6 +20,7 @@ def consumers(settings: Settings) -> LoopsFactory:
     return build
 
 
+WORKER = Worker(consumers)
+
 if __name__ == "__main__":
-    settings = Settings()
-    run_worker(settings, consumers(settings))
+    run_worker(Settings(), WORKER)

@@ -3,6 +3,7 @@ from fastapi import FastAPI
 from pinstack_kit.app import build_app
 from pinstack_relations.config import Settings
 from pinstack_relations.follows.endpoints import router as follows_router
+from pinstack_relations.worker import WORKER
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -13,4 +14,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[follows_router],
         use_redis=False,
         clients={"users": settings.users_url},
+        worker=WORKER,
     )

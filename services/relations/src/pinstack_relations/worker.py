@@ -1,9 +1,9 @@
-"""Background process of the relations service: relays its outbox (relation events) to Kafka and
+"""Worker loops of the relations service: relays its outbox (relation events) to Kafka and
 consumes user events (projection, cascade of deleted users)."""
 
 from pinstack_contracts.topics import USER_EVENTS
 from pinstack_kit.consumer import consumer_for
-from pinstack_kit.worker import LoopsFactory, run_worker
+from pinstack_kit.worker import LoopsFactory, Worker, run_worker
 from pinstack_relations.config import Settings
 from pinstack_relations.events import CONSUMER_GROUP
 from pinstack_relations.follows.consumers import user_event_handler
@@ -17,6 +17,7 @@ def consumers(settings: Settings) -> LoopsFactory:
     ]
 
 
+WORKER = Worker(consumers)
+
 if __name__ == "__main__":
-    settings = Settings()
-    run_worker(settings, consumers(settings))
+    run_worker(Settings(), WORKER)
