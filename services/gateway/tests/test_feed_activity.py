@@ -116,6 +116,18 @@ class TestFeed:
         counters = {i["id"]: i["like_count"] for i in feed_items(api, reader)}  # at once, not after the TTL
         assert counters[newest[0]] == 2
 
+    async def test_a_kept_page_is_not_served_once_its_session_ended(
+        self, api: httpx.Client, server: httpx.Client, followed: tuple[Account, Account, list[int]]
+    ) -> None:
+        reader, _, _ = followed
+        first = feed_page(api, reader).content
+        before = cache_hits(server)
+        assert feed_page(api, reader).content == first
+        assert cache_hits(server) >= before + 1  # kept for this token
+        assert api.get("/feed", headers={"Authorization": f"Bearer {reader.access}x"}).status_code == 401
+        assert_status_only(api.post("/auth/logout", json={"refresh_token": reader.refresh}))
+        assert_error(api.get("/feed", headers=reader.headers), 401, "unauthenticated")  # within the TTL
+
     def test_an_empty_feed(self, api: httpx.Client, account: Account) -> None:
         response = feed_page(api, account)
         assert data_of(response) == {"items": [], "next_cursor": None}

@@ -5,6 +5,7 @@ second; without its invalidations (Redis down) a process serves no entry."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from pinstack_gateway.response_cache import (
     USERS,
     Entry,
     ResponseCache,
+    _key,
     written_family,
 )
 from pinstack_testing import eventually
@@ -127,68 +129,76 @@ class TestEntries:
 
     def test_an_entry_is_served_until_it_expires(self) -> None:
         cache = self.cache(0.2)
-        cache.put(("/a", b""), entry(USERS, 0.2), cache.generation[USERS])
-        assert cache.get(("/a", b"")) is not None
+        cache.put(("/a", b"", b""), entry(USERS, 0.2), cache.generation[USERS])
+        assert cache.get(("/a", b"", b"")) is not None
         time.sleep(0.21)
-        assert cache.get(("/a", b"")) is None
+        assert cache.get(("/a", b"", b"")) is None
 
     def test_shortly_before_it_expires_one_request_reads_it_again_and_the_others_still_hit(self) -> None:
         cache = self.cache(0.3)
-        cache.put(("/a", b""), entry(USERS, 0.3), cache.generation[USERS])
-        assert cache.get(("/a", b"")) is not None  # in its first two thirds
+        cache.put(("/a", b"", b""), entry(USERS, 0.3), cache.generation[USERS])
+        assert cache.get(("/a", b"", b"")) is not None  # in its first two thirds
         time.sleep(0.27)  # past the last third's start, before it expires
-        assert cache.get(("/a", b"")) is None  # this request refreshes it
-        assert cache.get(("/a", b"")) is not None  # the others are still answered
-        cache.put(("/a", b""), entry(USERS, 0.3), cache.generation[USERS])
+        assert cache.get(("/a", b"", b"")) is None  # this request refreshes it
+        assert cache.get(("/a", b"", b"")) is not None  # the others are still answered
+        cache.put(("/a", b"", b""), entry(USERS, 0.3), cache.generation[USERS])
         time.sleep(0.05)
-        assert cache.get(("/a", b"")) is not None  # the refreshed entry, a TTL of its own
+        assert cache.get(("/a", b"", b"")) is not None  # the refreshed entry, a TTL of its own
 
     def test_an_older_read_does_not_replace_a_newer_one(self) -> None:
         cache = self.cache()
         newer = entry(USERS, 1.0)
-        cache.put(("/u", b""), newer, cache.generation[USERS])
-        cache.put(("/u", b""), entry(USERS, 0.9), cache.generation[USERS])
-        assert cache.get(("/u", b"")) is newer
+        cache.put(("/u", b"", b""), newer, cache.generation[USERS])
+        cache.put(("/u", b"", b""), entry(USERS, 0.9), cache.generation[USERS])
+        assert cache.get(("/u", b"", b"")) is newer
 
     def test_a_read_in_flight_across_a_write_is_not_kept(self) -> None:
         cache = self.cache()
         read_started = cache.generation[POSTS]
         cache.forget_here(POSTS)
-        cache.put(("/p", b""), entry(POSTS), read_started)
-        assert cache.get(("/p", b"")) is None
+        cache.put(("/p", b"", b""), entry(POSTS), read_started)
+        assert cache.get(("/p", b"", b"")) is None
 
     def test_a_write_forgets_its_own_family(self) -> None:
         cache = self.cache()
-        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
-        cache.put(("/p", b""), entry(POSTS), cache.generation[POSTS])
+        cache.put(("/u", b"", b""), entry(USERS), cache.generation[USERS])
+        cache.put(("/p", b"", b""), entry(POSTS), cache.generation[POSTS])
         cache.forget_here(POSTS)
-        assert cache.get(("/u", b"")) is not None and cache.get(("/p", b"")) is None
-        cache.put(("/p", b""), entry(POSTS), cache.generation[POSTS])
+        assert cache.get(("/u", b"", b"")) is not None and cache.get(("/p", b"", b"")) is None
+        cache.put(("/p", b"", b""), entry(POSTS), cache.generation[POSTS])
         cache.forget_here(USERS)
-        assert cache.get(("/u", b"")) is None and cache.get(("/p", b"")) is not None
+        assert cache.get(("/u", b"", b"")) is None and cache.get(("/p", b"", b"")) is not None
 
     def test_memory_is_bounded(self) -> None:
         cache = self.cache()
         big = Entry(time.monotonic() + 1, POSTS, None, [], b"x" * (MAX_BODY_BYTES + 1))
-        cache.put(("/big", b""), big, cache.generation[POSTS])
-        assert cache.get(("/big", b"")) is None
+        cache.put(("/big", b"", b""), big, cache.generation[POSTS])
+        assert cache.get(("/big", b"", b"")) is None
         for n in range(MAX_ENTRIES + 10):
-            cache.put((f"/p/{n}", b""), entry(POSTS), cache.generation[POSTS])
+            cache.put((f"/p/{n}", b"", b""), entry(POSTS), cache.generation[POSTS])
         assert len(cache.entries) == MAX_ENTRIES
 
     def test_not_subscribed_serves_nothing(self) -> None:
         cache = self.cache()
-        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
+        cache.put(("/u", b"", b""), entry(USERS), cache.generation[USERS])
         cache.subscribed = False
-        assert cache.get(("/u", b"")) is None
+        assert cache.get(("/u", b"", b"")) is None
 
     def test_peers_messages_forget_and_our_own_are_ignored(self) -> None:
         cache = self.cache()
-        cache.put(("/u", b""), entry(USERS), cache.generation[USERS])
+        cache.put(("/u", b"", b""), entry(USERS), cache.generation[USERS])
         cache._heard(f"{USERS} {cache.instance}".encode())
-        assert cache.get(("/u", b"")) is not None
+        assert cache.get(("/u", b"", b"")) is not None
         cache._heard(f"{USERS} another-process".encode())
-        assert cache.get(("/u", b"")) is None
+        assert cache.get(("/u", b"", b"")) is None
+
+    def test_a_feed_page_is_keyed_by_its_token_and_public_reads_are_not(self) -> None:
+        def scope(path: str, token: bytes) -> dict[str, Any]:
+            return {"path": path, "query_string": b"limit=2", "headers": [(b"authorization", token)]}
+
+        assert _key(scope("/api/v1/feed", b"Bearer a")) == ("/api/v1/feed", b"limit=2", b"Bearer a")
+        assert _key(scope("/api/v1/feed", b"Bearer a")) != _key(scope("/api/v1/feed", b"Bearer b"))
+        assert _key(scope("/api/v1/posts/list", b"Bearer a")) == _key(scope("/api/v1/posts/list", b"Bearer b"))
 
     @pytest.mark.parametrize(
         ("method", "path", "family"),

@@ -32,6 +32,7 @@ async def _current_user(request: Request) -> int:
     except KeysUnavailable as exc:
         raise ServiceUnavailable() from exc
     await revocations(request).check(claims)
+    request.state.claims = claims  # a kept feed page checks them again on a hit (response_cache.py)
     request.state.user_id = int(claims["user_id"])
     await limit_writes(request, request.state.user_id)
     return request.state.user_id

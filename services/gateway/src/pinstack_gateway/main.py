@@ -89,7 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.verifier = JWKSVerifier(settings.jwks_url, issuer=settings.jwt_issuer)
         app.state.limiter = RateLimiter(app.state.redis, settings)
         app.state.revocations = Revocations(app.state.redis, settings)
-        app.state.response_cache = cache  # the feed keeps its pages there (feed/endpoints.py)
         background = [asyncio.create_task(app.state.revocations.keep_writing())]
         if cache.enabled:
             background.append(asyncio.create_task(cache.listen(app.state.redis)))

@@ -18,9 +18,12 @@ Freshness, in this order of strength:
   client can send its next request there, so both are read in the same turn of that process's
   event loop at the latest; a hit yields to the loop once before it answers, which lets the
   listener (woken in that turn) forget first.
-- A caller's home feed (`GET /api/v1/feed`, feed/endpoints.py) is kept per caller, after the
-  token was checked, in the posts family: a post written, edited or deleted, a like or a comment
-  through the gateway forgets every feed page as it forgets the posts. What reaches a feed only
+- A caller's home feed (`GET /api/v1/feed`) is kept per token, in the posts family: a post
+  written, edited or deleted, a like or a comment through the gateway forgets every feed page as
+  it forgets the posts. A page is kept only once the route checked its token, with the token's
+  claims; a hit on it checks again what can change about a token whose signature was good:
+  expiry, and the ended sessions (sessions.py, at most one Redis read per 0.5 s). A token that
+  fails either is answered by the route, as if nothing were kept. What reaches a feed only
   through Kafka (a post fanned out, a follow applied) reaches it as late as it does the feed
   service, and the TTL later at most.
 - What changes without a write through the gateway is seen by everyone within the TTL of its
@@ -44,6 +47,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pinstack_kit.errors import ServiceUnavailable, Unauthorized
+from pinstack_kit.jwt import LEEWAY_SECONDS
 from pinstack_kit.observability import CACHE_REQUESTS, OutageLog
 
 log = logging.getLogger("pinstack.gateway.response_cache")
@@ -55,7 +60,10 @@ CACHED = {
     "/api/v1/users/username/{username}": USERS,
     "/api/v1/posts/{post_id}": POSTS,
     "/api/v1/posts/list": POSTS,  # keyed by its query too, like every entry
+    "/api/v1/feed": POSTS,  # a page's counters are the posts family's too
 }
+# Routes whose answer depends on the caller: keyed by the Authorization header too.
+PER_CALLER = frozenset({"/api/v1/feed"})
 # Writes under /auth that change no user's body (sessions only).
 _SESSION_ONLY = frozenset({"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,6 +98,10 @@ class Entry:
     refresh_at: float = 0.0  # from then on one request reads it again while the others still hit
     refreshing: bool = False
     generation: int = 0  # its family's when it was read: a write since makes it stale
+    claims: dict[str, Any] | None = None  # a per-caller entry's token, as the route checked it
+
+
+Key = tuple[str, bytes, bytes]  # path, query string, Authorization (b"" on public routes)
 
 
 class ResponseCache:
@@ -98,7 +110,7 @@ class ResponseCache:
     def __init__(self, seconds: float, channel: str) -> None:
         self.seconds = seconds
         self.channel = channel
-        self.entries: dict[tuple[str, bytes], Entry] = {}
+        self.entries: dict[Key, Entry] = {}
         self.generation = {USERS: 0, POSTS: 0}
         self.subscribed = False  # hits only while other processes' writes reach this one
         self.instance = f"{os.getpid()}-{id(self)}"  # our own messages come back to us too
@@ -108,7 +120,7 @@ class ResponseCache:
     def enabled(self) -> bool:
         return self.seconds > 0
 
-    def get(self, key: tuple[str, bytes]) -> Entry | None:
+    def get(self, key: Key) -> Entry | None:
         """The entry to answer with, or None: read it (again). Shortly before an entry expires
         one request reads it again while the others are still answered from it, at a random
         point of its last third: entries filled together (after a start, or a write) would
@@ -126,7 +138,7 @@ class ResponseCache:
             return None
         return entry
 
-    async def lookup(self, key: tuple[str, bytes]) -> Entry | None:
+    async def lookup(self, key: Key) -> Entry | None:
         """`get`, once an invalidation read in this loop turn went first (module doc); a hit counted."""
         if key in self.entries:
             await asyncio.sleep(0)
@@ -135,12 +147,12 @@ class ResponseCache:
             CACHE_REQUESTS.labels("gateway", "hit").inc()
         return entry
 
-    def keep(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
+    def keep(self, key: Key, entry: Entry, generation: int) -> None:
         """A miss read afresh: counted, and kept if still current (`put`)."""
         CACHE_REQUESTS.labels("gateway", "miss").inc()
         self.put(key, entry, generation)
 
-    def put(self, key: tuple[str, bytes], entry: Entry, generation: int) -> None:
+    def put(self, key: Key, entry: Entry, generation: int) -> None:
         if self.generation[entry.family] != generation:
             return  # a write happened while it was read: it may be older than the write
         if len(entry.body) > MAX_BODY_BYTES:
@@ -204,6 +216,14 @@ class ResponseCache:
             FORGOTTEN.labels("peer").inc()
 
 
+def _key(scope: Scope) -> Key:
+    path = scope["path"]
+    caller = b""
+    if path in PER_CALLER:
+        caller = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+    return (path, scope["query_string"], caller)
+
+
 class ResponseCacheLayer:
     """The ASGI layer just in front of the router (inside the request id, metrics and headers)."""
 
@@ -225,9 +245,9 @@ class ResponseCacheLayer:
             await self.app(scope, receive, send)
 
     async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = (scope["path"], scope["query_string"])
+        key = _key(scope)
         entry = await self.cache.lookup(key)
-        if entry is not None:
+        if entry is not None and await self._caller_still_valid(entry):
             scope["route"] = entry.route
             await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
@@ -253,8 +273,23 @@ class ResponseCacheLayer:
         if status != 200:  # gone (a 404 after a deletion), or failing: nobody reads the old answer
             self.cache.entries.pop(key, None)
             return
-        entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
+        claims = scope.get("state", {}).get("claims")
+        if key[2] and claims is None:
+            return  # per caller, yet no token was checked: nothing to check a hit against
+        entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks), claims=claims)
         self.cache.keep(key, entry, generations[family])
+
+    async def _caller_still_valid(self, entry: Entry) -> bool:
+        """A per-caller entry's token has not expired nor had its session ended since."""
+        if entry.claims is None:
+            return True
+        if time.time() > entry.claims["exp"] + LEEWAY_SECONDS:
+            return False
+        try:
+            await self.state.revocations.check(entry.claims)
+        except (Unauthorized, ServiceUnavailable):
+            return False
+        return True
 
     async def _write(self, family: str, scope: Scope, receive: Receive, send: Send) -> None:
         forgotten = False

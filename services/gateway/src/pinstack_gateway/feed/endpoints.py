@@ -1,18 +1,17 @@
 """The caller's home feed: post ids from the feed service, hydrated with the posts and their
 counters in two parallel batch calls — three upstream calls whatever the page size.
 
-A page is kept for its caller for the response cache's TTL (1 s; response_cache.py): a client
+A page is kept for its token for the response cache's TTL (1 s; response_cache.py): a client
 that polls its feed, or opens it on several devices, costs the three calls once a second. It
 belongs to the posts family, so a post's edit or deletion, a like or a comment through the
 gateway is seen on the next read, by everyone, as on the public post routes.
 """
 
 import asyncio
-import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from pinstack_contracts.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN
@@ -20,8 +19,7 @@ from pinstack_gateway.deps import ActivityDep, CurrentUser, FeedDep, PostsDep
 from pinstack_gateway.feed.schemas import FeedPage
 from pinstack_gateway.fields import documented
 from pinstack_gateway.params import page_size
-from pinstack_gateway.response_cache import POSTS, Entry, ResponseCache
-from pinstack_kit.envelope import JSON, ok
+from pinstack_kit.envelope import ok
 from pinstack_kit.http_client import ServiceClient
 
 router = APIRouter(prefix="/api/v1/feed", tags=["feed"])
@@ -63,7 +61,6 @@ async def hydrate(ids: list[int], viewer: int, posts: ServiceClient, activity: S
     "", summary="The caller's home feed, newest first, with an opaque cursor", **documented(200, FeedPage, 400, 401)
 )
 async def home_feed(
-    request: Request,
     caller: CurrentUser,
     feed: FeedDep,
     posts: PostsDep,
@@ -73,17 +70,6 @@ async def home_feed(
     ] = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Response:
-    cache: ResponseCache = request.app.state.response_cache
-    key = (f"/api/v1/feed#{caller}", request.scope["query_string"])  # per caller
-    if cache.enabled:
-        if (entry := await cache.lookup(key)) is not None:
-            return Response(
-                entry.body,
-                media_type=JSON,
-                headers={k.decode("latin-1"): v.decode("latin-1") for k, v in entry.headers},
-            )
-        arrived = time.monotonic()
-        generation = cache.generation[POSTS]
     size = page_size(limit)
     params: dict[str, Any] = {"limit": size, **({"cursor": cursor} if cursor else {})}
     page = (await feed.call("GET", f"/users/{caller}/feed", params=params)).json()["data"]
@@ -93,8 +79,4 @@ async def home_feed(
     if next_cursor:
         headers["Link"] = f'</api/v1/feed?{urlencode({"cursor": next_cursor, "limit": size})}>; rel="next"'
     items = await hydrate(ids, caller, posts, activity)
-    response = ok({"items": items, "next_cursor": next_cursor}, headers=headers)
-    if cache.enabled:
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        cache.keep(key, Entry(arrived + cache.seconds, POSTS, None, raw_headers, bytes(response.body)), generation)
-    return response
+    return ok({"items": items, "next_cursor": next_cursor}, headers=headers)
