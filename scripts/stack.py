@@ -131,6 +131,7 @@ class Config:
         self.workers = os.environ.get("PINSTACK_WORKERS") or "inline"
         if self.workers not in ("inline", "process"):
             raise StackError(f"PINSTACK_WORKERS={self.workers!r}: use inline (the default) or process")
+        self.processes = api_processes(os.environ.get("PINSTACK_PROCESSES", ""), {n for n, _, _ in SERVICES})
         self.kafka_version = os.environ.get("KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         self.kafka_jars = cache / "pinstack" / "kafka" / self.kafka_version / "jars"
@@ -905,6 +906,19 @@ def service_exists(name: str) -> bool:
     return (service_dir(name) / "src" / f"pinstack_{name}" / "main.py").exists()
 
 
+def api_processes(spec: str, names: set[str]) -> dict[str, int]:
+    """PINSTACK_PROCESSES=gateway=2,posts=2: API processes of a service on its port (default 1)."""
+    found = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, count = item.partition("=")
+        if name not in names or not count.isdigit() or int(count) < 1:
+            raise StackError(
+                f"PINSTACK_PROCESSES: {item!r} is not <service>=<count> (services: {', '.join(sorted(names))})"
+            )
+        found[name] = int(count)
+    return found
+
+
 def has_worker(name: str) -> bool:
     return registry.BY_NAME[name].worker
 
@@ -1013,7 +1027,7 @@ def service_start(cfg: Config, name: str) -> int | None:
     # served as everywhere else (python -m pinstack_kit.serve); named by its factory, so that its
     # command line shows `pinstack_<name>.main` like the servers earlier versions started
     cmd = [str(cfg.venv / "bin" / "python"), "-m", "pinstack_kit.serve", f"pinstack_{name}.main:create_app"]
-    cmd += ["--host", HOST, "--port", str(port)]
+    cmd += ["--host", HOST, "--port", str(port), "--processes", str(cfg.processes.get(name, 1))]
     pid = spawn(cmd, cfg.logfile(name), env=env, cwd=REPO, pidfile=pidfile)
     say(name, f"starting (pid {pid}) on {cfg.service_url(name)}")
     return pid

@@ -4,6 +4,7 @@ second; without its invalidations (Redis down) a process serves no entry."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -191,6 +192,42 @@ class TestEntries:
         assert cache.get(("/u", b"", b"")) is not None
         cache._heard(f"{USERS} another-process".encode())
         assert cache.get(("/u", b"", b"")) is None
+
+    async def test_requests_for_an_expired_key_wait_for_one_read_of_it(self) -> None:
+        cache, key = self.cache(0.05), ("/u", b"", b"")
+        cache.put(key, entry(USERS, 0.05), cache.generation[USERS])
+        time.sleep(0.06)
+        found, read = await cache.lookup(key)
+        assert found is None and read is not None  # this one reads it again, for the others too
+        waiters = [asyncio.create_task(cache.lookup(key)) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        assert not any(w.done() for w in waiters)
+        fresh = entry(USERS)
+        assert cache.put(key, fresh, read.generation[USERS])
+        cache.finish(key, read, fresh)
+        assert [await w for w in waiters] == [(fresh, None)] * 3
+        assert key not in cache.reads
+
+    async def test_a_request_after_a_write_does_not_wait_for_a_read_begun_before_it(self) -> None:
+        cache, key = self.cache(0.05), ("/p", b"", b"")
+        cache.put(key, entry(POSTS, 0.05), cache.generation[POSTS])
+        time.sleep(0.06)
+        _, read = await cache.lookup(key)
+        assert read is not None
+        cache.forget_here(POSTS)
+        found, own = await asyncio.wait_for(cache.lookup(key), 1)  # reads for itself at once
+        assert found is None and own is None
+        cache.finish(key, read, None)
+
+    async def test_when_the_read_keeps_nothing_each_waiter_reads_for_itself(self) -> None:
+        cache, key = self.cache(0.05), ("/u", b"", b"")
+        cache.put(key, entry(USERS, 0.05), cache.generation[USERS])
+        time.sleep(0.06)
+        _, read = await cache.lookup(key)
+        waiter = asyncio.create_task(cache.lookup(key))
+        await asyncio.sleep(0.01)
+        cache.finish(key, read, None)  # a 404, a 500, a write meanwhile
+        assert await waiter == (None, None)
 
     def test_a_feed_page_is_keyed_by_its_token_and_public_reads_are_not(self) -> None:
         def scope(path: str, token: bytes) -> dict[str, Any]:

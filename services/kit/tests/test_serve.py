@@ -52,6 +52,22 @@ class TestParse:
         parsed = serve.parse(["users", "--port", "9001"], {"SERVICE": "feed", "PORT": "8080"})
         assert (parsed["app"], parsed["port"], parsed["host"]) == ("pinstack_users.main:create_app", 9001, "127.0.0.1")
 
+    def test_processes_come_from_the_environment_or_the_command_line(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert "workers" not in serve.parse(["users"], {})  # one process: uvicorn serves it itself
+        assert serve.parse(["users"], {"API_PROCESSES": "2"})["workers"] == 2
+        assert serve.parse(["users", "--processes", "3"], {"API_PROCESSES": "2"})["workers"] == 3
+        with pytest.raises(SystemExit):
+            serve.parse(["users", "--processes", "0"], {})
+        assert "1 or more" in capsys.readouterr().err
+
+    def test_the_local_stack_names_processes_per_service(self) -> None:
+        names = {"gateway", "posts"}
+        assert stack_script.api_processes(" gateway=2, posts=3 ", names) == {"gateway": 2, "posts": 3}
+        assert stack_script.api_processes("", names) == {}
+        for wrong in ("gw=2", "gateway", "gateway=0", "gateway=x"):
+            with pytest.raises(stack_script.StackError, match="is not <service>=<count>"):
+                stack_script.api_processes(wrong, names)
+
     def test_without_a_service_it_says_so(self, capsys: pytest.CaptureFixture[str]) -> None:
         with pytest.raises(SystemExit):
             serve.parse([], {})
@@ -83,13 +99,21 @@ class TestShutdownBudget:
 
 
 @pytest.mark.integration
+def serving_children(pid: int) -> list[int]:
+    """uvicorn's supervisor's children that serve (not multiprocessing's resource tracker)."""
+    children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_service_served_as_in_the_image_answers_and_stops_gracefully(
-    pg_database: Callable[[str, Path], str], tmp_path: Path
+    pg_database: Callable[[str, Path], str], tmp_path: Path, processes: int
 ) -> None:
     """users on a free port, named by $SERVICE and $PORT as the image does, against the running
-    infrastructure; SIGTERM ends it cleanly."""
+    infrastructure; SIGTERM ends it cleanly, and every process of it when it runs several."""
     port = free_port()
     env = {
+        "API_PROCESSES": str(processes),
         "SERVICE": "users",
         "PORT": str(port),
         "ENVIRONMENT": "test",
@@ -105,10 +129,13 @@ def test_a_service_served_as_in_the_image_answers_and_stops_gracefully(
         ready = httpx.get(f"{url}/readyz")
         assert ready.status_code == 200, ready.text
         assert "server" not in ready.headers
+        served_by = serving_children(proc.pid) if processes > 1 else [proc.pid]
+        assert len(served_by) == processes
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
         # uvicorn ends by re-raising the SIGTERM it handled once it has shut down
         assert proc.wait(timeout=serve.GRACEFUL_SHUTDOWN_SECONDS + 5) in (0, -signal.SIGTERM)
     assert time.monotonic() - started < serve.GRACEFUL_SHUTDOWN_SECONDS
+    assert not [pid for pid in served_by if Path(f"/proc/{pid}").exists()], "a process outlived the SIGTERM"
     output = log.read_text()
     assert "Application shutdown complete" in output, output[-3000:]

@@ -26,6 +26,12 @@ Freshness, in this order of strength:
   fails either is answered by the route, as if nothing were kept. What reaches a feed only
   through Kafka (a post fanned out, a follow applied) reaches it as late as it does the feed
   service, and the TTL later at most.
+- A key's entry once expired or forgotten, the first request to miss reads it again and the
+  others that arrive meanwhile wait for that read instead of all asking the services at once (a
+  herd that, under load, makes each read slower, so that the next expiry finds it still running:
+  a feedback loop that took two gateway processes down to 5 % of their feed throughput). Only a
+  request that arrived with no write since that read began is given its answer; any other reads
+  for itself.
 - What changes without a write through the gateway is seen by everyone within the TTL of its
   change, as is anything a lost message missed: what the services apply from Kafka events (a
   post's copy of its author's name, an account deletion's cascade) is eventually consistent
@@ -104,6 +110,14 @@ class Entry:
 Key = tuple[str, bytes, bytes]  # path, query string, Authorization (b"" on public routes)
 
 
+@dataclass(slots=True)
+class Read:
+    """A read in flight of a key known to be kept, which the requests for it wait for."""
+
+    generation: dict[str, int]  # the families' when it began
+    done: asyncio.Future[Entry | None]  # what it kept, or None: read for yourself
+
+
 class ResponseCache:
     """The entries and their invalidation (one per process); `ResponseCacheLayer` serves them."""
 
@@ -113,6 +127,7 @@ class ResponseCache:
         self.entries: dict[Key, Entry] = {}
         self.generation = {USERS: 0, POSTS: 0}
         self.subscribed = False  # hits only while other processes' writes reach this one
+        self.reads: dict[Key, Read] = {}
         self.instance = f"{os.getpid()}-{id(self)}"  # our own messages come back to us too
         self._outage = OutageLog(log, "redis (response cache invalidations)")
 
@@ -121,53 +136,78 @@ class ResponseCache:
         return self.seconds > 0
 
     def get(self, key: Key) -> Entry | None:
-        """The entry to answer with, or None: read it (again). Shortly before an entry expires
+        """The entry to answer with, or None: read it (again)."""
+        return self._find(key)[0]
+
+    def _find(self, key: Key) -> tuple[Entry | None, bool]:
+        """(`get`'s answer, whether the key is known to be kept). Shortly before an entry expires
         one request reads it again while the others are still answered from it, at a random
         point of its last third: entries filled together (after a start, or a write) would
         otherwise expire together, and every request for them would wait for the services at
         once, a wave each TTL in the tail latency."""
         entry = self.entries.get(key)
         if entry is None or not self.subscribed:
-            return None
+            return None, False
         now = time.monotonic()
         if not self._current(entry, now):
             del self.entries[key]
-            return None
+            return None, True
         if now >= entry.refresh_at and not entry.refreshing:
             entry.refreshing = True
-            return None
-        return entry
+            return None, True
+        return entry, True
 
-    async def lookup(self, key: Key) -> Entry | None:
-        """`get`, once an invalidation read in this loop turn went first (module doc); a hit counted."""
-        if key in self.entries:
+    async def lookup(self, key: Key) -> tuple[Entry | None, Read | None]:
+        """(the entry to answer with, or None: read it; the `Read` this request then leads, to be
+        `finish`ed, if others may wait for it). Once an invalidation read in this loop turn went
+        first (module doc); a hit counted."""
+        if key in self.entries or key in self.reads:
             await asyncio.sleep(0)
-        entry = self.get(key)
+        entry, kept = self._find(key)
+        if entry is None and (read := self.reads.get(key)) is not None and read.generation == self.generation:
+            entry = await asyncio.shield(read.done)
+            kept = False  # its reader got nothing to keep: read for yourself, alone
         if entry is not None:
             CACHE_REQUESTS.labels("gateway", "hit").inc()
-        return entry
+            return entry, None
+        if not kept:
+            return None, None
+        read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
+        self.reads[key] = read
+        return None, read
 
-    def keep(self, key: Key, entry: Entry, generation: int) -> None:
+    def finish(self, key: Key, read: Read | None, kept: Entry | None) -> None:
+        """The end of a read others may wait for: they are answered with what it kept, if anything."""
+        if read is None:
+            return
+        if self.reads.get(key) is read:
+            del self.reads[key]
+        if not read.done.done():
+            read.done.set_result(kept)
+
+    def keep(self, key: Key, entry: Entry, generation: int) -> bool:
         """A miss read afresh: counted, and kept if still current (`put`)."""
         CACHE_REQUESTS.labels("gateway", "miss").inc()
-        self.put(key, entry, generation)
+        return self.put(key, entry, generation)
 
-    def put(self, key: Key, entry: Entry, generation: int) -> None:
+    def put(self, key: Key, entry: Entry, generation: int) -> bool:
+        """Whether `entry` was kept."""
         if self.generation[entry.family] != generation:
-            return  # a write happened while it was read: it may be older than the write
+            return False  # a write happened while it was read: it may be older than the write
         if len(entry.body) > MAX_BODY_BYTES:
-            return
+            return False
         kept = self.entries.get(key)
         if kept is not None and kept.expires > entry.expires:
-            return  # a read that started later has stored already
+            return False  # a read that started later has stored already
         entry.generation = generation
         entry.refresh_at = entry.expires - self.seconds * random.uniform(0.1, 0.33)  # noqa: S311 - spread, not secret
         if len(self.entries) >= MAX_ENTRIES:
             now = time.monotonic()
             self.entries = {k: e for k, e in self.entries.items() if self._current(e, now)}
             if len(self.entries) >= MAX_ENTRIES:
-                return
+                return False
         self.entries[key] = entry
+        return True
 
     def _current(self, entry: Entry, now: float) -> bool:
         return entry.expires > now and entry.generation == self.generation[entry.family]
@@ -246,12 +286,20 @@ class ResponseCacheLayer:
 
     async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _key(scope)
-        entry = await self.cache.lookup(key)
+        entry, read = await self.cache.lookup(key)
         if entry is not None and await self._caller_still_valid(entry):
             scope["route"] = entry.route
             await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
             return
+        kept = None
+        try:
+            kept = await self._read_through(key, scope, receive, send)
+        finally:
+            self.cache.finish(key, read, kept)
+
+    async def _read_through(self, key: Key, scope: Scope, receive: Receive, send: Send) -> Entry | None:
+        """The app's answer, passed on and kept if it may be; the entry kept, if any."""
         arrived = time.monotonic()
         generations = dict(self.cache.generation)
         status, headers = 0, []
@@ -269,15 +317,15 @@ class ResponseCacheLayer:
         await self.app(scope, receive, keep)
         family = CACHED.get(getattr(scope.get("route"), "path", ""))
         if family is None:
-            return
+            return None
         if status != 200:  # gone (a 404 after a deletion), or failing: nobody reads the old answer
             self.cache.entries.pop(key, None)
-            return
+            return None
         claims = scope.get("state", {}).get("claims")
         if key[2] and claims is None:
-            return  # per caller, yet no token was checked: nothing to check a hit against
+            return None  # per caller, yet no token was checked: nothing to check a hit against
         entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks), claims=claims)
-        self.cache.keep(key, entry, generations[family])
+        return entry if self.cache.keep(key, entry, generations[family]) else None
 
     async def _caller_still_valid(self, entry: Entry) -> bool:
         """A per-caller entry's token has not expired nor had its session ended since."""

@@ -11,6 +11,11 @@ production, 0 elsewhere), then uvicorn finishes the requests in flight for at mo
 GRACEFUL_SHUTDOWN_SECONDS before the lifespan closes the clients. In a pod that is preStop sleep 5
 + drain 5 + 10 = 20 of the 30 s terminationGracePeriod, which leaves the lifespan 10 s; whatever
 stops a server by PID waits longer than GRACEFUL_SHUTDOWN_SECONDS before SIGKILL (stack.py: 15 s).
+One process per container is the rule: a pod scales with replicas. `--processes N` (or
+$API_PROCESSES) serves N processes on one port for a machine without an orchestrator: uvicorn's
+supervisor forks them and the kernel spreads the connections; each has its own caches, pools and
+/metrics, so a scrape sees one of them (the local stack uses it for `make bench`'s scale-out).
+
 Every request has a budget of about 5 s (the gateway's UPSTREAM_TIMEOUT_SECONDS, the databases'
 statement timeout), so 10 s cuts none that a caller still waits for.
 """
@@ -37,10 +42,11 @@ def app_factory(target: str) -> str:
 
 
 def options(
-    target: str, *, host: str = LOCALHOST, port: int = DEFAULT_PORT, log_level: str | None = None
+    target: str, *, host: str = LOCALHOST, port: int = DEFAULT_PORT, log_level: str | None = None, processes: int = 1
 ) -> dict[str, Any]:
     """uvicorn.run's keyword arguments for `target` (see app_factory)."""
     return {
+        **({"workers": processes} if processes > 1 else {}),
         "app": app_factory(target),
         "factory": True,
         "host": host,
@@ -83,10 +89,18 @@ def parse(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.env
         "--port", type=int, default=int(environ.get("PORT") or DEFAULT_PORT), help="default $PORT, else 8080"
     )
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug", "trace"])
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=int(environ.get("API_PROCESSES") or 1),
+        help="processes serving the port (default $API_PROCESSES, else 1; a pod scales with replicas)",
+    )
     args = parser.parse_args(argv)
     if not args.target:
         parser.error("name the service (or set SERVICE)")
-    return options(args.target, host=args.host, port=args.port, log_level=args.log_level)
+    if args.processes < 1:
+        parser.error("--processes must be 1 or more")
+    return options(args.target, host=args.host, port=args.port, log_level=args.log_level, processes=args.processes)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
