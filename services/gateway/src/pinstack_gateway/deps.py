@@ -1,6 +1,6 @@
 """Authentication (contract §1.1 order of checks) and the backend clients."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -17,22 +17,30 @@ def revocations(request: Request) -> Revocations:
     return found
 
 
-async def _current_user(request: Request) -> int:
-    header = request.headers.get("authorization")
+async def authenticate(state: Any, header: str | None) -> dict[str, Any]:
+    """The claims of the `Authorization` header's access token, checked against the app state's
+    verifier (signature once per token, expiry every time) and ended sessions; the contract's
+    401 (or 503 without keys or Redis) otherwise. The response cache checks a kept feed page's
+    token with it too."""
     if not header:
         raise Unauthorized("unauthenticated")
     parts = header.split(" ")
     if len(parts) != 2 or parts[0] != "Bearer":
         raise Unauthorized("invalid token")
-    verifier: JWKSVerifier = request.app.state.verifier
+    verifier: JWKSVerifier = state.verifier
     try:
         claims = await verifier.verify(parts[1])
     except TokenError as exc:
         raise Unauthorized(exc.message) from exc
     except KeysUnavailable as exc:
         raise ServiceUnavailable() from exc
-    await revocations(request).check(claims)
-    request.state.claims = claims  # a kept feed page checks them again on a hit (response_cache.py)
+    sessions: Revocations = state.revocations
+    await sessions.check(claims)
+    return claims
+
+
+async def _current_user(request: Request) -> int:
+    claims = await authenticate(request.app.state, request.headers.get("authorization"))
     request.state.user_id = int(claims["user_id"])
     await limit_writes(request, request.state.user_id)
     return request.state.user_id

@@ -20,10 +20,9 @@ Freshness, in this order of strength:
   listener (woken in that turn) forget first.
 - A caller's home feed (`GET /api/v1/feed`) is kept per token, in the posts family: a post
   written, edited or deleted, a like or a comment through the gateway forgets every feed page as
-  it forgets the posts. A page is kept only once the route checked its token, with the token's
-  claims; a hit on it checks again what can change about a token whose signature was good:
-  expiry, and the ended sessions (sessions.py, at most one Redis read per 0.5 s). A token that
-  fails either is answered by the route, as if nothing were kept. What reaches a feed only
+  it forgets the posts. A hit checks its token as the route does (deps.authenticate: the
+  signature once per token, expiry, ended sessions at most one Redis read per 0.5 s); a token
+  that fails is answered by the route, as if nothing were kept. What reaches a feed only
   through Kafka (a post fanned out, a follow applied) reaches it as late as it does the feed
   service, and the TTL later at most.
 - A key's entry once expired or forgotten, the first request to miss reads it again and the
@@ -53,8 +52,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pinstack_gateway.deps import authenticate
 from pinstack_kit.errors import ServiceUnavailable, Unauthorized
-from pinstack_kit.jwt import LEEWAY_SECONDS
 from pinstack_kit.observability import CACHE_REQUESTS, OutageLog
 
 log = logging.getLogger("pinstack.gateway.response_cache")
@@ -104,7 +103,6 @@ class Entry:
     refresh_at: float = 0.0  # from then on one request reads it again while the others still hit
     refreshing: bool = False
     generation: int = 0  # its family's when it was read: a write since makes it stale
-    claims: dict[str, Any] | None = None  # a per-caller entry's token, as the route checked it
 
 
 Key = tuple[str, bytes, bytes]  # path, query string, Authorization (b"" on public routes)
@@ -163,18 +161,18 @@ class ResponseCache:
         first (module doc); a hit counted."""
         if key in self.entries or key in self.reads:
             await asyncio.sleep(0)
-        entry, kept = self._find(key)
-        if entry is None and (read := self.reads.get(key)) is not None and read.generation == self.generation:
-            entry = await asyncio.shield(read.done)
-            kept = False  # its reader got nothing to keep: read for yourself, alone
+        entry, known = self._find(key)
+        if entry is None:
+            read = self.reads.get(key)
+            if read is not None and read.generation == self.generation:
+                entry = await asyncio.shield(read.done)  # None: it kept nothing, read alone
+            elif known:
+                read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
+                self.reads[key] = read
+                return None, read
         if entry is not None:
             CACHE_REQUESTS.labels("gateway", "hit").inc()
-            return entry, None
-        if not kept:
-            return None, None
-        read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
-        self.reads[key] = read
-        return None, read
+        return entry, None
 
     def finish(self, key: Key, read: Read | None, kept: Entry | None) -> None:
         """The end of a read others may wait for: they are answered with what it kept, if anything."""
@@ -287,7 +285,7 @@ class ResponseCacheLayer:
     async def _read(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _key(scope)
         entry, read = await self.cache.lookup(key)
-        if entry is not None and await self._caller_still_valid(entry):
+        if entry is not None and await self._caller_still_valid(key):
             scope["route"] = entry.route
             await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
@@ -321,20 +319,15 @@ class ResponseCacheLayer:
         if status != 200:  # gone (a 404 after a deletion), or failing: nobody reads the old answer
             self.cache.entries.pop(key, None)
             return None
-        claims = scope.get("state", {}).get("claims")
-        if key[2] and claims is None:
-            return None  # per caller, yet no token was checked: nothing to check a hit against
-        entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks), claims=claims)
+        entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
         return entry if self.cache.keep(key, entry, generations[family]) else None
 
-    async def _caller_still_valid(self, entry: Entry) -> bool:
-        """A per-caller entry's token has not expired nor had its session ended since."""
-        if entry.claims is None:
+    async def _caller_still_valid(self, key: Key) -> bool:
+        """A per-caller entry's token still passes the route's check (public entries: no token)."""
+        if key[0] not in PER_CALLER:
             return True
-        if time.time() > entry.claims["exp"] + LEEWAY_SECONDS:
-            return False
         try:
-            await self.state.revocations.check(entry.claims)
+            await authenticate(self.state, key[2].decode("latin-1") or None)
         except (Unauthorized, ServiceUnavailable):
             return False
         return True

@@ -131,14 +131,18 @@ def _start(loops: Sequence[Loop]) -> list[asyncio.Task[None]]:
     return tasks
 
 
+def _crashed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception():
+    if _crashed(task):
         log.error("worker loop %s crashed", task.get_name(), exc_info=task.exception())
 
 
 def crashed_loops(tasks: Iterable[asyncio.Task[None]]) -> list[str]:
     """The loops that ended by themselves with an error (a loop ends only when stopped)."""
-    return [task.get_name() for task in tasks if task.done() and not task.cancelled() and task.exception()]
+    return [task.get_name() for task in tasks if _crashed(task)]
 
 
 async def _stop(
