@@ -1,6 +1,7 @@
 """The consumer runner against the real PostgreSQL and Kafka: exactly-once effects and DLT."""
 
 import asyncio
+from collections import Counter
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pinstack_contracts.events import USER_DELETED, Event, UserDeleted
 from pinstack_kit.consumer import ConsumerRunner, Handler, header, payload
-from pinstack_kit.db import sessionmaker
+from pinstack_kit.db import after_commit, sessionmaker
 from pinstack_kit.outbox import create_producer
 from pinstack_testing import KAFKA, eventually
 
@@ -110,6 +111,48 @@ class TestConsumerRunner:
 
 async def _equals(value, expected) -> bool:  # type: ignore[no-untyped-def]
     return (await value) == expected
+
+
+class TestBatches:
+    async def test_a_batch_is_one_transaction_and_its_poison_record_costs_the_others_nothing(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        await create_consumed(engine)
+        topic, dlt = kafka_topic("consumer-batch"), kafka_topic("consumer-batch-dlt")
+        # Published before the runner starts, so one fetch brings them all: one batch.
+        values = [b"poison" if i == 5 else str(i).encode() for i in range(10)]
+        await produce(topic, [(f"b{i}", value) for i, value in enumerate(values)])
+        runs: Counter[bytes] = Counter()
+        transaction_of: dict[bytes, int] = {}
+        committed: list[bytes] = []
+
+        async def note(value: bytes) -> None:
+            committed.append(value)
+
+        async def handle(session: AsyncSession, record: ConsumerRecord) -> None:
+            runs[record.value] += 1
+            transaction_of[record.value] = int(await session.scalar(text("SELECT txid_current()")) or 0)
+            await handler(session, record)
+            after_commit(session, lambda: note(record.value))
+
+        runner = runner_for(engine, topic, handle, dlt, max_attempts=2)
+        task = asyncio.create_task(runner.run())
+        await eventually(lambda: _equals(count(engine, topic), 9), timeout=20.0)
+        parked = await first_dead_letter(dlt)
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+
+        good = [value for value in values if value != b"poison"]
+        assert parked.value == b"poison"
+        assert sorted(committed) == sorted(good)  # after-commit work once each, none for a rollback
+        # The batch failed at the poison record: the ones before it were applied again without it
+        # (one transaction), it was tried alone until parked, the rest went on together.
+        assert len({transaction_of[value] for value in values[:5]}) == 1
+        assert len({transaction_of[value] for value in values[6:]}) == 1
+        assert transaction_of[values[0]] != transaction_of[values[6]]
+        assert runs == {**{value: 2 for value in values[:5]}, b"poison": 3, **{value: 1 for value in values[6:]}}
 
 
 class TestDependencyOutage:

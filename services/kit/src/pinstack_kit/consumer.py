@@ -6,13 +6,18 @@ is parked in the dead-letter topic after `max_attempts`, one whose payload does 
 catalogue model (`MalformedEvent`) at once; the parked copy carries the failure in an `error`
 header.
 
-Each record is handled in its own transaction together with an insert into `processed_events`
-keyed by the record's `event_id` header (or topic/partition/offset when absent): a redelivered
-record finds its key and is skipped, so handlers apply every event exactly once. Offsets are
-committed only after the transactions of the records they cover have committed.
+The records of a partition that arrive together are handled in one transaction, in order,
+together with one insert into `processed_events` of their keys: the record's `event_id` header (or
+topic/partition/offset when absent). A redelivered record finds its key and is skipped, so
+handlers apply every event exactly once; a batch costs one claim and one commit instead of one of
+each per record (under load most of a consumer's time went to those). When a handler fails, the
+transaction rolls back as a whole (handlers write to the database and defer the rest to
+`after_commit`, so nothing escaped it): the records before the failing one are applied again
+without it, and it is retried alone, then parked. Offsets are committed only after the
+transactions of the records they cover have committed.
 
-`stop()` (SIGTERM) ends the runner gracefully: it fetches nothing more, finishes the record in
-hand, commits the offsets of what it handled and leaves the group, so the partitions move to
+`stop()` (SIGTERM) ends the runner gracefully: it fetches nothing more, finishes the transaction
+in hand, commits the offsets of what it handled and leaves the group, so the partitions move to
 another member at once instead of after the session timeout.
 """
 
@@ -46,8 +51,28 @@ Handler = Callable[[AsyncSession, ConsumerRecord], Awaitable[None]]
 # Failures that mean "a dependency is unreachable", not "this record is poison".
 OUTAGES = (OperationalError, InterfaceError, OSError, RedisConnectionError, RedisTimeoutError)
 
+# Claims the batch's keys; returns the ones not seen before.
+_CLAIM = text(
+    "INSERT INTO processed_events (consumer, event_key)"
+    " SELECT :consumer, key FROM unnest(CAST(:keys AS text[])) AS key"
+    " ON CONFLICT DO NOTHING RETURNING event_key"
+)
+
+_RELEASE = text("DELETE FROM processed_events WHERE consumer = :consumer AND event_key = ANY(CAST(:keys AS text[]))")
+# A transaction takes the records that arrived together, up to this long: a stop waits for no
+# more, and locks are not held for longer.
+TRANSACTION_SECONDS = 0.25
+
 CONSUMED = Counter("kafka_consumed_total", "Records consumed", ["group", "topic", "outcome"])
 CONSUMER_LAG = Gauge("kafka_consumer_lag", "Records behind the end of the partition", ["group", "topic"])
+
+
+class Failed(Exception):
+    """Handling a batch failed at its `index`-th record (the cause is chained)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"failed at record {index}")
+        self.index = index
 
 
 def header(record: ConsumerRecord, name: str) -> str | None:
@@ -143,12 +168,9 @@ class ConsumerRunner:
             self.beat = time.monotonic()
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
-                handled = None
-                for record in records:
-                    if self._stopping or not await self._handle(record):
-                        break
-                    handled = record
-                if handled is not None:
+                done = await self._handle(records)
+                if done:
+                    handled = records[done - 1]
                     await consumer.commit({tp: handled.offset + 1})
                     end = consumer.highwater(tp)
                     if end is not None:
@@ -157,53 +179,83 @@ class ConsumerRunner:
                     log.info("consumer %s: stopping, offsets committed", self.group_id)
                     return
 
-    async def _handle(self, record: ConsumerRecord) -> bool:
-        """Applies `record` once (or parks it in the dead-letter topic); False when it was left
-        unhandled because the runner is stopping during an outage of a dependency."""
-        key = event_key(record)
+    async def _handle(self, records: list[ConsumerRecord]) -> int:
+        """Applies `records` (one partition's, in order) or parks the poison ones in the
+        dead-letter topic; how many, from the first, were handled: fewer than all only when the
+        runner stops."""
+        done, end = 0, len(records)  # records[done:end] is the next transaction
         attempt, outage = 0, 0
-        failure: Exception | None = None
-        while attempt < self.max_attempts:
+        while done < len(records) and not self._stopping:
             self.beat = time.monotonic()
             try:
-                async with self.sessionmaker() as session:
-                    async with session.begin():
-                        fresh = await session.execute(
-                            text(
-                                "INSERT INTO processed_events (consumer, event_key) VALUES (:c, :k)"
-                                " ON CONFLICT DO NOTHING"
-                            ),
-                            {"c": self.group_id, "k": key},
-                        )
-                        if fresh.rowcount == 0:  # type: ignore[attr-defined]
-                            CONSUMED.labels(self.group_id, record.topic, "duplicate").inc()
-                            return True
-                        await self.handler(session, record)
-                    await run_after_commit(session)
-                self.dependency_outage.up()
-                CONSUMED.labels(self.group_id, record.topic, "ok").inc()
-                return True
+                taken = await self._apply(records[done:end])
             except OUTAGES as exc:
                 # A dependency (the database, Redis) is down, not the message bad: wait for it,
                 # never dead-letter.
                 if self._stopping:
-                    return False  # uncommitted: the next member of the group gets it again
+                    break  # uncommitted: the next member of the group gets them again
                 outage += 1
                 self.dependency_outage.down(exc)
                 await self._pause(min(0.5 * outage, 5.0))
-            except MalformedEvent as exc:
-                log.warning("consumer %s: %s is malformed: %s", self.group_id, key, exc)
-                failure = exc
-                break  # it will never fit: trying again only holds up the partition
-            except Exception as exc:
+                continue
+            except Failed as failed:
+                end = done + max(failed.index, 1)  # the records before the failing one, or it alone
+                if failed.index > 0:
+                    continue
                 attempt += 1
-                failure = exc
-                log.exception("consumer %s: %s failed (attempt %d)", self.group_id, key, attempt)
-                await asyncio.sleep(0.2 * attempt)
-        await self._dead_letter(record, failure)
-        return True
+                if not self._gives_up(records[done], failed.__cause__, attempt):
+                    await asyncio.sleep(0.2 * attempt)
+                    continue
+                await self._dead_letter(records[done], failed.__cause__)
+                taken = 1
+            self.dependency_outage.up()
+            done, end, attempt, outage = done + taken, len(records), 0, 0
+        return done
 
-    async def _dead_letter(self, record: ConsumerRecord, failure: Exception | None) -> None:
+    def _gives_up(self, record: ConsumerRecord, failure: BaseException | None, attempt: int) -> bool:
+        key = event_key(record)
+        if isinstance(failure, MalformedEvent):
+            log.warning("consumer %s: %s is malformed: %s", self.group_id, key, failure)
+            return True  # it will never fit: trying again only holds up the partition
+        log.error("consumer %s: %s failed (attempt %d)", self.group_id, key, attempt, exc_info=failure)
+        return attempt >= self.max_attempts
+
+    async def _apply(self, records: list[ConsumerRecord]) -> int:
+        """`records` in one transaction, each once (the ones whose key is already in
+        `processed_events` are skipped); how many, from the first: all of them unless the runner
+        stops or the transaction has run for `TRANSACTION_SECONDS`, then those handled so far.
+        A failure other than an outage is raised as `Failed` naming the record it happened at."""
+        keys = [event_key(record) for record in records]
+        at = taken = 0
+        try:
+            async with self.sessionmaker() as session:
+                async with session.begin():
+                    fresh = set(await session.scalars(_CLAIM, {"consumer": self.group_id, "keys": keys}))
+                    applied, began = 0, time.monotonic()
+                    for at, (record, key) in enumerate(zip(records, keys, strict=True)):
+                        if at and (self._stopping or time.monotonic() - began > TRANSACTION_SECONDS):
+                            # The rest is the next transaction's: release what this one claimed of it.
+                            if fresh:
+                                await session.execute(_RELEASE, {"consumer": self.group_id, "keys": list(fresh)})
+                            break
+                        taken = at + 1
+                        if key in fresh:
+                            fresh.discard(key)  # a key twice in one batch is applied once
+                            await self.handler(session, record)
+                            await session.flush()  # the next record's statements see this one's objects
+                            applied += 1
+                    at = 0  # a failed commit is no record's in particular
+                await run_after_commit(session)
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            raise Failed(at) from exc
+        topic = records[0].topic
+        CONSUMED.labels(self.group_id, topic, "ok").inc(applied)
+        CONSUMED.labels(self.group_id, topic, "duplicate").inc(taken - applied)
+        return taken
+
+    async def _dead_letter(self, record: ConsumerRecord, failure: BaseException | None) -> None:
         """Park a poison record so the partition keeps moving; it is never silently dropped."""
         CONSUMED.labels(self.group_id, record.topic, "dead_letter").inc()
         producer = self.producer_factory()
