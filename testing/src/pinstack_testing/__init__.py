@@ -51,14 +51,33 @@ def database_url(name: str) -> str:
     return f"{base}/{name}"
 
 
+_unreachable: list[str] = []  # why the infra cannot be used, once found out
+
+
+def infra_unreachable(reason: str | None = None) -> None:
+    """End the run with `reason` (or the one found before): at once in a plain run; in an xdist
+    worker, where `pytest.exit` crashes the worker into an INTERNALERROR that hides the reason,
+    every test that needs the infra fails with it instead (without trying again)."""
+    if reason is not None and not _unreachable:
+        _unreachable.append(reason)
+    if _unreachable:
+        if worker_id() == "main":
+            pytest.exit(_unreachable[0], 3)
+        pytest.fail(_unreachable[0], pytrace=False)
+
+
 def create_database(name: str, migrations: Path) -> str:
     """Drop and recreate `name`, apply the kit's and the service's migrations; returns its URL."""
+    infra_unreachable()
+    down = None
     try:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: run `make infra` first ({exc})", 3)
+        down = f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: run `make infra` first ({exc})"
+    if down:  # outside the handler: the reason alone, not a chained traceback
+        infra_unreachable(down)
     url = database_url(name)
     run_migrations(url, migrations)
     return url
@@ -84,6 +103,8 @@ def pg_database() -> Iterator[Callable[[str, Path], str]]:
         return made[service]
 
     yield make
+    if not made:
+        return
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
         for url in made.values():
             conn.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
