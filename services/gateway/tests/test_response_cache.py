@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from gateway_contract import PASSWORD, Account, Stack, assert_status_only, cache_hits, data_of, unique_name
+
+from starlette.types import Message, Receive, Scope, Send
 
 from pinstack_gateway.response_cache import (
     MAX_BODY_BYTES,
@@ -19,6 +22,7 @@ from pinstack_gateway.response_cache import (
     USERS,
     Entry,
     ResponseCache,
+    ResponseCacheLayer,
     _key,
     written_family,
 )
@@ -135,16 +139,59 @@ class TestEntries:
         time.sleep(0.21)
         assert cache.get(("/a", b"", b"")) is None
 
-    def test_shortly_before_it_expires_one_request_reads_it_again_and_the_others_still_hit(self) -> None:
-        cache = self.cache(0.3)
-        cache.put(("/a", b"", b""), entry(USERS, 0.3), cache.generation[USERS])
-        assert cache.get(("/a", b"", b"")) is not None  # in its first two thirds
+    async def test_shortly_before_it_expires_one_request_reads_it_again_and_all_still_hit(self) -> None:
+        cache, key = self.cache(0.3), ("/a", b"", b"")
+        cache.put(key, entry(USERS, 0.3), cache.generation[USERS])
+        found, read = await cache.lookup(key)
+        assert found is not None and read is None  # in its first two thirds
         time.sleep(0.27)  # past the last third's start, before it expires
-        assert cache.get(("/a", b"", b"")) is None  # this request refreshes it
-        assert cache.get(("/a", b"", b"")) is not None  # the others are still answered
-        cache.put(("/a", b"", b""), entry(USERS, 0.3), cache.generation[USERS])
+        found, read = await cache.lookup(key)
+        assert found is not None and read is not None  # answered, and refreshes it in the background
+        assert await cache.lookup(key) == (found, None)  # the others are answered, no second refresh
+        fresh = entry(USERS, 0.3)
+        cache.put(key, fresh, read.generation[USERS])
+        cache.finish(key, read, fresh)
         time.sleep(0.05)
-        assert cache.get(("/a", b"", b"")) is not None  # the refreshed entry, a TTL of its own
+        assert cache.get(key) is fresh  # the refreshed entry, a TTL of its own
+
+    async def test_the_request_that_refreshes_an_entry_does_not_wait_for_the_read(self) -> None:
+        cache = self.cache(1.0)
+        calls, release = 0, asyncio.Event()
+        route = SimpleNamespace(path="/api/v1/users/{user_id}")
+
+        async def service(scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal calls
+            calls += 1
+            scope["route"] = route
+            if calls > 1:
+                await release.wait()  # the refresh hangs until the test lets it go
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(calls).encode()})
+
+        layer = ResponseCacheLayer(service, cache, state=None)
+
+        async def get() -> bytes:
+            body: list[bytes] = []
+
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.body":
+                    body.append(message["body"])
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            scope = {"type": "http", "method": "GET", "path": "/api/v1/users/1", "query_string": b"", "headers": []}
+            await asyncio.wait_for(layer(scope, receive, send), 0.5)
+            return b"".join(body)
+
+        assert await get() == b"1"  # a miss: read and kept
+        await asyncio.sleep(0.9)  # into the entry's last third
+        assert await get() == b"1"  # from the entry at once, while the refresh waits
+        assert calls == 2 and len(layer.refreshes) == 1
+        assert await get() == b"1"
+        release.set()
+        await asyncio.gather(*layer.refreshes)
+        assert await get() == b"2" and calls == 2  # the refreshed answer, kept
 
     def test_an_older_read_does_not_replace_a_newer_one(self) -> None:
         cache = self.cache()

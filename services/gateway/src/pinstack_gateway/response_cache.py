@@ -25,6 +25,12 @@ Freshness, in this order of strength:
   that fails is answered by the route, as if nothing were kept. What reaches a feed only
   through Kafka (a post fanned out, a follow applied) reaches it as late as it does the feed
   service, and the TTL later at most.
+- Shortly before an entry expires (at a random point of its last third, so that entries filled
+  together do not expire together) the request that finds it is answered from it like the others,
+  and the entry is read again in the background, through the same route with the same request:
+  under load no client waits for a refresh, which otherwise put every expiry's read (a few per
+  cent of the requests) in the tail latency. Should the entry expire before that read ends, the
+  requests for it wait for that read, as below.
 - A key's entry once expired or forgotten, the first request to miss reads it again and the
   others that arrive meanwhile wait for that read instead of all asking the services at once (a
   herd that, under load, makes each read slower, so that the next expiry finds it still running:
@@ -137,31 +143,33 @@ class ResponseCache:
         """The entry to answer with, or None: read it (again)."""
         return self._find(key)[0]
 
-    def _find(self, key: Key) -> tuple[Entry | None, bool]:
-        """(`get`'s answer, whether the key is known to be kept). Shortly before an entry expires
-        one request reads it again while the others are still answered from it, at a random
-        point of its last third: entries filled together (after a start, or a write) would
-        otherwise expire together, and every request for them would wait for the services at
-        once, a wave each TTL in the tail latency."""
+    def _find(self, key: Key) -> tuple[Entry | None, bool, bool]:
+        """(`get`'s answer, whether the key is known to be kept, whether this request is the one
+        to read it again in the background: the first past the entry's `refresh_at`)."""
         entry = self.entries.get(key)
         if entry is None or not self.subscribed:
-            return None, False
+            return None, False, False
         now = time.monotonic()
         if not self._current(entry, now):
             del self.entries[key]
-            return None, True
+            return None, True, False
         if now >= entry.refresh_at and not entry.refreshing:
             entry.refreshing = True
-            return None, True
-        return entry, True
+            return entry, True, True
+        return entry, True, False
 
     async def lookup(self, key: Key) -> tuple[Entry | None, Read | None]:
         """(the entry to answer with, or None: read it; the `Read` this request then leads, to be
-        `finish`ed, if others may wait for it). Once an invalidation read in this loop turn went
-        first (module doc); a hit counted."""
+        `finish`ed, if others may wait for it: with an entry, a refresh to run in the background).
+        Once an invalidation read in this loop turn went first (module doc); a hit counted."""
         if key in self.entries or key in self.reads:
             await asyncio.sleep(0)
-        entry, known = self._find(key)
+        entry, known, refresh = self._find(key)
+        if refresh:
+            read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
+            self.reads[key] = read
+            CACHE_REQUESTS.labels("gateway", "hit").inc()
+            return entry, read
         if entry is None:
             read = self.reads.get(key)
             if read is not None and read.generation == self.generation:
@@ -183,9 +191,9 @@ class ResponseCache:
         if not read.done.done():
             read.done.set_result(kept)
 
-    def keep(self, key: Key, entry: Entry, generation: int) -> bool:
-        """A miss read afresh: counted, and kept if still current (`put`)."""
-        CACHE_REQUESTS.labels("gateway", "miss").inc()
+    def keep(self, key: Key, entry: Entry, generation: int, outcome: str = "miss") -> bool:
+        """A miss (or a refresh) read afresh: counted, and kept if still current (`put`)."""
+        CACHE_REQUESTS.labels("gateway", outcome).inc()
         return self.put(key, entry, generation)
 
     def put(self, key: Key, entry: Entry, generation: int) -> bool:
@@ -262,6 +270,14 @@ def _key(scope: Scope) -> Key:
     return (path, scope["query_string"], caller)
 
 
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _discard(message: Message) -> None:
+    pass
+
+
 class ResponseCacheLayer:
     """The ASGI layer just in front of the router (inside the request id, metrics and headers)."""
 
@@ -269,6 +285,7 @@ class ResponseCacheLayer:
         self.app = app
         self.cache = cache
         self.state = state  # the app state: its Redis client exists once the lifespan ran
+        self.refreshes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.cache.enabled:
@@ -286,17 +303,39 @@ class ResponseCacheLayer:
         key = _key(scope)
         entry, read = await self.cache.lookup(key)
         if entry is not None and await self._caller_still_valid(key):
+            if read is not None:
+                self._refresh(key, scope, read)
             scope["route"] = entry.route
             await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
             return
+        await self._read_and_finish(key, read, scope, receive, send)
+
+    async def _read_and_finish(
+        self, key: Key, read: Read | None, scope: Scope, receive: Receive, send: Send, outcome: str = "miss"
+    ) -> None:
         kept = None
         try:
-            kept = await self._read_through(key, scope, receive, send)
+            kept = await self._read_through(key, scope, receive, send, outcome)
         finally:
             self.cache.finish(key, read, kept)
 
-    async def _read_through(self, key: Key, scope: Scope, receive: Receive, send: Send) -> Entry | None:
+    def _refresh(self, key: Key, scope: Scope, read: Read) -> None:
+        """Read `key` again in the background: the same GET through the route, its answer kept
+        (or the entry dropped, as on a miss, when the answer is no longer a 200)."""
+        replay = {**scope, "state": dict(scope.get("state", {}))}  # the layers inside write to theirs
+        task = asyncio.create_task(self._read_and_finish(key, read, replay, _no_body, _discard, "refresh"))
+        self.refreshes.add(task)
+        task.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self.refreshes.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            log.warning("refreshing a cached answer failed: %r", failure)
+
+    async def _read_through(
+        self, key: Key, scope: Scope, receive: Receive, send: Send, outcome: str = "miss"
+    ) -> Entry | None:
         """The app's answer, passed on and kept if it may be; the entry kept, if any."""
         arrived = time.monotonic()
         generations = dict(self.cache.generation)
@@ -320,7 +359,7 @@ class ResponseCacheLayer:
             self.cache.entries.pop(key, None)
             return None
         entry = Entry(arrived + self.cache.seconds, family, scope["route"], headers, b"".join(chunks))
-        return entry if self.cache.keep(key, entry, generations[family]) else None
+        return entry if self.cache.keep(key, entry, generations[family], outcome) else None
 
     async def _caller_still_valid(self, key: Key) -> bool:
         """A per-caller entry's token still passes the route's check (public entries: no token)."""
