@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from gateway_contract import PASSWORD, Account, Stack, assert_status_only, cache_hits, data_of, unique_name
-
 from starlette.types import Message, Receive, Scope, Send
 
 from pinstack_gateway.response_cache import (
