@@ -166,10 +166,10 @@ class ResponseCache:
             await asyncio.sleep(0)
         entry, known, refresh = self._find(key)
         if refresh:
-            read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
-            self.reads[key] = read
+            refreshing = Read(dict(self.generation), asyncio.get_running_loop().create_future())
+            self.reads[key] = refreshing
             CACHE_REQUESTS.labels("gateway", "hit").inc()
-            return entry, read
+            return entry, refreshing
         if entry is None:
             read = self.reads.get(key)
             if read is not None and read.generation == self.generation:
