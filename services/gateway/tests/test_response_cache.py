@@ -186,10 +186,10 @@ class TestEntries:
         assert await get() == b"1"  # a miss: read and kept
         await asyncio.sleep(0.9)  # into the entry's last third
         assert await get() == b"1"  # from the entry at once, while the refresh waits
-        assert calls == 2 and len(layer.refreshes) == 1
+        assert calls == 2 and len(cache.refreshes) == 1
         assert await get() == b"1"
         release.set()
-        await asyncio.gather(*layer.refreshes)
+        await asyncio.gather(*cache.refreshes)
         assert await get() == b"2" and calls == 2  # the refreshed answer, kept
 
     def test_an_older_read_does_not_replace_a_newer_one(self) -> None:

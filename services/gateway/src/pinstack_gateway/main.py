@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for task in background:
+            for task in [*background, *cache.refreshes]:
                 task.cancel()
             for client in opened.values():
                 await client.aclose()

@@ -132,6 +132,9 @@ class ResponseCache:
         self.generation = {USERS: 0, POSTS: 0}
         self.subscribed = False  # hits only while other processes' writes reach this one
         self.reads: dict[Key, Read] = {}
+        # Background refreshes (ResponseCacheLayer): held, since the loop keeps weak references
+        # only, and cancelled by the lifespan before the clients they use are closed.
+        self.refreshes: set[asyncio.Task[None]] = set()
         self.instance = f"{os.getpid()}-{id(self)}"  # our own messages come back to us too
         self._outage = OutageLog(log, "redis (response cache invalidations)")
 
@@ -285,7 +288,6 @@ class ResponseCacheLayer:
         self.app = app
         self.cache = cache
         self.state = state  # the app state: its Redis client exists once the lifespan ran
-        self.refreshes: set[asyncio.Task[None]] = set()  # held: the loop keeps weak references only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.cache.enabled:
@@ -325,11 +327,11 @@ class ResponseCacheLayer:
         (or the entry dropped, as on a miss, when the answer is no longer a 200)."""
         replay = {**scope, "state": dict(scope.get("state", {}))}  # the layers inside write to theirs
         task = asyncio.create_task(self._read_and_finish(key, read, replay, _no_body, _discard, "refresh"))
-        self.refreshes.add(task)
+        self.cache.refreshes.add(task)
         task.add_done_callback(self._refreshed)
 
     def _refreshed(self, task: asyncio.Task[None]) -> None:
-        self.refreshes.discard(task)
+        self.cache.refreshes.discard(task)
         if not task.cancelled() and (failure := task.exception()) is not None:
             log.warning("refreshing a cached answer failed: %r", failure)
 
