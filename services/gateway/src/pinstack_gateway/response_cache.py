@@ -107,7 +107,6 @@ class Entry:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     refresh_at: float = 0.0  # from then on one request reads it again while the others still hit
-    refreshing: bool = False
     generation: int = 0  # its family's when it was read: a write since makes it stale
 
 
@@ -147,8 +146,8 @@ class ResponseCache:
         return self._find(key)[0]
 
     def _find(self, key: Key) -> tuple[Entry | None, bool, bool]:
-        """(`get`'s answer, whether the key is known to be kept, whether this request is the one
-        to read it again in the background: the first past the entry's `refresh_at`)."""
+        """(`get`'s answer, whether the key is known to be kept, whether it is due to be read
+        again in the background: past its `refresh_at`, and no read of it in flight)."""
         entry = self.entries.get(key)
         if entry is None or not self.subscribed:
             return None, False, False
@@ -156,10 +155,7 @@ class ResponseCache:
         if not self._current(entry, now):
             del self.entries[key]
             return None, True, False
-        if now >= entry.refresh_at and not entry.refreshing:
-            entry.refreshing = True
-            return entry, True, True
-        return entry, True, False
+        return entry, True, now >= entry.refresh_at and key not in self.reads
 
     async def lookup(self, key: Key) -> tuple[Entry | None, Read | None]:
         """(the entry to answer with, or None: read it; the `Read` this request then leads, to be
@@ -167,23 +163,25 @@ class ResponseCache:
         Once an invalidation read in this loop turn went first (module doc); a hit counted."""
         if key in self.entries or key in self.reads:
             await asyncio.sleep(0)
-        entry, known, refresh = self._find(key)
-        if refresh:
-            refreshing = Read(dict(self.generation), asyncio.get_running_loop().create_future())
-            self.reads[key] = refreshing
-            CACHE_REQUESTS.labels("gateway", "hit").inc()
-            return entry, refreshing
-        if entry is None:
+        entry, known, due = self._find(key)
+        led = None
+        if due:
+            led = self._lead(key)
+        elif entry is None:
             read = self.reads.get(key)
             if read is not None and read.generation == self.generation:
                 entry = await asyncio.shield(read.done)  # None: it kept nothing, read alone
             elif known:
-                read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
-                self.reads[key] = read
-                return None, read
+                return None, self._lead(key)
         if entry is not None:
             CACHE_REQUESTS.labels("gateway", "hit").inc()
-        return entry, None
+        return entry, led
+
+    def _lead(self, key: Key) -> Read:
+        """A read of `key` begins, which the requests for it may wait for."""
+        read = Read(dict(self.generation), asyncio.get_running_loop().create_future())
+        self.reads[key] = read
+        return read
 
     def finish(self, key: Key, read: Read | None, kept: Entry | None) -> None:
         """The end of a read others may wait for: they are answered with what it kept, if anything."""

@@ -58,6 +58,7 @@ _CLAIM = text(
     " ON CONFLICT DO NOTHING RETURNING event_key"
 )
 
+# Gives back the claims of records a transaction stopped short of.
 _RELEASE = text("DELETE FROM processed_events WHERE consumer = :consumer AND event_key = ANY(CAST(:keys AS text[]))")
 # A transaction takes the records that arrived together, up to this long: a stop waits for no
 # more, and locks are not held for longer.
