@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from aiohttp import web
 from fastapi import FastAPI
@@ -30,6 +31,7 @@ from pinstack_kit.deadline import DeadlineExceeded, parse_budget
 from pinstack_kit.envelope import ok
 from pinstack_kit.errors import Overloaded, install_error_handlers
 from pinstack_kit.http_client import UPSTREAM_REQUESTS, ServiceClient, error_from_response
+from pinstack_kit.migrate import plain_dsn
 from pinstack_kit.observability import JsonFormatter, OutageLog, RepeatFilter, RequestMiddleware
 from pinstack_kit.outbox import enqueue
 from pinstack_kit.overload import Bulkhead
@@ -418,3 +420,32 @@ async def test_a_redis_connection_the_server_closed_is_replaced_not_reported() -
     finally:
         await redis.aclose()
         await admin.aclose()
+
+
+async def test_a_postgres_connection_the_server_closed_is_replaced_not_reported(
+    engine: AsyncEngine, kit_database: str
+) -> None:
+    """After a Postgres restart (here: the backend terminated) a pooled connection is dead: the
+    checkout sees the socket the server closed and connects afresh, with no round trip on a live
+    connection and no failed request."""
+    factory = sessionmaker(engine)
+
+    async def backend() -> int:
+        async with factory() as session:
+            return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+
+    first = await backend()
+    assert await backend() == first  # the pool's one connection, kept while it lives
+    async with await psycopg.AsyncConnection.connect(plain_dsn(kit_database), autocommit=True) as admin:
+        assert (await (await admin.execute("SELECT pg_terminate_backend(%s)", (first,))).fetchone()) == (True,)
+        for _ in range(100):  # the backend leaves asynchronously
+            left = await (
+                await admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (first,))
+            ).fetchone()
+            if left == (0,):
+                break
+            await asyncio.sleep(0.02)
+        assert left == (0,), f"backend {first} still there after 2 s"
+    second = await backend()
+    assert second not in (0, first)
+    assert await backend() == second

@@ -7,12 +7,14 @@ runner) commits once the handler returned, and rolls back when it raised.
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from prometheus_client import Gauge
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from pinstack_kit import deadline
@@ -23,11 +25,10 @@ log = logging.getLogger("pinstack.db")
 
 
 def create_engine(settings: BaseServiceSettings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,  # a restarted Postgres costs one failed checkout, not a failed request
         pool_recycle=1800,
         connect_args={
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
@@ -35,6 +36,24 @@ def create_engine(settings: BaseServiceSettings) -> AsyncEngine:
             "application_name": settings.service_name,
         },
     )
+    event.listen(engine.sync_engine, "checkout", _drop_if_server_left)
+    return engine
+
+
+def _drop_if_server_left(dbapi_connection: Any, _record: object, _proxy: object) -> None:
+    """The pool's liveness check, in place of `pool_pre_ping`'s `SELECT 1` (a round trip, ~0.2 ms
+    of CPU on every checkout). A pooled connection is idle: the server sends nothing on it unless
+    it went away (a restart, a terminated backend, a timeout), and then its socket is readable
+    with the FATAL message or the end of the stream. Raising makes the pool connect afresh, so a
+    restarted Postgres still costs no request an error."""
+    connection = dbapi_connection.driver_connection
+    try:
+        poll = select.poll()
+        poll.register(connection.pgconn.socket, select.POLLIN)
+    except Exception as exc:  # closed or broken: psycopg has no socket to give
+        raise DisconnectionError("connection closed") from exc
+    if connection.broken or poll.poll(0):
+        raise DisconnectionError("the server closed the connection")
 
 
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps open")
