@@ -1,5 +1,6 @@
 """The posts service on the real PostgreSQL and Redis (and a real users server for the fallback)."""
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -108,6 +109,45 @@ class TestCreate:
         for _ in range(2):
             await create(client, author["id"], tags=[name])
         assert await sql(app, "SELECT count(*) FROM tags WHERE name = :n", n=name) == [(1,)]
+
+    async def test_a_post_with_tags_is_one_statement_and_its_event(
+        self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI
+    ) -> None:
+        with sql_statements(app.state.engine) as seen:
+            await create(client, author["id"], tags=["a", uuid.uuid4().hex])
+        assert [statement.split()[0] for statement in seen] == ["WITH", "INSERT"]  # the post, the outbox row
+
+    @pytest.mark.parametrize("write", ["create", "update"])
+    async def test_a_tag_another_post_commits_meanwhile_is_linked_too(
+        self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI, write: str
+    ) -> None:
+        """The statement's snapshot predates a tag that a concurrent post inserted first and
+        commits while this one waits on it: that link is made in a second statement."""
+        old, new = uuid.uuid4().hex, uuid.uuid4().hex
+        post = await create(client, author["id"], tags=[old])
+        async with app.state.engine.connect() as other:
+            await other.execute(text("INSERT INTO tags (name) VALUES (:n)"), {"n": new})  # not committed yet
+            if write == "create":
+                writing = client.post("/posts", json={"author_id": author["id"], "title": "t", "tags": [old, new]})
+            else:
+                body = {"user_id": author["id"], "tags": [old, new]}
+                writing = client.put(f"/posts/{post['id']}", json=body)
+            task = asyncio.create_task(writing)
+
+            async def blocked() -> bool:
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE 'WITH %'"
+                )
+                return await sql(app, waiting) == [(1,)]
+
+            await eventually(blocked)
+            await other.commit()
+            response = await task
+        assert response.status_code in (200, 201), response.text
+        post_id = response.json()["data"]["id"]
+        expected = [{"id": 0, "name": old}, {"id": 0, "name": new}]
+        assert response.json()["data"]["tags"] == expected and (await read(client, post_id))["tags"] == expected
 
     @pytest.mark.parametrize(
         "fields",

@@ -138,11 +138,6 @@ async def ids_by_author(session: AsyncSession, author_id: int) -> list[int]:
 # ------------------------------------------------------------------------------------ writes
 
 
-async def insert_post(session: AsyncSession, author_id: int, title: str, content: str | None) -> Row:
-    stmt = insert(posts).values(author_id=author_id, title=title, content=content).returning(*POST)
-    return (await session.execute(stmt)).one()
-
-
 async def update_post(session: AsyncSession, post_id: int, user_id: int, values: dict[str, Any]) -> Row | None:
     """Apply `values` and bump `updated_at`, only if `user_id` wrote the post (one statement)."""
     stmt = (
@@ -176,24 +171,72 @@ async def clear_media(session: AsyncSession, post_id: int) -> None:
     await session.execute(media.delete().where(m.post_id == post_id))
 
 
-# Sorted so that concurrent posts creating the same new tags take the index locks in one order.
-_CREATE_TAGS = text(
-    "INSERT INTO tags (name) SELECT name FROM unnest(CAST(:names AS text[])) AS n(name) ORDER BY name"
-    " ON CONFLICT (name) DO NOTHING"
+# The tags of `:names` (distinct, in the order given) linked to the post whose id `target` gives: the
+# missing tags are created first, sorted so that concurrent posts creating the same new tags take
+# the index locks in one order. A tag that existed is found in the statement's snapshot; the only
+# one missed is a tag another post created and committed while this statement ran (the insert
+# waited for it, then conflicted). `linked` counts the links made, so the caller can tell.
+_TAGGED = """
+names AS (SELECT name, ord FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, ord)),
+created AS (
+    INSERT INTO tags (name) SELECT name FROM names WHERE EXISTS (SELECT FROM target) ORDER BY name
+    ON CONFLICT (name) DO NOTHING RETURNING id, name
+),
+known AS (SELECT id, name FROM created UNION ALL SELECT id, name FROM tags WHERE name = ANY(CAST(:names AS text[]))),
+linked AS (
+    INSERT INTO posts_tags (post_id, tag_id, position)
+    SELECT target.id, known.id, CAST(names.ord AS smallint) FROM target, names JOIN known USING (name)
+    RETURNING tag_id
+)"""
+
+# A post by a known author, with its tags, in one statement (with the write's other round trips,
+# four in all). The author is locked like UserDirectory.require(lock=True) locks them: a deletion
+# of the author waits, then removes the post too. No row: the projection has no such author.
+_CREATE = text(
+    "WITH author AS (SELECT * FROM authors WHERE id = :author_id FOR KEY SHARE),"  # noqa: S608 - constants
+    " target AS (INSERT INTO posts (author_id, title, content) SELECT id, :title, :content FROM author"
+    " RETURNING id, title, content, created_at, updated_at),"
+    f" {_TAGGED}"
+    " SELECT target.*, author.id AS author_id, author.username AS author_username, author.email AS author_email,"
+    " author.full_name AS author_full_name, author.bio AS author_bio, author.avatar_url AS author_avatar_url,"
+    " (SELECT count(*) FROM linked) AS linked"
+    " FROM target, author"
 )
-_LINK_TAGS = text(
+_SET_TAGS = text(
+    f"WITH target AS (SELECT CAST(:post_id AS bigint) AS id), {_TAGGED} SELECT count(*) FROM linked"  # noqa: S608
+)
+# The links the snapshot missed, in a new one.
+_LINK_MISSED = text(
     "INSERT INTO posts_tags (post_id, tag_id, position)"
     " SELECT :post_id, t.id, CAST(n.ord AS smallint)"
     " FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS n(name, ord) JOIN tags t ON t.name = n.name"
+    " ON CONFLICT (post_id, tag_id) DO NOTHING"
 )
+
+
+async def _link_missed(session: AsyncSession, post_id: int, names: Sequence[str], linked: int) -> None:
+    if linked < len(names):
+        await session.execute(_LINK_MISSED, {"post_id": post_id, "names": list(names)})
+
+
+async def create_post(
+    session: AsyncSession, author_id: int, title: str, content: str | None, names: Sequence[str]
+) -> Row | None:
+    """The new post with its `author_*` columns, linked to the tags `names`; None when the
+    projection has not seen the author."""
+    params = {"author_id": author_id, "title": title, "content": content, "names": list(names)}
+    row = (await session.execute(_CREATE, params)).first()
+    if row is not None:
+        await _link_missed(session, row.id, names, row.linked)
+    return row
 
 
 async def add_tags(session: AsyncSession, post_id: int, names: Sequence[str]) -> None:
     """Link the post to `names` (distinct, in order), creating the tags that do not exist yet."""
     if not names:
         return
-    await session.execute(_CREATE_TAGS, {"names": list(names)})
-    await session.execute(_LINK_TAGS, {"post_id": post_id, "names": list(names)})
+    linked = await session.scalar(_SET_TAGS, {"post_id": post_id, "names": list(names)})
+    await _link_missed(session, post_id, names, linked or 0)
 
 
 async def clear_tags(session: AsyncSession, post_id: int) -> None:

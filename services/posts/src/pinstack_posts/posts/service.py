@@ -22,7 +22,7 @@ from pinstack_kit.envelope import dumps, rfc3339
 from pinstack_kit.http_client import ServiceClient
 from pinstack_kit.outbox import enqueue_event
 from pinstack_posts.config import Settings
-from pinstack_posts.errors import NotTheAuthor, PostNotFound
+from pinstack_posts.errors import NotTheAuthor, PostNotFound, UserNotFound
 from pinstack_posts.events import post_event
 from pinstack_posts.posts import repository
 from pinstack_posts.posts.repository import Filters
@@ -72,20 +72,19 @@ def to_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, An
     return _with_media_and_tags(post, media, tags)
 
 
-def to_created_wire(row: Row, author: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+def to_created_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
     """The contract's create answer (route 16): the author flattened into `author_*` fields."""
     post: dict[str, Any] = {"id": row.id, "title": row.title}
     if row.content:
         post["content"] = row.content
     post["created_at"] = rfc3339(row.created_at)
     post["updated_at"] = rfc3339(row.updated_at)
-    post["author_id"] = author.id
-    post["author_username"] = author.username
-    post["author_email"] = author.email
-    for field in ("full_name", "bio", "avatar_url"):
-        value = getattr(author, field)
+    for field in ("author_id", "author_username", "author_email"):
+        post[field] = getattr(row, field)
+    for field in ("author_full_name", "author_bio", "author_avatar_url"):
+        value = getattr(row, field)
         if value is not None:
-            post[f"author_{field}"] = value
+            post[field] = value
     return _with_media_and_tags(post, media, tags)
 
 
@@ -201,17 +200,21 @@ class PostService:
         return {"posts": await self._details(rows), "total": total}, next_cursor
 
     async def create(self, body: CreatePost, users: ServiceClient) -> dict[str, Any]:
-        (author,) = await UserDirectory(self.session, users).require(body.author_id, lock=True)
-        row = await repository.insert_post(self.session, author.id, body.title, body.content or None)
+        tags = body.tags or []
+        args = (self.session, body.author_id, body.title, body.content or None, tags)
+        row = await repository.create_post(*args)
+        if row is None:  # an author the events have not brought yet: looked up once, and locked
+            await UserDirectory(self.session, users).require(body.author_id, lock=True)
+            row = await repository.create_post(*args)
+        if row is None:  # not while require's lock holds; a clear 404 rather than a 500 if ever
+            raise UserNotFound()
         items = [item.model_dump() for item in body.media_items or ()]
         media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))
-        tags = body.tags or []
-        await repository.add_tags(self.session, row.id, tags)
         created = PostCreated(
-            id=row.id, author_id=author.id, title=row.title, created_at=rfc3339(row.created_at), tags=tags
+            id=row.id, author_id=row.author_id, title=row.title, created_at=rfc3339(row.created_at), tags=tags
         )
         await enqueue_event(self.session, self.topic, post_event(created))
-        return to_created_wire(row, author, media, tags)
+        return to_created_wire(row, media, tags)
 
     async def update(self, post_id: int, body: UpdatePost) -> dict[str, Any]:
         values = {name: getattr(body, name) for name in ("title", "content") if getattr(body, name)}
