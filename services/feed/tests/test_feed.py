@@ -294,8 +294,11 @@ class TestFanOutScale:
         handler = feed_event_handler(settings, redis)
         post_id = new_id()
         started = time.perf_counter()
-        await handle_record(app.state.sessionmaker, post_event("post_created", post_id, author, at(1)), handler)
+        with sql_statements(app.state.engine) as seen:
+            await handle_record(app.state.sessionmaker, post_event("post_created", post_id, author, at(1)), handler)
         elapsed = time.perf_counter() - started
+        feed_sql = [statement for statement in seen if "processed_events" not in statement]
+        assert len(feed_sql) == 1, feed_sql  # the post and its audience: one statement
         async with redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.zscore(f"{settings.key_prefix}timeline:{user}", str(post_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, Row, Select, bindparam, func, select, true, tuple_, update
+from sqlalchemy import BigInteger, Integer, Row, Select, bindparam, func, select, text, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,27 +50,42 @@ async def follower_count(session: AsyncSession, user_id: int) -> int:
     return int(await session.scalar(select(c.followers).where(c.user_id == user_id)) or 0)
 
 
-async def followers_of(session: AsyncSession, user_id: int) -> list[int]:
-    return list((await session.scalars(select(f.follower_id).where(f.followee_id == user_id))).all())
-
-
 # -------------------------------------------------------------------------------------- posts
 
 
-async def add_post(session: AsyncSession, post_id: int, author_id: int, created_at: datetime) -> bool:
-    stmt = (
-        insert(posts)
-        .values(id=post_id, author_id=author_id, created_at=created_at)
-        .on_conflict_do_nothing()
-        .returning(p.id)
-    )
-    return (await session.execute(stmt)).first() is not None
+# Whom a post of `author` (a CTE with the author's id) is fanned out to, read in the statement
+# that adds or removes the post: whether the author has more followers than `:threshold` (a
+# celebrity, whose posts are merged at read time), and if not, the followers.
+_AUDIENCE = """, audience AS (
+    SELECT author.author_id,
+           coalesce((SELECT followers FROM follower_counts WHERE user_id = author.author_id), 0) > :threshold
+           AS celebrity
+    FROM author
+)
+SELECT author_id, celebrity,
+       CASE WHEN celebrity THEN '{}' ELSE ARRAY(SELECT follower_id FROM follows WHERE followee_id = author_id) END
+       AS followers
+FROM audience"""
+_ADD_POST = text(
+    "WITH author AS (INSERT INTO posts (id, author_id, created_at) VALUES (:post_id, :author_id, :created_at)"  # noqa: S608 - constants
+    " ON CONFLICT DO NOTHING RETURNING author_id)" + _AUDIENCE
+)
+_REMOVE_POST = text(
+    "WITH author AS (DELETE FROM posts WHERE id = :post_id RETURNING author_id)" + _AUDIENCE  # noqa: S608
+)
 
 
-async def remove_post(session: AsyncSession, post_id: int) -> Row | None:
-    """The deleted post's (id, author_id, created_at), or None when it was not known."""
-    stmt = posts.delete().where(p.id == post_id).returning(p.id, p.author_id, p.created_at)
-    return (await session.execute(stmt)).first()
+async def add_post(
+    session: AsyncSession, post_id: int, author_id: int, created_at: datetime, threshold: int
+) -> Row | None:
+    """The new post's audience (author_id, celebrity, followers), or None when it was known."""
+    params = {"post_id": post_id, "author_id": author_id, "created_at": created_at, "threshold": threshold}
+    return (await session.execute(_ADD_POST, params)).first()
+
+
+async def remove_post(session: AsyncSession, post_id: int, threshold: int) -> Row | None:
+    """The deleted post's audience (author_id, celebrity, followers), or None when it was not known."""
+    return (await session.execute(_REMOVE_POST, {"post_id": post_id, "threshold": threshold})).first()
 
 
 async def newest_of(session: AsyncSession, author_id: int, limit: int) -> list[Row]:

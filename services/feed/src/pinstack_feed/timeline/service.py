@@ -176,6 +176,13 @@ def _ms(ts: datetime) -> datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
+def _timelines(audience: Row) -> list[int]:
+    """The timelines an author's post is written to: the author's own always (a home feed shows
+    what you posted, as Mastodon's does); every follower's unless the author is a celebrity, whose
+    posts are merged at read time (the repository's audience has no followers then)."""
+    return [audience.author_id, *audience.followers]
+
+
 class FeedService:
     def __init__(self, session: AsyncSession, redis: Redis, settings: Settings) -> None:
         self.session = session
@@ -227,28 +234,23 @@ class FeedService:
 
     async def post_created(self, post_id: int, author_id: int, created_at: datetime) -> None:
         created_at = _ms(created_at)
-        if not await repository.add_post(self.session, post_id, author_id, created_at):
+        added = await repository.add_post(
+            self.session, post_id, author_id, created_at, self.settings.celebrity_threshold
+        )
+        if added is None:
             return  # known already
-        readers, celebrity = await self._readers_of(author_id)
-        if celebrity:
+        if added.celebrity:
             FANOUT_SKIPPED.inc()
+        readers = _timelines(added)
         entry = Entry(score_of(created_at), post_id)
         self._after_commit("post_created", readers, lambda: self.timelines.add(readers, [entry]))
 
     async def post_deleted(self, post_id: int) -> None:
-        deleted = await repository.remove_post(self.session, post_id)
+        deleted = await repository.remove_post(self.session, post_id, self.settings.celebrity_threshold)
         if deleted is None:
             return
-        readers, _ = await self._readers_of(deleted.author_id)
+        readers = _timelines(deleted)
         self._after_commit("post_deleted", readers, lambda: self.timelines.remove(readers, [post_id]))
-
-    async def _readers_of(self, author_id: int) -> tuple[list[int], bool]:
-        """(the timelines an author's posts are written to, whether the author is a celebrity).
-        The author's own timeline always (a home feed shows what you posted, as Mastodon's does);
-        every follower's unless the author is a celebrity, whose posts are merged at read time."""
-        if await repository.follower_count(self.session, author_id) > self.settings.celebrity_threshold:
-            return [author_id], True
-        return [author_id, *await repository.followers_of(self.session, author_id)], False
 
     async def follow_created(self, follower_id: int, followee_id: int, at: datetime) -> None:
         if not await repository.add_follow(self.session, follower_id, followee_id, at):
