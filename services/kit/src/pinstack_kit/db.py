@@ -11,6 +11,7 @@ import select
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
 from prometheus_client import Gauge
 from sqlalchemy import event
@@ -50,7 +51,7 @@ def _drop_if_server_left(dbapi_connection: Any, _record: object, _proxy: object)
     try:
         poll = select.poll()
         poll.register(connection.pgconn.socket, select.POLLIN)
-    except Exception as exc:  # closed or broken: psycopg has no socket to give
+    except psycopg.OperationalError as exc:  # closed: libpq has no socket to give
         raise DisconnectionError("connection closed") from exc
     if connection.broken or poll.poll(0):
         raise DisconnectionError("the server closed the connection")
