@@ -1,6 +1,7 @@
 """The consumer runner against the real PostgreSQL and Kafka: exactly-once effects and DLT."""
 
 import asyncio
+import logging
 from collections import Counter
 
 import pytest
@@ -185,6 +186,38 @@ class TestDependencyOutage:
         await asyncio.wait_for(task, 10)
         assert failures["left"] == 0
         assert parked == []
+
+    async def test_a_deadlock_is_tried_again_at_once_not_waited_out(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """Postgres aborting the batch's transaction to break a deadlock (SQLSTATE 40P01, as the
+        server raises it) is a lost race, not a database outage: no pause, no outage warning."""
+        await create_consumed(engine)
+        topic = kafka_topic("consumer-deadlock")
+        await produce(topic, [("d1", b"one")])
+        deadlocks = {"left": 2}
+
+        async def loses_two_races(session: AsyncSession, record: ConsumerRecord) -> None:
+            if deadlocks["left"] > 0:
+                deadlocks["left"] -= 1
+                await session.execute(
+                    text("DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$")
+                )
+            await handler(session, record)
+
+        runner = runner_for(engine, topic, loses_two_races, kafka_topic("consumer-deadlock-dlt"))
+        caplog.set_level(logging.INFO, logger="pinstack.consumer")
+        task = asyncio.create_task(runner.run())
+        await eventually(lambda: _equals(count(engine, topic), 1), timeout=30.0)
+        runner.stop()
+        await asyncio.wait_for(task, 10)
+        lines = [record.getMessage() for record in caplog.records if record.name == "pinstack.consumer"]
+        retried = [line for line in lines if "the batch is tried again" in line]
+        assert deadlocks["left"] == 0 and len(retried) == 2, lines
+        assert not [line for line in lines if "a dependency" in line], lines
 
 
 class TestMalformedEvents:

@@ -32,6 +32,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
@@ -50,6 +51,15 @@ Handler = Callable[[AsyncSession, ConsumerRecord], Awaitable[None]]
 
 # Failures that mean "a dependency is unreachable", not "this record is poison".
 OUTAGES = (OperationalError, InterfaceError, OSError, RedisConnectionError, RedisTimeoutError)
+# Postgres aborted the transaction to break a deadlock or a serialization conflict (an API
+# request's transaction locked the same rows): nothing is down, the batch is tried again at once,
+# up to this many times in a row before it is waited for like an outage.
+RACES_IN_A_ROW = 3
+
+
+def _lost_a_race(exc: BaseException) -> bool:
+    return isinstance(getattr(exc, "orig", None), DeadlockDetected | SerializationFailure)
+
 
 # Claims the batch's keys; returns the ones not seen before.
 _CLAIM = text(
@@ -185,7 +195,7 @@ class ConsumerRunner:
         dead-letter topic; how many, from the first, were handled: fewer than all only when the
         runner stops."""
         done, end = 0, len(records)  # records[done:end] is the next transaction
-        attempt, outage = 0, 0
+        attempt, outage, races = 0, 0, 0
         while done < len(records) and not self._stopping:
             self.beat = time.monotonic()
             try:
@@ -195,6 +205,10 @@ class ConsumerRunner:
                 # never dead-letter.
                 if self._stopping:
                     break  # uncommitted: the next member of the group gets them again
+                if _lost_a_race(exc) and races < RACES_IN_A_ROW:
+                    races += 1
+                    log.info("consumer %s: %s; the batch is tried again", self.group_id, getattr(exc, "orig", exc))
+                    continue
                 outage += 1
                 self.dependency_outage.down(exc)
                 await self._pause(min(0.5 * outage, 5.0))
@@ -210,7 +224,7 @@ class ConsumerRunner:
                 await self._dead_letter(records[done], failed.__cause__)
                 taken = 1
             self.dependency_outage.up()
-            done, end, attempt, outage = done + taken, len(records), 0, 0
+            done, end, attempt, outage, races = done + taken, len(records), 0, 0, 0
         return done
 
     def _gives_up(self, record: ConsumerRecord, failure: BaseException | None, attempt: int) -> bool:
