@@ -22,8 +22,9 @@ NEWEST_FIRST = (p.created_at.desc(), p.id.desc())
 # ------------------------------------------------------------------------------------ follows
 
 
-async def add_follow(session: AsyncSession, follower_id: int, followee_id: int, at: datetime) -> bool:
-    """True when the follow is new; the followee's follower count moves with it."""
+async def add_follow(session: AsyncSession, follower_id: int, followee_id: int, at: datetime) -> int | None:
+    """The followee's follower count with the new follow (it moves with it), or None when the
+    follow was known."""
     stmt = (
         insert(follows)
         .values(follower_id=follower_id, followee_id=followee_id, created_at=at)
@@ -31,11 +32,10 @@ async def add_follow(session: AsyncSession, follower_id: int, followee_id: int, 
         .returning(f.follower_id)
     )
     if (await session.execute(stmt)).first() is None:
-        return False
+        return None
     bump = insert(counts).values(user_id=followee_id, followers=1)
     bump = bump.on_conflict_do_update(index_elements=[c.user_id], set_={"followers": c.followers + 1})
-    await session.execute(bump)
-    return True
+    return await session.scalar(bump.returning(c.followers))
 
 
 async def remove_follow(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
@@ -44,10 +44,6 @@ async def remove_follow(session: AsyncSession, follower_id: int, followee_id: in
         return False
     await session.execute(update(counts).where(c.user_id == followee_id).values(followers=c.followers - 1))
     return True
-
-
-async def follower_count(session: AsyncSession, user_id: int) -> int:
-    return int(await session.scalar(select(c.followers).where(c.user_id == user_id)) or 0)
 
 
 # -------------------------------------------------------------------------------------- posts

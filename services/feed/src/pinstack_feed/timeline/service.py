@@ -253,9 +253,10 @@ class FeedService:
         self._after_commit("post_deleted", readers, lambda: self.timelines.remove(readers, [post_id]))
 
     async def follow_created(self, follower_id: int, followee_id: int, at: datetime) -> None:
-        if not await repository.add_follow(self.session, follower_id, followee_id, at):
-            return
-        if await repository.follower_count(self.session, followee_id) > self.settings.celebrity_threshold:
+        followers = await repository.add_follow(self.session, follower_id, followee_id, at)
+        if followers is None:
+            return  # known already
+        if followers > self.settings.celebrity_threshold:
             return  # merged at read time from now on
         rows = await repository.newest_of(self.session, followee_id, self.settings.backfill_count)
         entries = [Entry.from_row(row) for row in rows]
