@@ -194,7 +194,11 @@ def run_drill(
     which ends with the pods' log lines of every 5xx answer (their request ids; `logs` keeps the
     pods' logs, deleted pods' included)."""
     lines: list[str] = []
-    drill = Drill(target, rate=6.0, max_requests=2000, seed=seed, log=lines.append, also_documented=also_documented)
+    # The platform keeps its production rate limits (`make chaos` turns them off): the drills'
+    # registrations and logins, all from this host's address, can pass the gateway's 60 a minute
+    # on /auth/* when two drills run within a minute. A 429 is a clear refusal, never a lost write.
+    documented = also_documented | {"429 too many requests"}
+    drill = Drill(target, rate=6.0, max_requests=2000, seed=seed, log=lines.append, also_documented=documented)
 
     async def run() -> DrillReport:
         loop = asyncio.get_running_loop()
