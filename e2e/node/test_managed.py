@@ -195,8 +195,9 @@ def run_drill(
     pods' logs, deleted pods' included)."""
     lines: list[str] = []
     # The platform keeps its production rate limits (`make chaos` turns them off): the drills'
-    # registrations and logins, all from this host's address, can pass the gateway's 60 a minute
-    # on /auth/* when two drills run within a minute. A 429 is a clear refusal, never a lost write.
+    # registrations (setup, load and canaries), with the other tests' auth calls, all come from
+    # this host's address and can pass the gateway's 60 a minute on /auth/* (a register in a
+    # drill's baseline got a 429 once). A 429 is a clear refusal, never a lost write.
     documented = also_documented | {"429 too many requests"}
     drill = Drill(target, rate=6.0, max_requests=2000, seed=seed, log=lines.append, also_documented=documented)
 
