@@ -13,8 +13,10 @@ handlers apply every event exactly once; a batch costs one claim and one commit 
 each per record (under load most of a consumer's time went to those). When a handler fails, the
 transaction rolls back as a whole (handlers write to the database and defer the rest to
 `after_commit`, so nothing escaped it): the records before the failing one are applied again
-without it, and it is retried alone, then parked. Offsets are committed only after the
-transactions of the records they cover have committed.
+without it, and it is retried alone, then parked. A dependency that is down is waited for,
+never blamed on a record; a transaction Postgres aborted to break a deadlock with an API
+request's is tried again at once. Offsets are committed only after the transactions of the
+records they cover have committed.
 
 `stop()` (SIGTERM) ends the runner gracefully: it fetches nothing more, finishes the transaction
 in hand, commits the offsets of what it handled and leaves the group, so the partitions move to
