@@ -34,7 +34,6 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
-from psycopg.errors import DeadlockDetected, SerializationFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
@@ -43,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pinstack_contracts.events import MalformedEvent, Payload, read
 from pinstack_kit.config import BaseServiceSettings
-from pinstack_kit.db import run_after_commit
+from pinstack_kit.db import lost_a_race, run_after_commit
 from pinstack_kit.observability import OutageLog
 from pinstack_kit.outbox import ProducerFactory, create_producer, sleep_until
 
@@ -53,14 +52,9 @@ Handler = Callable[[AsyncSession, ConsumerRecord], Awaitable[None]]
 
 # Failures that mean "a dependency is unreachable", not "this record is poison".
 OUTAGES = (OperationalError, InterfaceError, OSError, RedisConnectionError, RedisTimeoutError)
-# Postgres aborted the transaction to break a deadlock or a serialization conflict (an API
-# request's transaction locked the same rows): nothing is down, the batch is tried again at once,
-# up to this many times in a row before it is waited for like an outage.
+# A batch that lost a race (`lost_a_race`: an API request's transaction locked the same rows) is
+# tried again at once, up to this many times in a row before it is waited for like an outage.
 RACES_IN_A_ROW = 3
-
-
-def _lost_a_race(exc: BaseException) -> bool:
-    return isinstance(getattr(exc, "orig", None), DeadlockDetected | SerializationFailure)
 
 
 # Claims the batch's keys; returns the ones not seen before.
@@ -207,7 +201,7 @@ class ConsumerRunner:
                 # never dead-letter.
                 if self._stopping:
                     break  # uncommitted: the next member of the group gets them again
-                if _lost_a_race(exc) and races < RACES_IN_A_ROW:
+                if lost_a_race(exc) and races < RACES_IN_A_ROW:
                     races += 1
                     log.info("consumer %s: %s; the batch is tried again", self.group_id, getattr(exc, "orig", exc))
                     continue

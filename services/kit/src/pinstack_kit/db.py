@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 from prometheus_client import Gauge
+from psycopg.errors import DeadlockDetected, SerializationFailure
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -57,6 +58,12 @@ def _drop_if_server_left(dbapi_connection: Any, _record: object, _proxy: object)
         raise DisconnectionError("the server closed the connection")
 
 
+def lost_a_race(exc: BaseException) -> bool:
+    """Postgres aborted the transaction to break a deadlock or a serialization conflict with
+    another one: nothing is down, and the same work may well succeed at once."""
+    return isinstance(getattr(exc, "orig", None), DeadlockDetected | SerializationFailure)
+
+
 DB_POOL_SIZE = Gauge("db_pool_size", "Connections the pool keeps open")
 DB_POOL_CHECKED_OUT = Gauge("db_pool_checked_out", "Pooled connections in use")
 
@@ -96,7 +103,10 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
             await (session.commit() if exc.commit else session.rollback())
         raise
     except (OperationalError, InterfaceError) as exc:
-        log.warning("database unavailable: %s", exc)
+        if lost_a_race(exc):
+            log.warning("transaction aborted by the database: %s", exc.orig)
+        else:
+            log.warning("database unavailable: %s", exc)
         await session.rollback()
         raise ServiceUnavailable("database unavailable") from exc
     except DBAPIError as exc:

@@ -182,7 +182,7 @@ created AS (
     INSERT INTO tags (name) SELECT name FROM names WHERE EXISTS (SELECT FROM target) ORDER BY name
     ON CONFLICT (name) DO NOTHING RETURNING id, name
 ),
-known AS (SELECT id, name FROM created UNION ALL SELECT id, name FROM tags WHERE name = ANY(CAST(:names AS text[]))),
+known AS (SELECT id, name FROM created UNION ALL SELECT id, name FROM tags JOIN names USING (name)),
 linked AS (
     INSERT INTO posts_tags (post_id, tag_id, position)
     SELECT target.id, known.id, CAST(names.ord AS smallint) FROM target, names JOIN known USING (name)
