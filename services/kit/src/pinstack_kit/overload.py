@@ -100,6 +100,11 @@ class Bulkhead:
             BULKHEAD_RUNNING.labels(self.name).dec()
             self._slots.release()
 
+    @property
+    def idle(self) -> bool:
+        """No job running or waiting."""
+        return self._running == 0 and self._waiting == 0
+
     def admit(self) -> None:
         """Refuse now what `run` would refuse: a cheap check before work that is only worth doing
         if the job will run (reading the hash to verify ties up a database connection)."""
