@@ -151,6 +151,33 @@ class TestDeadline:
             keys = (await conn.execute(text("SELECT key FROM outbox WHERE topic = :t"), {"t": topic})).scalars()
             assert sorted(keys) == ["finished", "unbounded"]
 
+    @pytest.mark.integration
+    async def test_a_request_that_lost_a_deadlock_is_a_503_that_says_so(
+        self, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Postgres aborting a request's transaction to break a deadlock (SQLSTATE 40P01, raised
+        here by the server itself) is a 503 to the client like an outage, but its log line says
+        what happened: nothing is down."""
+        app = FastAPI()
+        install_error_handlers(app)
+        app.state.sessionmaker = sessionmaker(engine)
+
+        @app.post("/write")
+        async def write(session: SessionDep) -> object:
+            await session.execute(
+                text("DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END $$")
+            )
+            return ok()
+
+        transport = httpx.ASGITransport(app=app)
+        with caplog.at_level(logging.WARNING, logger="pinstack.db"):
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                answer = await client.post("/write")
+        assert answer.status_code == 503
+        assert answer.json() == {"status": 503, "message": "database unavailable"}
+        said = [r.getMessage() for r in caplog.records if r.name == "pinstack.db"]
+        assert len(said) == 1 and said[0].startswith("transaction aborted by the database: deadlock detected"), said
+
 
 async def _upstream_handler(request: web.Request) -> web.Response:
     kind = request.match_info["kind"]
