@@ -260,6 +260,17 @@ class TestStats:
         assert response.json() == {"status": 400, "message": "validation failed"}
 
 
+class TestPostCreated:
+    async def test_a_post_joins_the_projection_in_one_statement(self, app: FastAPI, deliver: Deliver) -> None:
+        """The post's lock and the tombstone check after it are one round trip (migrations/0004);
+        the consumer's batch is made of these."""
+        post_id = new_id()
+        with sql_statements(app.state.engine) as seen:
+            await deliver(post_record("post_created", post_id, new_id()))
+        assert seen == ["SELECT activity_add_post(%(id)s, %(author_id)s)"], seen
+        assert await sql(app, "SELECT count(*) FROM posts WHERE id = :id", id=post_id) == [(1,)]
+
+
 class TestPostDeleted:
     async def test_a_deleted_post_takes_its_activity(
         self, client: httpx.AsyncClient, app: FastAPI, deliver: Deliver, post: Post

@@ -3,39 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Text, any_, bindparam, exists, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy import Text, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinstack_activity.models import DeletedUser, User
+from pinstack_activity.models import User
 
-users = User.__table__  # type: ignore[attr-defined]
-deleted_users = DeletedUser.__table__  # type: ignore[attr-defined]
-u, du = users.c, deleted_users.c
+u = User.__table__.c  # type: ignore[attr-defined]
 
 # Run by the worker's housekeeping: a day after the deletion no token of the account is alive.
 PURGE_TOMBSTONES = "DELETE FROM deleted_users WHERE deleted_at < now() - interval '1 day'"
 
 
-def _lock_key(user_id: int) -> Any:
-    return func.hashtextextended(f"activity.user:{user_id}", 0)
+# Lock and check in one round trip (migrations/0004).
+_ALIVE = text("SELECT activity_user_alive(:id)")
+_TOMBSTONE = text("SELECT activity_tombstone_user(:id)")
 
 
 async def alive(session: AsyncSession, user_id: int) -> bool:
     """Whether `user_id` may still write. Holds the user's lock shared until commit: the erasure
     of a deleted account waits for this write and then removes it too, or went first and left
-    its tombstone, which the second statement (a snapshot taken after the lock) sees."""
-    await session.execute(select(func.pg_advisory_xact_lock_shared(_lock_key(user_id))))
-    return not await session.scalar(select(exists().where(du.id == user_id)))
+    its tombstone, which the check (a snapshot taken after the lock) sees."""
+    return bool(await session.scalar(_ALIVE, {"id": user_id}))
 
 
 async def tombstone(session: AsyncSession, user_id: int) -> None:
     """Takes the user's lock exclusively (writes of the user in flight finish first) and leaves a
     tombstone; the caller removes the user and erases their activity in the same transaction."""
-    await session.execute(select(func.pg_advisory_xact_lock(_lock_key(user_id))))
-    await session.execute(insert(deleted_users).values(id=user_id, deleted_at=func.now()).on_conflict_do_nothing())
+    await session.execute(_TOMBSTONE, {"id": user_id})
 
 
 # Each statement deletes one kind of row of the user and moves the counters of the posts it
