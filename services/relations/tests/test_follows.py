@@ -8,13 +8,14 @@ from datetime import datetime
 import httpx
 import orjson
 import pytest
+from fastapi import FastAPI
 from relations_support import Seed, new_id
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_relations.config import Settings
 from pinstack_relations.main import create_app
-from pinstack_testing import app_client, free_port
+from pinstack_testing import app_client, free_port, sql_statements
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,21 @@ class TestFollow:
         at = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
         assert row.headers["created_at"].startswith(at.strftime("%Y-%m-%d %H:%M:%S"))
 
+    async def test_a_follow_of_known_users_checks_and_inserts_in_one_statement(
+        self, app: FastAPI, client: httpx.AsyncClient, seed: Seed
+    ) -> None:
+        """Both ends locked and the follow inserted in one round trip; then only the outbox row."""
+        follower, followee = await seed(2)
+        with sql_statements(app.state.engine) as seen:
+            assert (await follow(client, follower, followee)).status_code == 200
+        assert [s.split(None, 1)[0] for s in seen] == ["WITH", "INSERT"], seen
+        with sql_statements(app.state.engine) as seen:
+            assert (await follow(client, follower, followee)).json() == {
+                "status": 409,
+                "message": "already following this user",
+            }
+        assert [s.split(None, 1)[0] for s in seen] == ["WITH"], seen
+
     async def test_following_yourself_is_refused_without_an_event(
         self, client: httpx.AsyncClient, seed: Seed, engine: AsyncEngine, settings: Settings
     ) -> None:
@@ -95,6 +111,21 @@ class TestFollow:
             await conn.execute(text("UPDATE users SET deleted_at = now() WHERE id = :id"), {"id": follower})
         response = await follow(client, follower, followee)
         assert response.json() == {"status": 404, "message": "user not found"}
+
+    async def test_a_follow_waits_for_a_deletion_in_flight_and_then_refuses(
+        self, client: httpx.AsyncClient, seed: Seed, engine: AsyncEngine, settings: Settings
+    ) -> None:
+        """The interleaving the lock is for: the follower's tombstone is written but not committed
+        when the follow arrives. The follow waits for it, then sees it (no follow, no event)."""
+        follower, followee = await seed(2)
+        async with engine.connect() as deleting:
+            await deleting.execute(text("UPDATE users SET deleted_at = now() WHERE id = :id"), {"id": follower})
+            answer = asyncio.create_task(follow(client, follower, followee))
+            await asyncio.sleep(0.3)
+            assert not answer.done()  # waiting on the row, not deciding on a stale snapshot
+            await deleting.commit()
+        assert (await answer).json() == {"status": 404, "message": "user not found"}
+        assert await outbox(engine, settings) == []
 
     async def test_following_twice_conflicts_and_emits_once(
         self, client: httpx.AsyncClient, seed: Seed, engine: AsyncEngine, settings: Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, func, literal, select, tuple_
+from sqlalchemy import Row, func, literal, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,25 @@ f = follows.c
 u = users.c
 
 MISSING_USER = "Missing user"
+
+
+# The follow when both ends are live users of the projection, locked until commit as
+# `UserDirectory.require(lock=True)` locks them (a share lock: a deletion tombstones the row, so
+# it waits for this follow and then removes it too). One round trip instead of two; `ends` < 2
+# sends the caller to the full check (a user the projection has not seen is looked up).
+_FOLLOW_KNOWN = text(
+    "WITH ends AS (SELECT id FROM users WHERE id IN (:follower_id, :followee_id) AND deleted_at IS NULL FOR SHARE),"
+    " made AS (INSERT INTO follows (follower_id, followee_id) SELECT :follower_id, :followee_id"
+    " WHERE (SELECT count(*) FROM ends) = 2"
+    " ON CONFLICT (follower_id, followee_id) DO NOTHING RETURNING created_at)"
+    " SELECT (SELECT count(*) FROM ends) AS ends, (SELECT created_at FROM made) AS created_at"
+)
+
+
+async def follow_known(session: AsyncSession, follower_id: int, followee_id: int) -> Row:
+    """`ends` (how many of the two are known live users) and the new follow's `created_at`
+    (None when the pair already exists, or when `ends` < 2 and nothing was inserted)."""
+    return (await session.execute(_FOLLOW_KNOWN, {"follower_id": follower_id, "followee_id": followee_id})).one()
 
 
 async def insert_follow(session: AsyncSession, follower_id: int, followee_id: int) -> Row | None:

@@ -44,12 +44,16 @@ class FollowService:
             raise CannotFollowYourself()
         # Both ends must exist (the follower may be a deleted account with a live token); the
         # share lock makes a concurrent deletion wait and then remove this follow as well.
-        await self.directory.require(followee_id, follower_id, lock=True)
-        row = await repository.insert_follow(self.session, follower_id, followee_id)
-        if row is None:
+        known = await repository.follow_known(self.session, follower_id, followee_id)
+        created_at = known.created_at
+        if known.ends < 2:  # not both in the projection, or a tombstone: the full check decides
+            await self.directory.require(followee_id, follower_id, lock=True)
+            row = await repository.insert_follow(self.session, follower_id, followee_id)
+            created_at = row.created_at if row is not None else None
+        if created_at is None:
             raise AlreadyFollowing()
-        await self._emit(FollowCreated, follower_id, followee_id, row.created_at)
-        return {"follower_id": follower_id, "followee_id": followee_id, "created_at": rfc3339_nano(row.created_at)}
+        await self._emit(FollowCreated, follower_id, followee_id, created_at)
+        return {"follower_id": follower_id, "followee_id": followee_id, "created_at": rfc3339_nano(created_at)}
 
     async def unfollow(self, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
