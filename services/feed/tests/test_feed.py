@@ -96,17 +96,21 @@ class TestFanOut:
         assert await ids(client, reader) == [a2, b1, a1]
 
     async def test_a_follow_backfills_and_an_unfollow_removes(
-        self, client: httpx.AsyncClient, deliver: Deliver
+        self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver
     ) -> None:
         reader, author, other = new_id(), new_id(), new_id()
         await deliver(follow_event("follow_created", reader, other))
         kept = await publish(deliver, other, 5)
         earlier = [await publish(deliver, author, seconds) for seconds in range(1, 4)]
         await feed(client, reader)  # the timeline exists before the follow
-        await deliver(follow_event("follow_created", reader, author))
+        with sql_statements(app.state.engine) as follow_sql:
+            await deliver(follow_event("follow_created", reader, author))
         assert await ids(client, reader) == [kept, *reversed(earlier)]
-        await deliver(follow_event("follow_deleted", reader, author))
+        with sql_statements(app.state.engine) as unfollow_sql:
+            await deliver(follow_event("follow_deleted", reader, author))
         assert await ids(client, reader) == [kept]
+        # each with what the timeline needs of it: one statement
+        assert [s.split(None, 1)[0] for s in follow_sql + unfollow_sql] == ["WITH", "WITH"], follow_sql + unfollow_sql
         await publish(deliver, author, 9)
         assert await ids(client, reader) == [kept]
 

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinstack_contracts.events import Event
 from pinstack_notifications.config import Settings
 from pinstack_notifications.main import create_app
+from pinstack_notifications.notifications.service import NotificationService
 from pinstack_notifications.worker import consumers
-from pinstack_testing import Start, app_client, eventually, free_port, kafka_reader, start_consumers
+from pinstack_testing import Start, app_client, eventually, free_port, kafka_reader, sql_statements, start_consumers
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,35 @@ async def stored(engine: AsyncEngine, user_id: int) -> list:  # type: ignore[typ
             text("SELECT type, payload, is_read FROM notifications WHERE user_id = :u ORDER BY id"), {"u": user_id}
         )
         return list(result.all())
+
+
+class TestNotifyingLocksBothUsers:
+    async def test_known_users_cost_one_statement_and_a_deletion_in_flight_is_waited_for(
+        self, settings: Settings, engine: AsyncEngine, seed: Seed
+    ) -> None:
+        """Both users are checked, locked and the notification inserted in one round trip; a
+        notification that arrives while the actor's tombstone is uncommitted waits for it, then
+        sees it (the interleaving the lock is for)."""
+        actor, recipient = await seed(2)
+        app = create_app(settings)
+        async with app_client(app):
+            sessions = app.state.sessionmaker
+            async with sessions() as session:
+                with sql_statements(app.state.engine) as seen:
+                    await NotificationService(session).notify_activity(recipient, actor, "like_created", {"n": 1})
+                await session.commit()
+            assert [s.split(None, 1)[0] for s in seen] == ["WITH"], seen
+            async with engine.connect() as deleting, sessions() as session:
+                await deleting.execute(text("UPDATE users SET deleted_at = now() WHERE id = :u"), {"u": actor})
+                late = asyncio.create_task(
+                    NotificationService(session).notify_activity(recipient, actor, "like_created", {"n": 2})
+                )
+                await asyncio.sleep(0.3)
+                assert not late.done()  # waiting on the actor's row, not deciding on a stale snapshot
+                await deleting.commit()
+                await late
+                await session.commit()
+        assert [row.payload for row in await stored(engine, recipient)] == [{"n": 1}]
 
 
 class TestRelationEvents:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, Row, Select, bindparam, func, select, text, true, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Integer, Row, Select, bindparam, func, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_feed.models import Follow, FollowerCount, PostRef
@@ -22,28 +21,43 @@ NEWEST_FIRST = (p.created_at.desc(), p.id.desc())
 # ------------------------------------------------------------------------------------ follows
 
 
-async def add_follow(session: AsyncSession, follower_id: int, followee_id: int, at: datetime) -> int | None:
-    """The followee's follower count with the new follow (it moves with it), or None when the
-    follow was known."""
-    stmt = (
-        insert(follows)
-        .values(follower_id=follower_id, followee_id=followee_id, created_at=at)
-        .on_conflict_do_nothing()
-        .returning(f.follower_id)
-    )
-    if (await session.execute(stmt)).first() is None:
-        return None
-    bump = insert(counts).values(user_id=followee_id, followers=1)
-    bump = bump.on_conflict_do_update(index_elements=[c.user_id], set_={"followers": c.followers + 1})
-    return await session.scalar(bump.returning(c.followers))
+# A follow applied with what the follower's timeline needs, in one statement: the followee's
+# follower count with it and, unless that count passes `:threshold` (a celebrity's posts are
+# merged at read time), their newest `:limit` posts. No row when the follow was known; one row
+# with a NULL id when there is no post to add.
+_ADD_FOLLOW = text(
+    "WITH made AS (INSERT INTO follows (follower_id, followee_id, created_at)"
+    " VALUES (:follower_id, :followee_id, :at) ON CONFLICT DO NOTHING RETURNING followee_id),"
+    " counted AS (INSERT INTO follower_counts (user_id, followers) SELECT followee_id, 1 FROM made"
+    " ON CONFLICT (user_id) DO UPDATE SET followers = follower_counts.followers + 1 RETURNING followers)"
+    " SELECT counted.followers, recent.id, recent.created_at FROM counted LEFT JOIN LATERAL"
+    " (SELECT id, created_at FROM posts WHERE author_id = :followee_id AND counted.followers <= :threshold"
+    " ORDER BY created_at DESC, id DESC LIMIT :limit) recent ON true"
+)
+# An unfollow, with the ids of the followee's posts to take out of the follower's timeline; no
+# row when there was no such follow.
+_REMOVE_FOLLOW = text(
+    "WITH gone AS (DELETE FROM follows WHERE follower_id = :follower_id AND followee_id = :followee_id"
+    " RETURNING followee_id),"
+    " uncounted AS (UPDATE follower_counts SET followers = followers - 1"
+    " WHERE user_id IN (SELECT followee_id FROM gone))"
+    " SELECT ARRAY(SELECT id FROM posts WHERE author_id = :followee_id) AS post_ids FROM gone"
+)
 
 
-async def remove_follow(session: AsyncSession, follower_id: int, followee_id: int) -> bool:
-    stmt = follows.delete().where(f.follower_id == follower_id, f.followee_id == followee_id).returning(f.follower_id)
-    if (await session.execute(stmt)).first() is None:
-        return False
-    await session.execute(update(counts).where(c.user_id == followee_id).values(followers=c.followers - 1))
-    return True
+async def add_follow(
+    session: AsyncSession, follower_id: int, followee_id: int, at: datetime, threshold: int, limit: int
+) -> list[Row]:
+    """Rows of (followers, id, created_at): see `_ADD_FOLLOW`."""
+    params = {"follower_id": follower_id, "followee_id": followee_id, "at": at, "threshold": threshold, "limit": limit}
+    return list((await session.execute(_ADD_FOLLOW, params)).all())
+
+
+async def remove_follow(session: AsyncSession, follower_id: int, followee_id: int) -> list[int] | None:
+    """The followee's post ids, or None when there was no such follow."""
+    params = {"follower_id": follower_id, "followee_id": followee_id}
+    row = (await session.execute(_REMOVE_FOLLOW, params)).first()
+    return None if row is None else list(row.post_ids)
 
 
 # -------------------------------------------------------------------------------------- posts
@@ -82,15 +96,6 @@ async def add_post(
 async def remove_post(session: AsyncSession, post_id: int, threshold: int) -> Row | None:
     """The deleted post's audience (author_id, celebrity, followers), or None when it was not known."""
     return (await session.execute(_REMOVE_POST, {"post_id": post_id, "threshold": threshold})).first()
-
-
-async def newest_of(session: AsyncSession, author_id: int, limit: int) -> list[Row]:
-    stmt = select(p.id, p.created_at).where(p.author_id == author_id).order_by(*NEWEST_FIRST).limit(limit)
-    return list((await session.execute(stmt)).all())
-
-
-async def ids_of(session: AsyncSession, author_id: int) -> list[int]:
-    return list((await session.scalars(select(p.id).where(p.author_id == author_id))).all())
 
 
 # ---------------------------------------------------------------------------------- timelines

@@ -253,19 +253,21 @@ class FeedService:
         self._after_commit("post_deleted", readers, lambda: self.timelines.remove(readers, [post_id]))
 
     async def follow_created(self, follower_id: int, followee_id: int, at: datetime) -> None:
-        followers = await repository.add_follow(self.session, follower_id, followee_id, at)
-        if followers is None:
+        threshold = self.settings.celebrity_threshold
+        rows = await repository.add_follow(
+            self.session, follower_id, followee_id, at, threshold, self.settings.backfill_count
+        )
+        if not rows:
             return  # known already
-        if followers > self.settings.celebrity_threshold:
+        if rows[0].followers > threshold:
             return  # merged at read time from now on
-        rows = await repository.newest_of(self.session, followee_id, self.settings.backfill_count)
-        entries = [Entry.from_row(row) for row in rows]
+        entries = [Entry.from_row(row) for row in rows if row.id is not None]
         self._after_commit("follow_created", [follower_id], lambda: self.timelines.add([follower_id], entries))
 
     async def follow_deleted(self, follower_id: int, followee_id: int) -> None:
-        if not await repository.remove_follow(self.session, follower_id, followee_id):
+        post_ids = await repository.remove_follow(self.session, follower_id, followee_id)
+        if post_ids is None:
             return
-        post_ids = await repository.ids_of(self.session, followee_id)
         self._after_commit("follow_deleted", [follower_id], lambda: self.timelines.remove([follower_id], post_ids))
 
     def _after_commit(self, event: str, timelines: Sequence[int], write: Any) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, exists, func, insert, select, tuple_, update
+from sqlalchemy import Row, bindparam, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_notifications.models import Notification
+from pinstack_notifications.users.service import UserDirectory
 
 notifications = Notification.__table__  # type: ignore[attr-defined]
 c = notifications.c
@@ -21,6 +22,24 @@ async def insert_notification(
 ) -> int:
     stmt = insert(notifications).values(user_id=user_id, type=kind, payload=payload, actor_id=actor_id).returning(c.id)
     return int((await session.execute(stmt)).scalar_one())
+
+
+# A notification from `:actor_id` to `:user_id` when both are live users of the projection,
+# locked as `UserDirectory.alive(lock=True)` locks them (a deletion waits for it and then removes
+# it too): one round trip instead of two. `ends` < 2 sends the caller to the full check.
+_NOTIFY_KNOWN = text(
+    f"WITH ends AS ({UserDirectory.locked_live('actor_id', 'user_id')}),"  # noqa: S608 - constants
+    " made AS (INSERT INTO notifications (user_id, type, payload, actor_id)"
+    " SELECT :user_id, :type, :payload, :actor_id WHERE (SELECT count(*) FROM ends) = 2 RETURNING id)"
+    " SELECT (SELECT count(*) FROM ends) AS ends, (SELECT id FROM made) AS id"
+).bindparams(bindparam("payload", type_=c.payload.type))
+
+
+async def notify_known(session: AsyncSession, user_id: int, kind: str, payload: Any, actor_id: int) -> Row:
+    """`ends` (how many of the two are known live users) and the new notification's `id` (None
+    unless `ends` is 2)."""
+    params = {"user_id": user_id, "type": kind, "payload": payload, "actor_id": actor_id}
+    return (await session.execute(_NOTIFY_KNOWN, params)).one()
 
 
 async def get(session: AsyncSession, notification_id: int) -> Row | None:

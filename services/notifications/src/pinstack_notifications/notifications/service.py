@@ -63,7 +63,8 @@ class NotificationService:
         concurrent deletion waits and then removes this notification too."""
         if recipient_id == actor_id:
             return
-        if await self.directory.alive(actor_id, lock=True) and await self.directory.alive(recipient_id, lock=True):
+        known = await repository.notify_known(self.session, recipient_id, kind, payload, actor_id)
+        if known.ends < 2 and await self.directory.alive(actor_id, recipient_id, lock=True):
             await repository.insert_notification(self.session, recipient_id, kind, payload, actor_id)
 
     async def remove_all_of(self, user_id: int) -> int:

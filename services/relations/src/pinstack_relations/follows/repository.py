@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinstack_relations.models import Follow, User
+from pinstack_relations.users.service import UserDirectory
 
 follows = Follow.__table__  # type: ignore[attr-defined]
 users = User.__table__  # type: ignore[attr-defined]
@@ -18,12 +19,12 @@ u = users.c
 MISSING_USER = "Missing user"
 
 
-# The follow when both ends are live users of the projection, locked until commit as
-# `UserDirectory.require(lock=True)` locks them (a share lock: a deletion tombstones the row, so
-# it waits for this follow and then removes it too). One round trip instead of two; `ends` < 2
-# sends the caller to the full check (a user the projection has not seen is looked up).
+# The follow when both ends are live users of the projection, locked as
+# `UserDirectory.require(lock=True)` locks them (a deletion waits for this follow and then removes
+# it too). One round trip instead of two; `ends` < 2 sends the caller to the full check (a user the
+# projection has not seen is looked up).
 _FOLLOW_KNOWN = text(
-    "WITH ends AS (SELECT id FROM users WHERE id IN (:follower_id, :followee_id) AND deleted_at IS NULL FOR SHARE),"
+    f"WITH ends AS ({UserDirectory.locked_live('follower_id', 'followee_id')}),"  # noqa: S608 - constants
     " made AS (INSERT INTO follows (follower_id, followee_id) SELECT :follower_id, :followee_id"
     " WHERE (SELECT count(*) FROM ends) = 2"
     " ON CONFLICT (follower_id, followee_id) DO NOTHING RETURNING created_at)"
