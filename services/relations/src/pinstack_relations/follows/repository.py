@@ -1,4 +1,5 @@
-"""All SQL of follows. Lists are one statement each, with the users projection joined."""
+"""All SQL of follows. Lists are one statement each, with the users projection joined. A follow
+and an unfollow run statements built once: building one costs more than running it."""
 
 from __future__ import annotations
 
@@ -49,14 +50,15 @@ async def insert_follow(session: AsyncSession, follower_id: int, followee_id: in
     return (await session.execute(stmt)).first()
 
 
+_UNFOLLOW = text(
+    "DELETE FROM follows WHERE follower_id = :follower_id AND followee_id = :followee_id"
+    " RETURNING follower_id, followee_id, now() AS removed_at"
+)
+
+
 async def delete_follow(session: AsyncSession, follower_id: int, followee_id: int) -> Row | None:
     """The removed follow with the time of its removal, or None when there was none."""
-    stmt = (
-        follows.delete()
-        .where(f.follower_id == follower_id, f.followee_id == followee_id)
-        .returning(f.follower_id, f.followee_id, func.now().label("removed_at"))
-    )
-    return (await session.execute(stmt)).first()
+    return (await session.execute(_UNFOLLOW, {"follower_id": follower_id, "followee_id": followee_id})).first()
 
 
 async def delete_all_of(session: AsyncSession, user_id: int) -> list[Row]:
