@@ -91,6 +91,19 @@ class TestBulkhead:
         assert "queue too slow" in shed.value.reason
         assert await asyncio.gather(*waiting) == ["ok", "ok"]
 
+    async def test_a_misestimated_wait_ends_in_a_refusal_well_within_a_second(self) -> None:
+        """Admitted on an estimate the job in hand then overran (jobs slow down as a burst takes
+        the machine): the waiter gives up a quarter past `max_wait`, so the refusal still counts
+        as immediate (bench.run overload: within a second)."""
+        async with busy(queue=5, max_wait=0.5) as bulkhead:
+            bulkhead.job_seconds = 0.01  # the estimate: a wait of 10 ms
+            started = time.perf_counter()
+            with pytest.raises(Overloaded) as shed:
+                await bulkhead.run(lambda: "never")
+            waited = time.perf_counter() - started
+        assert "waited too long" in shed.value.reason
+        assert 0.6 < waited < 0.75, waited
+
     async def test_a_wait_ends_with_the_request_deadline(self) -> None:
         async with busy(queue=5, max_wait=5.0) as bulkhead:
             started = time.perf_counter()

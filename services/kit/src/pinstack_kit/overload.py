@@ -7,8 +7,11 @@ divided by `limit`) is within `max_wait` and at most `queue` wait already; other
 at once with 503 `external service unavailable` and `Retry-After`. So the queue is as deep as the
 machine is fast: under a burst the caller learns in milliseconds that it should come back,
 instead of every request waiting its turn in an unbounded queue until the gateway gives up with a
-504 while the work goes on behind it. A job that waited twice `max_wait` anyway (a misestimate)
-or past its request's deadline gives up too.
+504 while the work goes on behind it. A job that waited a quarter longer than `max_wait` anyway
+(a misestimate: jobs slow down as a burst takes the machine) or past its request's deadline gives
+up too, so with the default half-second `max_wait` even that refusal reaches the client within a
+second (a cap of twice `max_wait` let some through the gateway after 1.1 s under
+`bench.run overload`; half as long again, after up to 0.94 s).
 
 Its threads run at a lower CPU priority (nice 10): on a small machine the hashing takes every
 idle cycle, yet the event loops (this service's other routes, the other services) get the CPU
@@ -40,6 +43,8 @@ BULKHEAD_WAITING = Gauge("bulkhead_waiting", "Jobs waiting for a bulkhead", ["bu
 BULKHEAD_SHED = Counter("bulkhead_shed_total", "Jobs refused by a bulkhead, by reason", ["bulkhead", "reason"])
 
 BACKGROUND_NICE = 10
+# A waiter gives up after this many times its allowed wait (see the module doc).
+MISESTIMATE = 1.25
 
 
 def cpu_count() -> int:
@@ -117,7 +122,7 @@ class Bulkhead:
 
     async def _wait_for_slot(self, slots: asyncio.Semaphore) -> None:
         self.admit()
-        wait = 2 * self.max_wait
+        wait = MISESTIMATE * self.max_wait
         if (d := deadline.current()) is not None and d.binding:
             wait = min(wait, d.remaining())
         self._waiting += 1
