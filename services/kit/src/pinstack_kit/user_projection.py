@@ -12,8 +12,10 @@ copy is newer.
 
 Checks take a lock that the deletion has to wait for (a key-share lock where the deletion
 deletes the row, a share lock where it updates it to a tombstone), so a deletion that races with
-a write sees, and removes, what the write did. `apply_user_events` applies the events; the
-service hands it its cascade: what goes with a deleted user.
+a write sees, and removes, what the write did. A hot write takes the same lock in the statement
+that writes (`locked_live`, one round trip) and falls back to the full check when a user is
+unseen or gone. `apply_user_events` applies the events; the service hands it its cascade: what
+goes with a deleted user.
 """
 
 from __future__ import annotations
