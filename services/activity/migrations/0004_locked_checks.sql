@@ -2,13 +2,26 @@
 -- user's advisory lock and then reads a tombstone (0002, 0003). As one SQL statement that read
 -- would use a snapshot taken before the lock was granted, and miss a tombstone committed while
 -- it waited; a PL/pgSQL function runs each statement on a fresh snapshot (READ COMMITTED), so
--- the read after PERFORM sees it. The lock keys live here only.
+-- the read after the lock sees it.
+
+-- The lock of `activity.<kind>:<id>` until the transaction ends (its key is made here only).
+CREATE FUNCTION activity_lock(kind text, id bigint, shared boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    key bigint := hashtextextended('activity.' || kind || ':' || id, 0);
+BEGIN
+    IF shared THEN
+        PERFORM pg_advisory_xact_lock_shared(key);
+    ELSE
+        PERFORM pg_advisory_xact_lock(key);
+    END IF;
+END $$;
 
 -- The post joins the projection unless it was deleted; true when it is new.
 CREATE FUNCTION activity_add_post(post_id bigint, author_id bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('activity.post:' || post_id, 0));
+    PERFORM activity_lock('post', post_id, false);
     INSERT INTO posts (id, author_id)
     SELECT post_id, author_id WHERE NOT EXISTS (SELECT FROM deleted_posts d WHERE d.id = post_id)
     ON CONFLICT DO NOTHING;
@@ -19,7 +32,7 @@ END $$;
 CREATE FUNCTION activity_delete_post(post_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('activity.post:' || post_id, 0));
+    PERFORM activity_lock('post', post_id, false);
     INSERT INTO deleted_posts (id) VALUES (post_id) ON CONFLICT DO NOTHING;
     DELETE FROM posts p WHERE p.id = post_id;
 END $$;
@@ -29,7 +42,7 @@ END $$;
 CREATE FUNCTION activity_user_alive(user_id bigint) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared(hashtextextended('activity.user:' || user_id, 0));
+    PERFORM activity_lock('user', user_id, true);
     RETURN NOT EXISTS (SELECT FROM deleted_users d WHERE d.id = user_id);
 END $$;
 
@@ -38,6 +51,6 @@ END $$;
 CREATE FUNCTION activity_tombstone_user(user_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('activity.user:' || user_id, 0));
+    PERFORM activity_lock('user', user_id, false);
     INSERT INTO deleted_users (id) VALUES (user_id) ON CONFLICT DO NOTHING;
 END $$;

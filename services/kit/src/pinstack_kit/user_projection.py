@@ -13,7 +13,7 @@ copy is newer.
 Checks take a lock that the deletion has to wait for (a key-share lock where the deletion
 deletes the row, a share lock where it updates it to a tombstone), so a deletion that races with
 a write sees, and removes, what the write did. A hot write takes the same lock in the statement
-that writes (`locked_live`, one round trip) and falls back to the full check when a user is
+that writes (`insert_when_live`, one round trip) and falls back to the full check when a user is
 unseen or gone. `apply_user_events` applies the events; the service hands it its cascade: what
 goes with a deleted user.
 """
@@ -131,15 +131,21 @@ class UserProjection:
         return {row.id: row for row in await self.session.execute(_reading(self.table, lock), {"ids": user_ids})}
 
     @classmethod
-    def locked_live(cls, *params: str) -> str:
-        """SQL of a CTE: the ids among the bound `params` that are live users here, locked as
-        `require(lock=True)` locks them. A write that checks its users and inserts in one
-        statement uses it (one round trip instead of two); fewer rows than `params` sends the
-        caller to the full check (`require`, `alive`), which also looks up unseen ids."""
-        tombstones = "deleted_at" in cls.table.c
-        live = " AND deleted_at IS NULL" if tombstones else ""
-        ids = ", ".join(f":{param}" for param in params)
-        return f"SELECT id FROM {cls.table.name} WHERE id IN ({ids}){live} {_lock_clause(cls.table)}"  # noqa: S608
+    def insert_when_live(
+        cls, users: Sequence[str], into: str, values: str, returning: str, on_conflict: str = ""
+    ) -> str:
+        """SQL of `INSERT INTO <into> SELECT <values>` that inserts only when every id bound as
+        `users` is a live user here, locked as `require(lock=True)` locks them: the check and the
+        write in one round trip. It returns `ends` (how many of them are; fewer sends the caller
+        to the full check, which also looks up unseen ids) and `returning` (NULL unless inserted)."""
+        live = " AND deleted_at IS NULL" if "deleted_at" in cls.table.c else ""
+        ids = ", ".join(f":{user}" for user in users)
+        return (
+            f"WITH ends AS (SELECT id FROM {cls.table.name} WHERE id IN ({ids}){live} {_lock_clause(cls.table)}),"  # noqa: S608
+            f" made AS (INSERT INTO {into} SELECT {values} WHERE (SELECT count(*) FROM ends) = {len(users)}"
+            f" {on_conflict} RETURNING {returning})"
+            f" SELECT (SELECT count(*) FROM ends) AS ends, (SELECT {returning} FROM made) AS {returning}"
+        )
 
     def _is_alive(self, row: Row) -> bool:
         return getattr(row, "deleted_at", None) is None

@@ -24,14 +24,15 @@ async def insert_notification(
     return int((await session.execute(stmt)).scalar_one())
 
 
-# A notification from `:actor_id` to `:user_id` when both are live users of the projection,
-# locked as `UserDirectory.alive(lock=True)` locks them (a deletion waits for it and then removes
-# it too): one round trip instead of two. `ends` < 2 sends the caller to the full check.
+# A notification from `:actor_id` to `:user_id`, when both are live users of the projection (kit
+# `insert_when_live`): a deletion waits for it and then removes it too.
 _NOTIFY_KNOWN = text(
-    f"WITH ends AS ({UserDirectory.locked_live('actor_id', 'user_id')}),"  # noqa: S608 - constants
-    " made AS (INSERT INTO notifications (user_id, type, payload, actor_id)"
-    " SELECT :user_id, :type, :payload, :actor_id WHERE (SELECT count(*) FROM ends) = 2 RETURNING id)"
-    " SELECT (SELECT count(*) FROM ends) AS ends, (SELECT id FROM made) AS id"
+    UserDirectory.insert_when_live(
+        ("actor_id", "user_id"),
+        into="notifications (user_id, type, payload, actor_id)",
+        values=":user_id, :type, :payload, :actor_id",
+        returning="id",
+    )
 ).bindparams(bindparam("payload", type_=c.payload.type))
 
 

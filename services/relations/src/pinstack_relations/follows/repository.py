@@ -20,16 +20,16 @@ u = users.c
 MISSING_USER = "Missing user"
 
 
-# The follow when both ends are live users of the projection, locked as
-# `UserDirectory.require(lock=True)` locks them (a deletion waits for this follow and then removes
-# it too). One round trip instead of two; `ends` < 2 sends the caller to the full check (a user the
-# projection has not seen is looked up).
+# The follow, when both ends are live users of the projection (kit `insert_when_live`): a deletion
+# waits for it and then removes it too.
 _FOLLOW_KNOWN = text(
-    f"WITH ends AS ({UserDirectory.locked_live('follower_id', 'followee_id')}),"  # noqa: S608 - constants
-    " made AS (INSERT INTO follows (follower_id, followee_id) SELECT :follower_id, :followee_id"
-    " WHERE (SELECT count(*) FROM ends) = 2"
-    " ON CONFLICT (follower_id, followee_id) DO NOTHING RETURNING created_at)"
-    " SELECT (SELECT count(*) FROM ends) AS ends, (SELECT created_at FROM made) AS created_at"
+    UserDirectory.insert_when_live(
+        ("follower_id", "followee_id"),
+        into="follows (follower_id, followee_id)",
+        values=":follower_id, :followee_id",
+        on_conflict="ON CONFLICT (follower_id, followee_id) DO NOTHING",
+        returning="created_at",
+    )
 )
 
 
