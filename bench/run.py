@@ -404,7 +404,12 @@ def gateway_metrics() -> dict[str, int]:
     }
 
 
+def rss_mb() -> dict[str, float]:
+    return {name: round(size / 2**20, 1) for name, size in procs.sample().rss.items()}
+
+
 def run_endpoints(args: argparse.Namespace) -> None:
+    rss_before = rss_mb()  # idle on a fresh `make up`; the budget is for the stack at rest
     users = seed_users(args.users)
     posts = seed_posts(users, 4)
     following = follow_each_other(users, 5)
@@ -445,7 +450,7 @@ def run_endpoints(args: argparse.Namespace) -> None:
     for r in results[1:]:
         r.share_of_ceiling = r.requests_per_second / ceiling_rps if ceiling_rps else None
     metrics = gateway_metrics()
-    rss = {name: round(size / 2**20, 1) for name, size in procs.sample().rss.items()}
+    rss = rss_mb()
 
     print(
         f"\n{'scenario':34} {'req/s':>9} {'ceiling':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}"
@@ -463,8 +468,9 @@ def run_endpoints(args: argparse.Namespace) -> None:
         f"\ngateway /metrics: {metrics['bytes']:,} bytes, {metrics['samples']:,} samples "
         f"({metrics['http_request_duration_seconds_bucket']:,} http_request_duration_seconds_bucket)"
     )
-    print("RSS MB: " + ", ".join(f"{name} {mb}" for name, mb in sorted(rss.items())))
-    print(f"RSS MB of the Python processes: {sum(mb for name, mb in rss.items() if name not in INFRA):.0f}")
+    for when, sizes in (("before the run", rss_before), ("after it", rss)):
+        print(f"RSS MB {when}: " + ", ".join(f"{name} {mb}" for name, mb in sorted(sizes.items())))
+        print(f"  the Python processes: {sum(mb for name, mb in sizes.items() if name not in INFRA):.0f}")
     out = ROOT / ".bench" / "results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
@@ -475,6 +481,7 @@ def run_endpoints(args: argparse.Namespace) -> None:
                 "results": [asdict(r) for r in results],
                 "gateway_metrics": metrics,
                 "rss_mb": rss,
+                "rss_mb_before": rss_before,
             },
             indent=2,
         )

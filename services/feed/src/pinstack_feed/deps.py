@@ -1,7 +1,8 @@
 from typing import Annotated
 
 from pinstack_feed.config import Settings
-from pinstack_kit.deps import RedisDep, SessionDep, from_state
+from pinstack_kit.db import SessionDep
+from pinstack_kit.deps import RedisDep, from_state
 
 SettingsDep = Annotated[Settings, from_state("settings")]
 

@@ -1,11 +1,10 @@
-"""Request dependencies every service shares."""
+"""Request dependencies every service shares (the database session is `pinstack_kit.db.SessionDep`:
+importing it here would load SQLAlchemy and psycopg into the gateway, which has no database)."""
 
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-
-from pinstack_kit.db import SessionDep
 
 
 def from_state(name: str) -> Any:
@@ -23,4 +22,4 @@ def from_state(name: str) -> Any:
 
 RedisDep = Annotated[Redis, from_state("redis")]
 
-__all__ = ["RedisDep", "SessionDep", "from_state"]
+__all__ = ["RedisDep", "from_state"]

@@ -1,6 +1,7 @@
 from typing import Annotated
 
-from pinstack_kit.deps import SessionDep, from_state
+from pinstack_kit.db import SessionDep
+from pinstack_kit.deps import from_state
 from pinstack_kit.http_client import ServiceClient
 from pinstack_relations.config import Settings
 
