@@ -41,7 +41,23 @@ OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet published")
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
 
-_RELAY_LOCK = 0x6F7574626F78  # "outbox"
+RELAY_LOCK = 0x6F7574626F78  # "outbox"
+
+# One relay publishes at a time per database (the others are hot standbys): batches of two relays
+# interleaving on the broker would break the per-key order consumers rely on. Without the lock
+# the batch is empty. Taking the lock and the rows in one statement is safe although its snapshot
+# predates the lock: a row the previous holder marked sent meanwhile is re-checked when FOR UPDATE
+# locks it (READ COMMITTED follows the update) and drops out.
+_TAKE = text(
+    "SELECT o.id, o.topic, o.key, o.value, o.headers"
+    " FROM (SELECT pg_try_advisory_xact_lock(:lock) AS held) AS relay, outbox AS o"
+    " WHERE relay.held AND o.sent_at IS NULL ORDER BY o.id LIMIT :n FOR UPDATE OF o SKIP LOCKED"
+)
+# Marks a batch sent and counts what is left (a data-modifying WITH runs whether read or not).
+_MARK_SENT = text(
+    "WITH sent AS (UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids))"
+    " SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+)
 
 _INSERT = text("INSERT INTO outbox (topic, key, value, headers) VALUES (:topic, :key, :value, CAST(:headers AS jsonb))")
 
@@ -160,19 +176,7 @@ class OutboxRelay:
 
     async def publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.engine.begin() as conn:
-            # One relay publishes at a time per database (others are hot standbys): batches of
-            # two relays interleaving on the broker would break the per-key order consumers rely on.
-            if not await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": _RELAY_LOCK}):
-                return 0
-            rows = (
-                await conn.execute(
-                    text(
-                        "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL"
-                        " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
-                    ),
-                    {"n": self.batch_size},
-                )
-            ).all()
+            rows = (await conn.execute(_TAKE, {"lock": RELAY_LOCK, "n": self.batch_size})).all()
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
@@ -186,12 +190,10 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
-            await conn.execute(
-                text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"), {"ids": [r.id for r in rows]}
-            )
-            backlog = await conn.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            backlog = await conn.scalar(_MARK_SENT, {"ids": [r.id for r in rows]})
         for row in rows:
             OUTBOX_PUBLISHED.labels(row.topic).inc()
+        # the count's snapshot predates the mark: the rows just sent are still in it
         OUTBOX_BACKLOG.set(max(0, int(backlog or 0) - len(rows)))
         return len(rows)
 
