@@ -124,7 +124,9 @@ class TestOutboxRelay:
                 assert await standby.publish_batch(producer) == 0
                 assert await holder.scalar(unsent, {"t": topic}) == 3
                 await holder.rollback()
-            sent = [await standby.publish_batch(producer) for _ in range(3)]  # earlier tests' rows may come first
+            sent = [await standby.publish_batch(producer)]
+            while sent[-1] and len(sent) < 20:  # rows other tests left in this database may come first
+                sent.append(await standby.publish_batch(producer))
             assert sum(sent) >= 3 and sent[-1] == 0, sent
         finally:
             await producer.stop()

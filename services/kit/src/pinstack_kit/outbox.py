@@ -45,9 +45,10 @@ RELAY_LOCK = 0x6F7574626F78  # "outbox"
 
 # One relay publishes at a time per database (the others are hot standbys): batches of two relays
 # interleaving on the broker would break the per-key order consumers rely on. Without the lock
-# the batch is empty. Taking the lock and the rows in one statement is safe although its snapshot
-# predates the lock: a row the previous holder marked sent meanwhile is re-checked when FOR UPDATE
-# locks it (READ COMMITTED follows the update) and drops out.
+# the batch is empty, and a standby reports a backlog of 0: the dashboards sum the gauge over
+# processes, so only the holder's count shows. Taking the lock and the rows in one statement is
+# safe although its snapshot predates the lock: a row the previous holder marked sent meanwhile
+# is re-checked when FOR UPDATE locks it (READ COMMITTED follows the update) and drops out.
 _TAKE = text(
     "SELECT o.id, o.topic, o.key, o.value, o.headers"
     " FROM (SELECT pg_try_advisory_xact_lock(:lock) AS held) AS relay, outbox AS o"
