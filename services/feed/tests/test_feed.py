@@ -18,7 +18,7 @@ from pinstack_feed.timeline.consumers import feed_event_handler
 from pinstack_feed.timeline.service import Entry, decode_cursor, encode_cursor
 from pinstack_feed.worker import consumers
 from pinstack_kit.envelope import rfc3339
-from pinstack_testing import app_client, eventually, handle_record, kafka_producer, sql_statements, worker
+from pinstack_testing import app_client, eventually, handle_batch, handle_record, kafka_producer, sql_statements, worker
 
 pytestmark = pytest.mark.integration
 
@@ -165,6 +165,71 @@ class TestFanOut:
         await deliver(follow_event("follow_deleted", reader, new_id()))
         assert len(await ids(client, reader)) == 1
         assert await redis.zcard(f"{settings.key_prefix}timeline:{reader}") == 1
+
+    async def test_a_batch_fans_out_in_one_pipeline(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The records a consumer takes together: one Redis round trip for all their adds, one
+        ZADD per timeline however many of the posts it gets."""
+        readers, authors = [new_id() for _ in range(3)], [new_id() for _ in range(4)]
+        await handle_batch(
+            app.state.sessionmaker,
+            [follow_event("follow_created", r, a) for r in readers for a in authors],
+            feed_event_handler(settings, redis),
+        )
+        for reader in readers:
+            await feed(client, reader)  # built (empty) before the posts
+        pipelines: list[object] = []
+        opened = redis.pipeline
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            pipelines.append(pipe := opened(*args, **kwargs))
+            return pipe
+
+        monkeypatch.setattr(redis, "pipeline", counted)
+        zadds = int((await redis.info("commandstats")).get("cmdstat_zadd", {}).get("calls", 0))
+        posts = {(author, new_id()): seconds for seconds, author in enumerate(authors * 5)}
+        records = [post_event("post_created", p, a, at(s)) for (a, p), s in posts.items()]
+        await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
+        assert len(pipelines) == 1
+        calls = int((await redis.info("commandstats"))["cmdstat_zadd"]["calls"]) - zadds
+        assert calls <= len(readers) + len(authors) + 8, calls  # 7 timelines; other tests may write too
+        newest_first = [p for (_, p), _ in sorted(posts.items(), key=lambda kv: -kv[1])]
+        monkeypatch.undo()
+        for reader in readers:
+            assert await ids(client, reader) == newest_first
+        for author in authors:
+            assert await ids(client, author) == [
+                p for (a, p) in sorted(posts, key=posts.get, reverse=True) if a == author
+            ]
+
+    async def test_a_removal_in_a_batch_keeps_its_place(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+    ) -> None:
+        """Adds queued after a removal are not merged into the adds before it: a post, an unfollow
+        and a follow again leave the post in the timeline; a post then an unfollow does not."""
+        back, gone, author = new_id(), new_id(), new_id()
+        for reader in (back, gone):
+            await handle_batch(
+                app.state.sessionmaker,
+                [follow_event("follow_created", reader, author)],
+                feed_event_handler(settings, redis),
+            )
+            await feed(client, reader)
+        post_id = new_id()
+        await handle_batch(
+            app.state.sessionmaker,
+            [
+                post_event("post_created", post_id, author, at(1)),
+                follow_event("follow_deleted", back, author),
+                follow_event("follow_deleted", gone, author),
+                follow_event("follow_created", back, author),
+            ],
+            feed_event_handler(settings, redis),
+        )
+        assert await ids(client, back) == [post_id]
+        assert await ids(client, gone) == []
+        assert await ids(client, author) == [post_id]
 
     async def test_timelines_are_capped(
         self, client: httpx.AsyncClient, deliver: Deliver, redis: Redis, settings: Settings

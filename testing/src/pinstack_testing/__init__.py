@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
@@ -322,12 +322,19 @@ async def worker(settings: Any, consumers: Callable[..., list[Any]], *, relay: s
 async def handle_record(sessions: Callable[[], Any], record: Any, *handlers: Callable[..., Any]) -> None:
     """Hands `record` to consumer handlers in one transaction of its own, then runs the after-commit
     callbacks (the Redis writes), as the consumer runner does (without Kafka or deduplication)."""
+    await handle_batch(sessions, [record], *handlers)
+
+
+async def handle_batch(sessions: Callable[[], Any], records: Sequence[Any], *handlers: Callable[..., Any]) -> None:
+    """Hands `records` to consumer handlers in one transaction, in order, as the runner does with
+    the records of a partition that arrived together; then runs the after-commit callbacks."""
     from pinstack_kit.db import run_after_commit
 
     async with sessions() as session:
         async with session.begin():
-            for handle in handlers:
-                await handle(session, record)
+            for record in records:
+                for handle in handlers:
+                    await handle(session, record)
         await run_after_commit(session)
 
 
