@@ -9,9 +9,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from feed_support import Deliver, at, follow_event, new_id, post_event
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from pinstack_e2e.processes import free_port
 from pinstack_feed.config import Settings
 from pinstack_feed.main import create_app
 from pinstack_feed.timeline.consumers import feed_event_handler
@@ -230,6 +232,33 @@ class TestFanOut:
         assert await ids(client, back) == [post_id]
         assert await ids(client, gone) == []
         assert await ids(client, author) == [post_id]
+
+    async def test_a_batch_lost_to_a_redis_outage_is_counted_and_rebuilt(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+    ) -> None:
+        """Redis down after the commit: the projections hold the batch, each event of it is counted
+        as a lost fan-out, and a rebuild brings the timeline back in line."""
+        reader, author = new_id(), new_id()
+        await handle_batch(
+            app.state.sessionmaker,
+            [follow_event("follow_created", reader, author)],
+            feed_event_handler(settings, redis),
+        )
+        await feed(client, reader)  # built: a read trusts it
+
+        def lost() -> float:
+            return REGISTRY.get_sample_value("feed_fanout_errors_total", {"event": "post_created"}) or 0.0
+
+        before = lost()
+        down = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)  # nothing listens
+        posts = [new_id() for _ in range(3)]
+        records = [post_event("post_created", p, author, at(s)) for s, p in enumerate(posts)]
+        await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, down))
+        await down.aclose()
+        assert lost() - before == 3
+        assert await ids(client, reader) == []  # what Redis holds: the fan-out never reached it
+        assert (await client.post(f"/users/{reader}/feed/rebuild")).status_code == 200
+        assert await ids(client, reader) == list(reversed(posts))
 
     async def test_timelines_are_capped(
         self, client: httpx.AsyncClient, deliver: Deliver, redis: Redis, settings: Settings
