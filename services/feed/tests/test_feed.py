@@ -171,8 +171,8 @@ class TestFanOut:
     async def test_a_batch_fans_out_in_one_pipeline(
         self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The records a consumer takes together: one Redis round trip for all their adds, one
-        ZADD per timeline however many of the posts it gets."""
+        """The records a consumer takes together: one statement adds all their posts, one Redis
+        round trip writes them to the timelines, one ZADD per timeline however many it gets."""
         readers, authors = [new_id() for _ in range(3)], [new_id() for _ in range(4)]
         await handle_batch(
             app.state.sessionmaker,
@@ -192,8 +192,10 @@ class TestFanOut:
         zadds = int((await redis.info("commandstats")).get("cmdstat_zadd", {}).get("calls", 0))
         posts = {(author, new_id()): seconds for seconds, author in enumerate(authors * 5)}
         records = [post_event("post_created", p, a, at(s)) for (a, p), s in posts.items()]
-        await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
+        with sql_statements(app.state.engine) as seen:
+            await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
         assert len(pipelines) == 1
+        assert len([sql for sql in seen if "processed_events" not in sql]) == 1, seen  # the 20 posts at once
         calls = int((await redis.info("commandstats"))["cmdstat_zadd"]["calls"]) - zadds
         assert calls <= len(readers) + len(authors) + 8, calls  # 7 timelines; other tests may write too
         newest_first = [p for (_, p), _ in sorted(posts.items(), key=lambda kv: -kv[1])]
@@ -232,6 +234,29 @@ class TestFanOut:
         assert await ids(client, back) == [post_id]
         assert await ids(client, gone) == []
         assert await ids(client, author) == [post_id]
+
+    async def test_a_post_created_and_deleted_in_one_batch_is_gone(
+        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+    ) -> None:
+        """The statements the batch defers keep the events' order: the delete sees the post."""
+        reader, author = new_id(), new_id()
+        await handle_batch(
+            app.state.sessionmaker,
+            [follow_event("follow_created", reader, author)],
+            feed_event_handler(settings, redis),
+        )
+        await feed(client, reader)
+        gone, kept = new_id(), new_id()
+        records = [
+            post_event("post_created", gone, author, at(1)),
+            post_event("post_deleted", gone, author),
+            post_event("post_created", kept, author, at(2)),
+        ]
+        await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
+        assert await ids(client, reader) == [kept]
+        async with app.state.engine.connect() as conn:
+            known = await conn.scalars(text("SELECT id FROM posts WHERE id = ANY(:ids)"), {"ids": [gone, kept]})
+            assert list(known) == [kept]
 
     async def test_a_batch_lost_to_a_redis_outage_is_counted_and_rebuilt(
         self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis

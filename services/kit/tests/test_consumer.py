@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pinstack_contracts.events import USER_DELETED, Event, UserDeleted
 from pinstack_kit.consumer import ConsumerRunner, Handler, header, payload
-from pinstack_kit.db import after_commit, sessionmaker
+from pinstack_kit.db import after_commit, before_commit, sessionmaker
 from pinstack_kit.outbox import create_producer
 from pinstack_testing import KAFKA, eventually
 
@@ -114,6 +114,20 @@ async def _equals(value, expected) -> bool:  # type: ignore[no-untyped-def]
     return (await value) == expected
 
 
+async def run_until_parked(
+    engine: AsyncEngine, topic: str, handle: Handler, dlt: str, *, applied: int
+) -> ConsumerRecord:
+    """Runs a runner (two attempts a record) until `applied` records are in and one is parked;
+    the parked one."""
+    runner = runner_for(engine, topic, handle, dlt, max_attempts=2)
+    task = asyncio.create_task(runner.run())
+    await eventually(lambda: _equals(count(engine, topic), applied), timeout=20.0)
+    parked = await first_dead_letter(dlt)
+    runner.stop()
+    await asyncio.wait_for(task, 10)
+    return parked
+
+
 class TestBatches:
     async def test_a_batch_is_one_transaction_and_its_poison_record_costs_the_others_nothing(
         self,
@@ -138,12 +152,7 @@ class TestBatches:
             await handler(session, record)
             after_commit(session, lambda: note(record.value))
 
-        runner = runner_for(engine, topic, handle, dlt, max_attempts=2)
-        task = asyncio.create_task(runner.run())
-        await eventually(lambda: _equals(count(engine, topic), 9), timeout=20.0)
-        parked = await first_dead_letter(dlt)
-        runner.stop()
-        await asyncio.wait_for(task, 10)
+        parked = await run_until_parked(engine, topic, handle, dlt, applied=9)
 
         good = [value for value in values if value != b"poison"]
         assert parked.value == b"poison"
@@ -154,6 +163,53 @@ class TestBatches:
         assert len({transaction_of[value] for value in values[6:]}) == 1
         assert transaction_of[values[0]] != transaction_of[values[6]]
         assert runs == {**{value: 2 for value in values[:5]}, b"poison": 3, **{value: 1 for value in values[6:]}}
+
+    async def test_work_deferred_to_the_end_runs_once_a_batch_and_a_failure_there_is_halved_down(
+        self,
+        engine: AsyncEngine,
+        kafka_topic,  # type: ignore[no-untyped-def]
+    ) -> None:
+        """`before_commit` work is one statement for the batch. When it fails, the records are
+        not blamed one by one: halving the batch finds the poison one in a few transactions, and
+        every other record is applied once."""
+        await create_consumed(engine)
+        topic, dlt = kafka_topic("consumer-deferred"), kafka_topic("consumer-deferred-dlt")
+        values = [b"poison" if i == 5 else str(i).encode() for i in range(10)]
+        await produce(topic, [(f"d{i}", value) for i, value in enumerate(values)])
+        statements: list[tuple[int, bool]] = []  # (records, committed) of each deferred statement
+
+        async def handle(session: AsyncSession, record: ConsumerRecord) -> None:
+            queued = session.info.get("queued")
+            if queued is None:
+                queued = session.info["queued"] = []
+
+                async def insert_all() -> None:
+                    statements.append((len(queued), False))
+                    if b"poison" in queued:
+                        raise ValueError("cannot handle this batch")
+                    await session.execute(
+                        text("INSERT INTO consumed (topic, value) SELECT :t, unnest(CAST(:vs AS text[]))"),
+                        {"t": topic, "vs": [value.decode() for value in queued]},
+                    )
+                    after_commit(session, lambda: committed(len(queued)))
+
+                before_commit(session, insert_all)
+            queued.append(record.value)
+
+        async def committed(size: int) -> None:
+            statements.append((size, True))
+
+        parked = await run_until_parked(engine, topic, handle, dlt, applied=9)
+
+        assert parked.value == b"poison"
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT value FROM consumed WHERE topic = :t"), {"t": topic})).all()
+        assert sorted(row.value for row in rows) == sorted(v.decode() for v in values if v != b"poison")
+        # 10 fails, its first half (5) commits; 5 fails, 2 fails, the poison alone fails twice and
+        # is parked; the last 4 commit together.
+        attempted = [size for size, done in statements if not done]
+        assert attempted == [10, 5, 5, 2, 1, 1, 4], statements
+        assert sorted(size for size, done in statements if done) == [4, 5]
 
 
 class TestDependencyOutage:

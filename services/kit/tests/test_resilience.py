@@ -26,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pinstack_kit import deadline
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.consumer import ConsumerRunner
-from pinstack_kit.db import SessionDep, sessionmaker
+from pinstack_kit.db import SessionDep, before_commit, sessionmaker
 from pinstack_kit.deadline import DeadlineExceeded, parse_budget
 from pinstack_kit.envelope import ok
-from pinstack_kit.errors import Overloaded, install_error_handlers
+from pinstack_kit.errors import AppError, Overloaded, install_error_handlers
 from pinstack_kit.http_client import UPSTREAM_REQUESTS, ServiceClient, error_from_response
 from pinstack_kit.migrate import plain_dsn
 from pinstack_kit.observability import JsonFormatter, OutageLog, RepeatFilter, RequestMiddleware
@@ -163,6 +163,41 @@ class TestDeadline:
         async with engine.connect() as conn:
             keys = (await conn.execute(text("SELECT key FROM outbox WHERE topic = :t"), {"t": topic})).scalars()
             assert sorted(keys) == ["finished", "unbounded"]
+
+    @pytest.mark.integration
+    async def test_work_deferred_to_the_commit_runs_when_the_request_commits(self, engine: AsyncEngine) -> None:
+        """`before_commit` in a request: done in its transaction when it commits, also when it
+        answers with an error that must commit; not when the error rolls it back."""
+
+        class Kept(AppError):
+            status, message, commit = 401, "kept", True
+
+        class Dropped(AppError):
+            status, message = 409, "dropped"
+
+        app = FastAPI()
+        install_error_handlers(app)
+        app.state.sessionmaker = sessionmaker(engine)
+        topic = f"deferred-{time.monotonic_ns()}"
+
+        @app.post("/write/{key}")
+        async def write(key: str, session: SessionDep, fail: str = "") -> object:
+            before_commit(session, lambda: enqueue(session, topic, key, b"{}"))
+            if fail:
+                raise {"kept": Kept, "dropped": Dropped}[fail]()
+            return ok()
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = [
+                await client.post("/write/plain"),
+                await client.post("/write/kept", params={"fail": "kept"}),
+                await client.post("/write/dropped", params={"fail": "dropped"}),
+            ]
+        assert [answer.status_code for answer in answers] == [200, 401, 409]
+        async with engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT key FROM outbox WHERE topic = :t"), {"t": topic})).scalars()
+            assert sorted(keys) == ["kept", "plain"]
 
     @pytest.mark.integration
     async def test_a_request_that_lost_a_deadlock_is_a_503_that_says_so(

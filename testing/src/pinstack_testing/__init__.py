@@ -327,14 +327,16 @@ async def handle_record(sessions: Callable[[], Any], record: Any, *handlers: Cal
 
 async def handle_batch(sessions: Callable[[], Any], records: Sequence[Any], *handlers: Callable[..., Any]) -> None:
     """Hands `records` to consumer handlers in one transaction, in order, as the runner does with
-    the records of a partition that arrived together; then runs the after-commit callbacks."""
-    from pinstack_kit.db import run_after_commit
+    the records of a partition that arrived together, with the work they deferred to the end of
+    the transaction; then runs the after-commit callbacks."""
+    from pinstack_kit.db import run_after_commit, run_before_commit
 
     async with sessions() as session:
         async with session.begin():
             for record in records:
                 for handle in handlers:
                     await handle(session, record)
+            await run_before_commit(session)
         await run_after_commit(session)
 
 

@@ -13,7 +13,9 @@ handlers apply every event exactly once; a batch costs one claim and one commit 
 each per record (under load most of a consumer's time went to those). When a handler fails, the
 transaction rolls back as a whole (handlers write to the database and defer the rest to
 `after_commit`, so nothing escaped it): the records before the failing one are applied again
-without it, and it is retried alone, then parked. A dependency that is down is waited for,
+without it, and it is retried alone, then parked. Handlers may also defer statements to the end
+of the transaction (`before_commit`: one for the whole batch); when those fail, the batch is
+halved until the failing record is alone. A dependency that is down is waited for,
 never blamed on a record; a transaction Postgres aborted to break a deadlock with an API
 request's is tried again at once. Offsets are committed only after the transactions of the
 records they cover have committed.
@@ -42,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pinstack_contracts.events import MalformedEvent, Payload, read
 from pinstack_kit.config import BaseServiceSettings
-from pinstack_kit.db import lost_a_race, run_after_commit
+from pinstack_kit.db import lost_a_race, run_after_commit, run_before_commit
 from pinstack_kit.observability import OutageLog
 from pinstack_kit.outbox import ProducerFactory, create_producer, sleep_until
 
@@ -255,7 +257,11 @@ class ConsumerRunner:
                             await self.handler(session, record)
                             await session.flush()  # the next record's statements see this one's objects
                             applied += 1
-                    at = 0  # a failed commit is no record's in particular
+                    # Work deferred to the end (`before_commit`) or the commit itself: no record's
+                    # in particular. Blaming the middle halves the batch until a poison record
+                    # is alone, in a few transactions rather than one per record.
+                    at = taken // 2
+                    await run_before_commit(session)
                 await run_after_commit(session)
         except OUTAGES:
             raise

@@ -95,10 +95,13 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     try:
         yield session
         deadline.check()  # the caller gave up: write nothing (504) rather than behind its back
+        await run_before_commit(session)
         if _touched(session):
             await session.commit()
         await run_after_commit(session)
     except AppError as exc:
+        if exc.commit:
+            await run_before_commit(session)
         if _touched(session):
             await (session.commit() if exc.commit else session.rollback())
         raise
@@ -121,6 +124,18 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     finally:
         if session.in_transaction():  # a commit or rollback that failed: give the connection back
             await session.close()
+
+
+def before_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` at the end of the transaction, before it commits: work deferred to be done
+    once for many changes, e.g. one statement for all the records of a consumer's batch. In a
+    consumer, a failure there is no record's in particular: the records are retried one by one."""
+    session.info.setdefault("before_commit", []).append(callback)
+
+
+async def run_before_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop("before_commit", ()):
+        await callback()
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:

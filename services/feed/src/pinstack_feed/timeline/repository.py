@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Integer, Row, Select, bindparam, func, select, text, true, tuple_
@@ -63,38 +64,37 @@ async def remove_follow(session: AsyncSession, follower_id: int, followee_id: in
 # -------------------------------------------------------------------------------------- posts
 
 
-# Whom a post of `author` (a CTE with the author's id) is fanned out to, read in the statement
-# that adds or removes the post: whether the author has more followers than `:threshold` (a
-# celebrity, whose posts are merged at read time), and if not, the followers.
-_AUDIENCE = """, audience AS (
-    SELECT author.author_id,
-           coalesce((SELECT followers FROM follower_counts WHERE user_id = author.author_id), 0) > :threshold
-           AS celebrity
-    FROM author
-)
-SELECT author_id, celebrity,
-       CASE WHEN celebrity THEN '{}' ELSE ARRAY(SELECT follower_id FROM follows WHERE followee_id = author_id) END
-       AS followers
-FROM audience"""
-_ADD_POST = text(
-    "WITH author AS (INSERT INTO posts (id, author_id, created_at) VALUES (:post_id, :author_id, :created_at)"  # noqa: S608 - constants
-    " ON CONFLICT DO NOTHING RETURNING author_id)" + _AUDIENCE
+# Whom the posts in `changed` (a CTE of id, author_id, created_at) are fanned out to, read in
+# the statement that adds or removes them: whether the author has more followers than
+# `:threshold` (a celebrity, whose posts are merged at read time), and if not, the followers.
+_AUDIENCE = """
+SELECT changed.id, changed.author_id, changed.created_at, audience.celebrity,
+       CASE WHEN audience.celebrity THEN '{}'
+            ELSE ARRAY(SELECT follower_id FROM follows WHERE followee_id = changed.author_id) END AS followers
+FROM changed CROSS JOIN LATERAL (
+    SELECT coalesce((SELECT followers FROM follower_counts WHERE user_id = changed.author_id), 0) > :threshold
+    AS celebrity
+) AS audience"""
+_ADD_POSTS = text(
+    "WITH changed AS (INSERT INTO posts (id, author_id, created_at)"  # noqa: S608 - constants
+    " SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:author_ids AS bigint[]), CAST(:created AS timestamptz[]))"
+    " ON CONFLICT DO NOTHING RETURNING id, author_id, created_at)" + _AUDIENCE
 )
 _REMOVE_POST = text(
-    "WITH author AS (DELETE FROM posts WHERE id = :post_id RETURNING author_id)" + _AUDIENCE  # noqa: S608
+    "WITH changed AS (DELETE FROM posts WHERE id = :post_id RETURNING id, author_id, created_at)" + _AUDIENCE  # noqa: S608
 )
 
 
-async def add_post(
-    session: AsyncSession, post_id: int, author_id: int, created_at: datetime, threshold: int
-) -> Row | None:
-    """The new post's audience (author_id, celebrity, followers), or None when it was known."""
-    params = {"post_id": post_id, "author_id": author_id, "created_at": created_at, "threshold": threshold}
-    return (await session.execute(_ADD_POST, params)).first()
+async def add_posts(session: AsyncSession, posts: Sequence[tuple[int, int, datetime]], threshold: int) -> list[Row]:
+    """Adds (id, author_id, created_at) `posts` in one statement; the audience (id, author_id,
+    created_at, celebrity, followers) of each one not known before."""
+    ids, author_ids, created = (list(column) for column in zip(*posts, strict=True)) if posts else ([], [], [])
+    params = {"ids": ids, "author_ids": author_ids, "created": created, "threshold": threshold}
+    return list((await session.execute(_ADD_POSTS, params)).all())
 
 
 async def remove_post(session: AsyncSession, post_id: int, threshold: int) -> Row | None:
-    """The deleted post's audience (author_id, celebrity, followers), or None when it was not known."""
+    """The deleted post's audience (as `add_posts`), or None when it was not known."""
     return (await session.execute(_REMOVE_POST, {"post_id": post_id, "threshold": threshold})).first()
 
 
