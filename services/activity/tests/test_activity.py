@@ -16,10 +16,19 @@ from sqlalchemy import text
 from pinstack_activity.config import Settings
 from pinstack_activity.main import create_app
 from pinstack_activity.posts import repository as posts_repository
+from pinstack_activity.posts.consumers import post_event_handler
 from pinstack_activity.reactions.service import ReactionService
 from pinstack_activity.users.service import UserDirectory
 from pinstack_activity.worker import consumers
-from pinstack_testing import app_client, eventually, kafka_producer, kafka_reader, sql_statements, worker
+from pinstack_testing import (
+    app_client,
+    eventually,
+    handle_batch,
+    kafka_producer,
+    kafka_reader,
+    sql_statements,
+    worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -261,14 +270,27 @@ class TestStats:
 
 
 class TestPostCreated:
-    async def test_a_post_joins_the_projection_in_one_statement(self, app: FastAPI, deliver: Deliver) -> None:
-        """The post's lock and the tombstone check after it are one round trip (migrations/0004);
-        the consumer's batch is made of these."""
-        post_id = new_id()
+    async def test_a_batch_of_posts_joins_the_projection_in_one_statement(
+        self, app: FastAPI, settings: Settings, client: httpx.AsyncClient
+    ) -> None:
+        """Each post's lock and the tombstone check after it are one round trip (migrations/0004),
+        and the consumer's batch one statement; a delete in the batch keeps its place, and a
+        post already known is not new again."""
+        known, gone, *fresh = (new_id() for _ in range(6))
+        await handle_batch(
+            app.state.sessionmaker, [post_record("post_created", known, new_id())], post_event_handler(settings)
+        )
+        records = [post_record("post_created", post_id, new_id()) for post_id in (known, gone, *fresh)]
+        records.insert(2, post_record("post_deleted", gone, new_id()))
         with sql_statements(app.state.engine) as seen:
-            await deliver(post_record("post_created", post_id, new_id()))
-        assert seen == ["SELECT activity_add_post(%(id)s, %(author_id)s)"], seen
-        assert await sql(app, "SELECT count(*) FROM posts WHERE id = :id", id=post_id) == [(1,)]
+            await handle_batch(app.state.sessionmaker, records, post_event_handler(settings))
+        assert [statement.split(" FROM ")[0] for statement in seen] == [
+            "SELECT n.id",  # known, gone
+            "SELECT activity_delete_post(%(id)s)",
+            "SELECT n.id",  # the four fresh ones
+        ], seen
+        rows = await sql(app, "SELECT id FROM posts WHERE id = ANY(:ids)", ids=[known, gone, *fresh])
+        assert sorted(post_id for (post_id,) in rows) == sorted([known, *fresh])
 
 
 class TestPostDeleted:
@@ -337,11 +359,11 @@ class TestProjectionLag:
         sessions = app.state.sessionmaker
         async with sessions() as deleting, sessions() as adding:
             await posts_repository.delete(deleting, post_id)  # holds the post's lock
-            insert = asyncio.create_task(posts_repository.add(adding, post_id, new_id()))
+            insert = asyncio.create_task(posts_repository.add(adding, [(post_id, new_id())]))
             await asyncio.sleep(0.3)
             assert not insert.done()  # waiting on the lock, not deciding on a stale snapshot
             await deleting.commit()
-            assert await insert is False
+            assert await insert == set()
             await adding.commit()
         assert await sql(app, "SELECT count(*) FROM posts WHERE id = :id", id=post_id) == [(0,)]
 

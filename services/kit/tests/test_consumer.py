@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pinstack_contracts.events import USER_DELETED, Event, UserDeleted
 from pinstack_kit.consumer import ConsumerRunner, Handler, header, payload
-from pinstack_kit.db import after_commit, before_commit, sessionmaker
+from pinstack_kit.db import after_commit, defer, sessionmaker
 from pinstack_kit.outbox import create_producer
 from pinstack_testing import KAFKA, eventually
 
@@ -169,7 +169,7 @@ class TestBatches:
         engine: AsyncEngine,
         kafka_topic,  # type: ignore[no-untyped-def]
     ) -> None:
-        """`before_commit` work is one statement for the batch. When it fails, the records are
+        """Work deferred to the end of the transaction (`defer`) is one statement for the batch. When it fails, the records are
         not blamed one by one: halving the batch finds the poison one in a few transactions, and
         every other record is applied once."""
         await create_consumed(engine)
@@ -179,22 +179,17 @@ class TestBatches:
         statements: list[tuple[int, bool]] = []  # (records, committed) of each deferred statement
 
         async def handle(session: AsyncSession, record: ConsumerRecord) -> None:
-            queued = session.info.get("queued")
-            if queued is None:
-                queued = session.info["queued"] = []
+            async def insert_all(values: list[bytes]) -> None:
+                statements.append((len(values), False))
+                if b"poison" in values:
+                    raise ValueError("cannot handle this batch")
+                await session.execute(
+                    text("INSERT INTO consumed (topic, value) SELECT :t, unnest(CAST(:vs AS text[]))"),
+                    {"t": topic, "vs": [value.decode() for value in values]},
+                )
+                after_commit(session, lambda: committed(len(values)))
 
-                async def insert_all() -> None:
-                    statements.append((len(queued), False))
-                    if b"poison" in queued:
-                        raise ValueError("cannot handle this batch")
-                    await session.execute(
-                        text("INSERT INTO consumed (topic, value) SELECT :t, unnest(CAST(:vs AS text[]))"),
-                        {"t": topic, "vs": [value.decode() for value in queued]},
-                    )
-                    after_commit(session, lambda: committed(len(queued)))
-
-                before_commit(session, insert_all)
-            queued.append(record.value)
+            defer(session, "consumed", record.value, insert_all)
 
         async def committed(size: int) -> None:
             statements.append((size, True))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import select
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import psycopg
 from fastapi import Depends, Request
@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from pinstack_kit import deadline
 from pinstack_kit.config import BaseServiceSettings
 from pinstack_kit.errors import AppError, ServiceUnavailable
+
+T = TypeVar("T")
 
 log = logging.getLogger("pinstack.db")
 
@@ -136,6 +138,25 @@ def before_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]
 async def run_before_commit(session: AsyncSession) -> None:
     for callback in session.info.pop("before_commit", ()):
         await callback()
+
+
+def defer(session: AsyncSession, name: str, item: T, handle: Callable[[list[T]], Awaitable[None]]) -> None:
+    """Queue `item` under `name`: the transaction's items of that name are handled together by
+    one `handle(items)` (e.g. one statement for a consumer's batch) before it commits, or earlier
+    by `run_deferred`, which a statement that must come after them calls first."""
+    queued: tuple[Callable[[list[T]], Awaitable[None]], list[T]] | None = session.info.get(name)
+    if queued is None:
+        queued = session.info[name] = (handle, [])
+        before_commit(session, lambda: run_deferred(session, name))
+    queued[1].append(item)
+
+
+async def run_deferred(session: AsyncSession, name: str) -> None:
+    """Handle what is queued under `name` now (nothing when nothing is)."""
+    queued = session.info.pop(name, None)
+    if queued is not None:
+        handle, items = queued
+        await handle(items)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:

@@ -13,7 +13,7 @@ def post_event_handler(settings: Settings) -> Handler:
     async def on_post_event(session: AsyncSession, record: ConsumerRecord) -> None:
         match payload(record, PostCreated, PostDeleted):
             case PostCreated() as post:
-                await PostDirectory(session, settings).created(post.id, post.author_id, post.title, post.created_at)
+                PostDirectory(session, settings).created_later(post.id, post.author_id, post.title, post.created_at)
             case PostDeleted(id=post_id):
                 await PostDirectory(session, settings).deleted(post_id)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,14 +17,19 @@ PURGE_TOMBSTONES = "DELETE FROM deleted_posts WHERE deleted_at < now() - interva
 
 
 # Lock and check in one round trip (migrations/0004): an insert either commits before the delete
-# (which then removes it) or sees the tombstone.
-_ADD = text("SELECT activity_add_post(:id, :author_id)")
+# (which then removes it) or sees the tombstone. Many posts at once, each locked in turn.
+_ADD = text(
+    "SELECT n.id FROM unnest(CAST(:ids AS bigint[]), CAST(:author_ids AS bigint[])) AS n(id, author_id)"
+    " WHERE activity_add_post(n.id, n.author_id)"
+)
 _DELETE = text("SELECT activity_delete_post(:id)")
 
 
-async def add(session: AsyncSession, post_id: int, author_id: int) -> bool:
-    """True when the post is new to the projection (never for a deleted one)."""
-    return bool(await session.scalar(_ADD, {"id": post_id, "author_id": author_id}))
+async def add(session: AsyncSession, posts: Sequence[tuple[int, int]]) -> set[int]:
+    """Adds (id, author_id) `posts` in one statement; the ids new to the projection (never a
+    deleted one's)."""
+    params = {"ids": [post_id for post_id, _ in posts], "author_ids": [author_id for _, author_id in posts]}
+    return set(await session.scalars(_ADD, params))
 
 
 async def known(session: AsyncSession, post_id: int) -> bool:

@@ -11,7 +11,10 @@ from pinstack_activity.errors import PostNotFound
 from pinstack_activity.posts import repository
 from pinstack_activity.users.service import UserDirectory
 from pinstack_contracts.topics import ACTIVITY_EVENTS
+from pinstack_kit.db import defer, run_deferred
 from pinstack_kit.http_client import ServiceClient
+
+_NEW_POSTS = "activity_new_posts"  # the consumed post_created events waiting for their statement
 
 
 class PostDirectory:
@@ -35,13 +38,26 @@ class PostDirectory:
             raise PostNotFound()  # deleted since the posts service answered
 
     async def created(self, post_id: int, author_id: int, title: str, created_at: str | None) -> None:
-        if not await repository.add(self.session, post_id, author_id):
-            return  # known already (its mentions went out the first time), or deleted
-        # `post-events` carry the title but not the content: only mentions in titles are found.
-        at = datetime.fromisoformat(created_at) if created_at else datetime.now(UTC)
-        await UserDirectory(self.session).announce_mentions(
-            self.topic, title, author_id=author_id, post_id=post_id, comment_id=None, at=at
-        )
+        """The post joins the projection now (asked for by a request that needs it)."""
+        await self._add([(post_id, author_id, title, created_at)])
+
+    def created_later(self, post_id: int, author_id: int, title: str, created_at: str | None) -> None:
+        """A consumed `post_created`: it joins with the transaction's other new posts in one
+        statement (`defer`)."""
+        defer(self.session, _NEW_POSTS, (post_id, author_id, title, created_at), self._add)
+
+    async def _add(self, posts: list[tuple[int, int, str, str | None]]) -> None:
+        added = await repository.add(self.session, [(post_id, author_id) for post_id, author_id, _, _ in posts])
+        for post_id, author_id, title, created_at in posts:
+            if post_id not in added:
+                continue  # known already (its mentions went out the first time), or deleted
+            added.discard(post_id)
+            # `post-events` carry the title but not the content: only mentions in titles are found.
+            at = datetime.fromisoformat(created_at) if created_at else datetime.now(UTC)
+            await UserDirectory(self.session).announce_mentions(
+                self.topic, title, author_id=author_id, post_id=post_id, comment_id=None, at=at
+            )
 
     async def deleted(self, post_id: int) -> None:
+        await run_deferred(self.session, _NEW_POSTS)  # the new posts first: the events' order
         await repository.delete(self.session, post_id)

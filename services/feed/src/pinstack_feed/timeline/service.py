@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_feed.config import Settings
 from pinstack_feed.timeline import repository
 from pinstack_kit import cursors
-from pinstack_kit.db import after_commit, before_commit
+from pinstack_kit.db import after_commit, defer, run_deferred
 from pinstack_kit.envelope import rfc3339
 from pinstack_kit.errors import BadRequest
 from pinstack_kit.redis import REDIS_DOWN
@@ -45,7 +45,7 @@ PAGES = Counter("feed_pages_total", "Feed pages served, by where the entries cam
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PIPELINE_CHUNK = 500  # timelines per pipeline: bounded memory, few round trips
 _ADDS = "feed_adds"  # session.info: the timeline adds the transaction queued last
-_NEW_POSTS = "feed_new_posts"  # session.info: post_created events waiting for their statement
+_NEW_POSTS = "feed_new_posts"  # the post_created events waiting for their statement
 
 
 def score_of(ts: datetime) -> int:
@@ -238,32 +238,24 @@ class FeedService:
     # The projections change in the consumer's transaction; Redis is written after it committed.
 
     async def post_created(self, post_id: int, author_id: int, created_at: datetime) -> None:
-        """Queued, and added with the other new posts of the transaction in one statement at its
-        end (`before_commit`) or before its next statement, whichever comes first."""
-        new_posts = self.session.info.get(_NEW_POSTS)
-        if new_posts is None:
-            new_posts = self.session.info[_NEW_POSTS] = []
-            before_commit(self.session, self._add_new_posts)
-        new_posts.append((post_id, author_id, _ms(created_at)))
+        """Added with the transaction's other new posts in one statement (`defer`)."""
+        defer(self.session, _NEW_POSTS, (post_id, author_id, _ms(created_at)), self._add_posts)
 
-    async def _add_new_posts(self) -> None:
-        new_posts = self.session.info.pop(_NEW_POSTS, None)
-        if not new_posts:
-            return
+    async def _add_posts(self, new_posts: list[tuple[int, int, datetime]]) -> None:
         for added in await repository.add_posts(self.session, new_posts, self.settings.celebrity_threshold):
             if added.celebrity:
                 FANOUT_SKIPPED.inc()
             self._add_after_commit("post_created", _timelines(added), [Entry.from_row(added)])
 
     async def post_deleted(self, post_id: int) -> None:
-        await self._add_new_posts()  # in the order the events came
+        await run_deferred(self.session, _NEW_POSTS)  # the new posts first: the events' order
         deleted = await repository.remove_post(self.session, post_id, self.settings.celebrity_threshold)
         if deleted is None:
             return
         self._remove_after_commit("post_deleted", _timelines(deleted), [post_id])
 
     async def follow_created(self, follower_id: int, followee_id: int, at: datetime) -> None:
-        await self._add_new_posts()
+        await run_deferred(self.session, _NEW_POSTS)
         threshold = self.settings.celebrity_threshold
         rows = await repository.add_follow(
             self.session, follower_id, followee_id, at, threshold, self.settings.backfill_count
@@ -277,7 +269,7 @@ class FeedService:
         )
 
     async def follow_deleted(self, follower_id: int, followee_id: int) -> None:
-        await self._add_new_posts()
+        await run_deferred(self.session, _NEW_POSTS)
         post_ids = await repository.remove_follow(self.session, follower_id, followee_id)
         if post_ids is None:
             return
