@@ -14,8 +14,8 @@ each per record (under load most of a consumer's time went to those). When a han
 transaction rolls back as a whole (handlers write to the database and defer the rest to
 `after_commit`, so nothing escaped it): the records before the failing one are applied again
 without it, and it is retried alone, then parked. Handlers may also defer statements to the end
-of the transaction (`before_commit`: one for the whole batch); when those fail, the batch is
-halved until the failing record is alone. A dependency that is down is waited for,
+of the transaction (`pinstack_kit.db.defer`: one statement for the whole batch); when those
+fail, the batch is halved until the failing record is alone. A dependency that is down is waited for,
 never blamed on a record; a transaction Postgres aborted to break a deadlock with an API
 request's is tried again at once. Offsets are committed only after the transactions of the
 records they cover have committed.
@@ -257,7 +257,7 @@ class ConsumerRunner:
                             await self.handler(session, record)
                             await session.flush()  # the next record's statements see this one's objects
                             applied += 1
-                    # Work deferred to the end (`before_commit`) or the commit itself: no record's
+                    # Work deferred to the end (`defer`) or the commit itself: no record's
                     # in particular. Blaming the middle halves the batch until a poison record
                     # is alone, in a few transactions rather than one per record.
                     at = taken // 2
