@@ -6,6 +6,7 @@ runner) commits once the handler returned, and rolls back when it raised.
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -130,8 +131,8 @@ async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 def before_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
     """Run `callback` at the end of the transaction, before it commits: work deferred to be done
-    once for many changes, e.g. one statement for all the records of a consumer's batch. In a
-    consumer, a failure there is no record's in particular: the records are retried one by one."""
+    once for many changes (`defer`). In a consumer, a failure there is no record's in
+    particular: the batch is halved until the failing record is alone."""
     session.info.setdefault("before_commit", []).append(callback)
 
 
@@ -140,23 +141,47 @@ async def run_before_commit(session: AsyncSession) -> None:
         await callback()
 
 
-def defer(session: AsyncSession, name: str, item: T, handle: Callable[[list[T]], Awaitable[None]]) -> None:
-    """Queue `item` under `name`: the transaction's items of that name are handled together by
-    one `handle(items)` (e.g. one statement for a consumer's batch) before it commits, or earlier
-    by `run_deferred`, which a statement that must come after them calls first."""
-    queued: tuple[Callable[[list[T]], Awaitable[None]], list[T]] | None = session.info.get(name)
-    if queued is None:
-        queued = session.info[name] = (handle, [])
-        before_commit(session, lambda: run_deferred(session, name))
-    queued[1].append(item)
+Queue = tuple[Callable[[list[Any]], Awaitable[None]], list[Any]]  # (handle, items)
+
+
+def defer(
+    session: AsyncSession,
+    name: str,
+    item: T,
+    handle: Callable[[list[T]], Awaitable[None]],
+    *,
+    when: Callable[[AsyncSession, Callable[[], Awaitable[None]]], None] = before_commit,
+) -> None:
+    """Queue `item` under `name`: the items queued together are handled by one `handle(items)`
+    (e.g. one statement for a consumer's batch) at `when`: before the commit, or `after_commit`.
+    A statement that must follow them calls `run_deferred` first; `seal` makes the items queued
+    later a batch of their own, handled after this one."""
+    queue: Queue | None = session.info.get(name)
+    if queue is None:
+        queue = session.info[name] = (handle, [])
+        when(session, functools.partial(_handle, session, name, queue))
+    queue[1].append(item)
+
+
+def seal(session: AsyncSession, name: str) -> None:
+    session.info.pop(name, None)
 
 
 async def run_deferred(session: AsyncSession, name: str) -> None:
     """Handle what is queued under `name` now (nothing when nothing is)."""
-    queued = session.info.pop(name, None)
-    if queued is not None:
-        handle, items = queued
-        await handle(items)
+    queue = session.info.get(name)
+    if queue is not None:
+        await _handle(session, name, queue)
+
+
+async def _handle(session: AsyncSession, name: str, queue: Queue) -> None:
+    if session.info.get(name) is queue:
+        del session.info[name]  # what is queued from now on is a new batch
+    handle, items = queue
+    if items:
+        batch = items[:]
+        items.clear()  # handled once, whether run early or at `when`
+        await handle(batch)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:

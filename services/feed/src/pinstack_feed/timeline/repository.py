@@ -88,8 +88,12 @@ _REMOVE_POST = text(
 async def add_posts(session: AsyncSession, posts: Sequence[tuple[int, int, datetime]], threshold: int) -> list[Row]:
     """Adds (id, author_id, created_at) `posts` in one statement; the audience (id, author_id,
     created_at, celebrity, followers) of each one not known before."""
-    ids, author_ids, created = (list(column) for column in zip(*posts, strict=True)) if posts else ([], [], [])
-    params = {"ids": ids, "author_ids": author_ids, "created": created, "threshold": threshold}
+    params = {
+        "ids": [post_id for post_id, _, _ in posts],
+        "author_ids": [author_id for _, author_id, _ in posts],
+        "created": [created_at for _, _, created_at in posts],
+        "threshold": threshold,
+    }
     return list((await session.execute(_ADD_POSTS, params)).all())
 
 

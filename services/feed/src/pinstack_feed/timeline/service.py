@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pinstack_feed.config import Settings
 from pinstack_feed.timeline import repository
 from pinstack_kit import cursors
-from pinstack_kit.db import after_commit, defer, run_deferred
+from pinstack_kit.db import after_commit, defer, run_deferred, seal
 from pinstack_kit.envelope import rfc3339
 from pinstack_kit.errors import BadRequest
 from pinstack_kit.redis import REDIS_DOWN
@@ -44,7 +44,7 @@ PAGES = Counter("feed_pages_total", "Feed pages served, by where the entries cam
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PIPELINE_CHUNK = 500  # timelines per pipeline: bounded memory, few round trips
-_ADDS = "feed_adds"  # session.info: the timeline adds the transaction queued last
+_ADDS = "feed_adds"  # the timeline adds waiting for the commit
 _NEW_POSTS = "feed_new_posts"  # the post_created events waiting for their statement
 
 
@@ -276,49 +276,35 @@ class FeedService:
         self._remove_after_commit("follow_deleted", [follower_id], post_ids)
 
     def _add_after_commit(self, event: str, timelines: Sequence[int], entries: Sequence[Entry]) -> None:
-        """Adds of one transaction (a consumer's batch: ~20 posts under load) share one pipeline,
-        one round trip instead of one each; a removal queued between two adds keeps its place."""
-        adds = self.session.info.get(_ADDS)
-        if adds is None:
-            adds = self.session.info[_ADDS] = self._queued_adds()
-        adds.append((event, timelines, entries))
+        """Adds of one transaction (a consumer's batch: ~20 posts under load) go to Redis in one
+        pipeline once it committed: one round trip instead of one each."""
+        defer(self.session, _ADDS, (event, timelines, entries), self._write_adds, when=after_commit)
 
-    def _queued_adds(self) -> list[tuple[str, Sequence[int], Sequence[Entry]]]:
-        """A list of adds, written to Redis in one go once the transaction committed."""
-        adds: list[tuple[str, Sequence[int], Sequence[Entry]]] = []
-
-        async def write() -> None:
-            if self.session.info.get(_ADDS) is adds:
-                del self.session.info[_ADDS]  # a later transaction of the session queues anew
-            await self.timelines.add((readers, added) for _, readers, added in adds)
-
-        self._after_commit(adds, write)
-        return adds
+    async def _write_adds(self, adds: list[tuple[str, Sequence[int], Sequence[Entry]]]) -> None:
+        events = [(event, timelines) for event, timelines, _ in adds]
+        await self._fan_out(events, self.timelines.add((timelines, entries) for _, timelines, entries in adds))
 
     def _remove_after_commit(self, event: str, timelines: Sequence[int], post_ids: Sequence[int]) -> None:
-        self.session.info.pop(_ADDS, None)  # the adds queued after this one run after it
-        self._after_commit([(event, timelines, ())], lambda: self.timelines.remove(timelines, post_ids))
+        seal(self.session, _ADDS)  # the adds queued after this removal are written after it
+        after_commit(
+            self.session, lambda: self._fan_out([(event, timelines)], self.timelines.remove(timelines, post_ids))
+        )
 
-    def _after_commit(self, events: Sequence[tuple[str, Sequence[int], Any]], write: Any) -> None:
-        """Run `write` once the transaction committed; `events` are the (event, timelines, ...) it
-        carries out, for the metrics."""
-
-        async def run() -> None:
-            started = time.perf_counter()
-            try:
-                await write()
-            except REDIS_DOWN:
-                # The projections hold the change: a rebuild (POST /users/{id}/feed/rebuild, or any
-                # read after Redis lost its data) brings the timelines back in line.
-                for event, _, _ in events:
-                    FANOUT_ERRORS.labels(event).inc()
-                lost = ", ".join(sorted({event for event, _, _ in events}))
-                count = sum(len(timelines) for _, timelines, _ in events)
-                log.warning("fan-out of %s to %d timelines lost: redis unavailable", lost, count)
-                return
-            elapsed = time.perf_counter() - started
-            for event, timelines, _ in events:
-                FANOUT_SECONDS.labels(event).observe(elapsed)
-                FANOUT_WRITES.labels(event).inc(len(timelines))
-
-        after_commit(self.session, run)
+    async def _fan_out(self, events: Sequence[tuple[str, Sequence[int]]], write: Awaitable[None]) -> None:
+        """Await `write`, the Redis side of `events` (event, timelines), for the metrics."""
+        started = time.perf_counter()
+        try:
+            await write
+        except REDIS_DOWN:
+            # The projections hold the change: a rebuild (POST /users/{id}/feed/rebuild, or any
+            # read after Redis lost its data) brings the timelines back in line.
+            for event, _ in events:
+                FANOUT_ERRORS.labels(event).inc()
+            lost = ", ".join(sorted({event for event, _ in events}))
+            count = sum(len(timelines) for _, timelines in events)
+            log.warning("fan-out of %s to %d timelines lost: redis unavailable", lost, count)
+            return
+        elapsed = time.perf_counter() - started
+        for event, timelines in events:
+            FANOUT_SECONDS.labels(event).observe(elapsed)
+            FANOUT_WRITES.labels(event).inc(len(timelines))
