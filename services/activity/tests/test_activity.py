@@ -271,15 +271,13 @@ class TestStats:
 
 class TestPostCreated:
     async def test_a_batch_of_posts_joins_the_projection_in_one_statement(
-        self, app: FastAPI, settings: Settings, client: httpx.AsyncClient
+        self, app: FastAPI, settings: Settings, deliver: Deliver
     ) -> None:
         """Each post's lock and the tombstone check after it are one round trip (migrations/0004),
         and the consumer's batch one statement; a delete in the batch keeps its place, and a
         post already known is not new again."""
         known, gone, *fresh = (new_id() for _ in range(6))
-        await handle_batch(
-            app.state.sessionmaker, [post_record("post_created", known, new_id())], post_event_handler(settings)
-        )
+        await deliver(post_record("post_created", known, new_id()))
         records = [post_record("post_created", post_id, new_id()) for post_id in (known, gone, *fresh)]
         records.insert(2, post_record("post_deleted", gone, new_id()))
         with sql_statements(app.state.engine) as seen:

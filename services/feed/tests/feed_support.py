@@ -12,6 +12,7 @@ import orjson
 from pinstack_kit.envelope import rfc3339, rfc3339_nano
 
 Deliver = Callable[[SimpleNamespace], Awaitable[None]]
+DeliverBatch = Callable[[list[SimpleNamespace]], Awaitable[None]]
 
 _counter = itertools.count(1)
 BASE = datetime(2025, 1, 1, tzinfo=UTC)

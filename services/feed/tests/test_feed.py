@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from feed_support import Deliver, at, follow_event, new_id, post_event
+from feed_support import Deliver, DeliverBatch, at, follow_event, new_id, post_event
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -169,16 +169,17 @@ class TestFanOut:
         assert await redis.zcard(f"{settings.key_prefix}timeline:{reader}") == 1
 
     async def test_a_batch_fans_out_in_one_pipeline(
-        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+        self,
+        app: FastAPI,
+        client: httpx.AsyncClient,
+        deliver_batch: DeliverBatch,
+        redis: Redis,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The records a consumer takes together: one statement adds all their posts, one Redis
         round trip writes them to the timelines, one ZADD per timeline however many it gets."""
         readers, authors = [new_id() for _ in range(3)], [new_id() for _ in range(4)]
-        await handle_batch(
-            app.state.sessionmaker,
-            [follow_event("follow_created", r, a) for r in readers for a in authors],
-            feed_event_handler(settings, redis),
-        )
+        await deliver_batch([follow_event("follow_created", r, a) for r in readers for a in authors])
         for reader in readers:
             await feed(client, reader)  # built (empty) before the posts
         pipelines: list[object] = []
@@ -193,7 +194,7 @@ class TestFanOut:
         posts = {(author, new_id()): seconds for seconds, author in enumerate(authors * 5)}
         records = [post_event("post_created", p, a, at(s)) for (a, p), s in posts.items()]
         with sql_statements(app.state.engine) as seen:
-            await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
+            await deliver_batch(records)
         assert len(pipelines) == 1
         assert len([sql for sql in seen if "processed_events" not in sql]) == 1, seen  # the 20 posts at once
         calls = int((await redis.info("commandstats"))["cmdstat_zadd"]["calls"]) - zadds
@@ -208,43 +209,33 @@ class TestFanOut:
             ]
 
     async def test_a_removal_in_a_batch_keeps_its_place(
-        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+        self, client: httpx.AsyncClient, deliver: Deliver, deliver_batch: DeliverBatch
     ) -> None:
         """Adds queued after a removal are not merged into the adds before it: a post, an unfollow
         and a follow again leave the post in the timeline; a post then an unfollow does not."""
         back, gone, author = new_id(), new_id(), new_id()
         for reader in (back, gone):
-            await handle_batch(
-                app.state.sessionmaker,
-                [follow_event("follow_created", reader, author)],
-                feed_event_handler(settings, redis),
-            )
+            await deliver(follow_event("follow_created", reader, author))
             await feed(client, reader)
         post_id = new_id()
-        await handle_batch(
-            app.state.sessionmaker,
+        await deliver_batch(
             [
                 post_event("post_created", post_id, author, at(1)),
                 follow_event("follow_deleted", back, author),
                 follow_event("follow_deleted", gone, author),
                 follow_event("follow_created", back, author),
-            ],
-            feed_event_handler(settings, redis),
+            ]
         )
         assert await ids(client, back) == [post_id]
         assert await ids(client, gone) == []
         assert await ids(client, author) == [post_id]
 
     async def test_a_post_created_and_deleted_in_one_batch_is_gone(
-        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+        self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver, deliver_batch: DeliverBatch
     ) -> None:
         """The statements the batch defers keep the events' order: the delete sees the post."""
         reader, author = new_id(), new_id()
-        await handle_batch(
-            app.state.sessionmaker,
-            [follow_event("follow_created", reader, author)],
-            feed_event_handler(settings, redis),
-        )
+        await deliver(follow_event("follow_created", reader, author))
         await feed(client, reader)
         gone, kept = new_id(), new_id()
         records = [
@@ -252,23 +243,19 @@ class TestFanOut:
             post_event("post_deleted", gone, author),
             post_event("post_created", kept, author, at(2)),
         ]
-        await handle_batch(app.state.sessionmaker, records, feed_event_handler(settings, redis))
+        await deliver_batch(records)
         assert await ids(client, reader) == [kept]
         async with app.state.engine.connect() as conn:
             known = await conn.scalars(text("SELECT id FROM posts WHERE id = ANY(:ids)"), {"ids": [gone, kept]})
             assert list(known) == [kept]
 
     async def test_a_batch_lost_to_a_redis_outage_is_counted_and_rebuilt(
-        self, app: FastAPI, client: httpx.AsyncClient, settings: Settings, redis: Redis
+        self, app: FastAPI, client: httpx.AsyncClient, deliver: Deliver, settings: Settings
     ) -> None:
         """Redis down after the commit: the projections hold the batch, each event of it is counted
         as a lost fan-out, and a rebuild brings the timeline back in line."""
         reader, author = new_id(), new_id()
-        await handle_batch(
-            app.state.sessionmaker,
-            [follow_event("follow_created", reader, author)],
-            feed_event_handler(settings, redis),
-        )
+        await deliver(follow_event("follow_created", reader, author))
         await feed(client, reader)  # built: a read trusts it
 
         def lost() -> float:
