@@ -2,6 +2,9 @@
 
 import asyncio
 import contextlib
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -10,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pinstack_contracts.events import Event
 from pinstack_kit.db import sessionmaker
-from pinstack_kit.outbox import RELAY_LOCK, OutboxRelay, create_producer, enqueue_event
+from pinstack_kit.envelope import rfc3339, rfc3339_sql
+from pinstack_kit.outbox import RELAY_LOCK, EventRow, OutboxRelay, create_producer, enqueue_event
 from pinstack_testing import KAFKA, eventually
 
 pytestmark = pytest.mark.integration
@@ -133,3 +137,55 @@ class TestOutboxRelay:
         async with engine.connect() as conn:
             assert await conn.scalar(unsent, {"t": topic}) == 0
         assert len(await read_topic(topic, 3)) == 3
+
+
+class TestEventRow:
+    """An event written by the statement that makes the change (kit.outbox.EventRow)."""
+
+    ROW = EventRow("src", aggregate_id="src.id", data={"id": "src.id", "at": rfc3339_sql("src.at")})
+    # A stand-in for a change: a row per id, all at one time.
+    STATEMENT = text(
+        "WITH src AS (SELECT id, CAST(:at AS timestamptz) AS at FROM unnest(CAST(:ids AS bigint[])) AS id),"  # noqa: S608
+        f" {ROW.cte} SELECT count(*) FROM src"
+    )
+    DATA: dict[str, Any] = {
+        "id": 0,
+        "title": 'a "quote", a \\ backslash, \u00e9, \U0001f600 and a \u2028 line separator',
+        "at": "",
+        "tags": ["a", "b"],
+        "none": None,
+    }
+
+    async def rows(self, engine: AsyncEngine, topic: str) -> list[tuple[str, bytes, dict[str, str]]]:
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                text("SELECT key, value, headers FROM outbox WHERE topic = :t ORDER BY id"), {"t": topic}
+            )
+            return [(key, bytes(value), headers) for key, value, headers in result]
+
+    async def test_writes_byte_for_byte_what_enqueue_event_would(self, engine: AsyncEngine) -> None:
+        topic = f"event-row-{uuid.uuid4().hex}"
+        at = datetime(2026, 3, 4, 5, 6, 7, 999_999, tzinfo=timezone(timedelta(hours=-3)))
+        event = Event(type="thing_created", aggregate_id="0", data=self.DATA)
+        async with sessionmaker(engine)() as session, session.begin():
+            await session.execute(text("SET LOCAL TIME ZONE 'Asia/Kolkata'"))  # filled in UTC all the same
+            await session.execute(self.STATEMENT, {"ids": [42], "at": at, **self.ROW.params(topic, event)})
+            filled = {**self.DATA, "id": 42, "at": rfc3339(at)}
+            await enqueue_event(session, topic, event.model_copy(update={"aggregate_id": "42", "data": filled}))
+        written, expected = await self.rows(engine, topic)
+        assert written == expected
+        assert Event.model_validate_json(written[1]).data["at"] == "2026-03-04T08:06:07Z"
+
+    async def test_a_statement_that_changes_nothing_writes_no_event(self, engine: AsyncEngine) -> None:
+        topic = f"event-row-{uuid.uuid4().hex}"
+        event = Event(type="thing_created", aggregate_id="0", data=self.DATA)
+        async with sessionmaker(engine)() as session, session.begin():
+            changed = await session.scalar(
+                self.STATEMENT, {"ids": [], "at": datetime.now(UTC), **self.ROW.params(topic, event)}
+            )
+        assert changed == 0 and await self.rows(engine, topic) == []
+
+    def test_fields_listed_out_of_wire_order_fail_loudly(self) -> None:
+        reversed_row = EventRow("src", aggregate_id="src.id", data={"at": "src.at", "id": "src.id"})
+        with pytest.raises(ValueError):
+            reversed_row.params("t", Event(type="thing_created", aggregate_id="0", data=self.DATA))

@@ -14,6 +14,7 @@ from posts_support import UserEvent, new_user
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from pinstack_contracts.events import Event
 from pinstack_posts.config import Settings
 from pinstack_posts.main import create_app
 from pinstack_posts.posts.service import PostCache
@@ -115,7 +116,7 @@ class TestCreate:
     ) -> None:
         with sql_statements(app.state.engine) as seen:
             await create(client, author["id"], tags=["a", uuid.uuid4().hex])
-        assert [statement.split()[0] for statement in seen] == ["WITH", "INSERT"]  # the post, the outbox row
+        assert [statement.split()[0] for statement in seen] == ["WITH"]  # the post, its tags and its event
 
     @pytest.mark.parametrize("write", ["create", "update"])
     async def test_a_tag_another_post_commits_meanwhile_is_linked_too(
@@ -189,6 +190,9 @@ class TestCreate:
         post = await create(client, author["id"], tags=["x", "y"])
         [(kind, value)] = await events_of(app, post["id"])
         assert kind == "post_created" and value["aggregate_id"] == str(post["id"])
+        # the statement filled in the id and the time: the bytes are Python's serialisation all the same
+        [(raw,)] = await sql(app, "SELECT value FROM outbox WHERE key = :k", k=str(post["id"]))
+        assert bytes(raw) == Event.model_validate(value).model_dump_json().encode()
         assert value["data"] == {
             "id": post["id"],
             "author_id": author["id"],

@@ -33,6 +33,11 @@ def rfc3339(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def rfc3339_sql(column: str) -> str:
+    """`rfc3339` in SQL, for a timestamptz `column`."""
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+
 def rfc3339_nano(ts: datetime) -> str:
     """Notifications on the wire: Go's time.Time JSON, fractional seconds with zeros trimmed."""
     base = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")

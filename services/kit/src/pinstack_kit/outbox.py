@@ -1,9 +1,9 @@
 """Transactional outbox and its relay to Kafka.
 
-A change and its event commit together (`enqueue` in the request's session). The relay publishes
-unsent rows in id order with an idempotent producer (acks=all) and marks them sent in the same
-database transaction that locked them, so a crash before the mark only causes a redelivery, which
-consumers deduplicate. Several replicas are safe: a transaction-level advisory lock lets one relay
+A change and its event commit together (`enqueue` in the request's session, or `EventRow` in
+the very statement that makes the change). The relay publishes unsent rows in id order with an
+idempotent producer (acks=all) and marks them sent in the same database transaction that locked
+them, so a crash before the mark only causes a redelivery, which consumers deduplicate. Several replicas are safe: a transaction-level advisory lock lets one relay
 publish at a time per database, so events of one key keep their order; the others take over at
 once when it stops.
 The relay sleeps on Postgres `LISTEN outbox` and polls only as a fallback.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 
 import orjson
@@ -77,6 +78,41 @@ async def enqueue(
 
 async def enqueue_event(session: AsyncSession, topic: str, event: Event) -> None:
     await enqueue(session, topic, event.aggregate_id, event.model_dump_json().encode(), event.headers())
+
+
+class EventRow:
+    """An event's outbox row written by the statement that makes the change, as one of its CTEs
+    (`cte`): one round trip fewer than `enqueue_event`. What only that statement knows (a
+    generated id, a default time) is filled in from SQL expressions over the CTE `source`: the
+    aggregate id (also the row's key) from the expression `aggregate_id`, as text, and each field
+    of `data` from its expression, JSON-encoded by `to_json`. The rest of the event is serialised in
+    Python, as `enqueue_event` does, so the value is byte for byte the one it would write.
+
+    `data` lists the fields in the payload's wire order (the order they are spliced in)."""
+
+    def __init__(self, source: str, aggregate_id: str, data: Mapping[str, str]) -> None:
+        self.fields = ["aggregate_id", *data]
+        expressions = [f"CAST({aggregate_id} AS text)", *data.values()]
+        value = ", ".join(f"CAST(:outbox_{n} AS text), to_json({e})" for n, e in enumerate(expressions))
+        self.cte = (
+            "outbox_row AS (INSERT INTO outbox (topic, key, value, headers)"  # noqa: S608 - the caller's SQL
+            f" SELECT :outbox_topic, CAST({aggregate_id} AS text),"
+            f" convert_to(concat({value}, CAST(:outbox_{len(expressions)} AS text)), 'UTF8'),"
+            f" CAST(:outbox_headers AS jsonb) FROM {source})"
+        )
+
+    def params(self, topic: str, event: Event) -> dict[str, str]:
+        """The statement's parameters for `event`, whatever values its filled-in fields hold.
+        Each such field is serialised as a marker holding a fresh random id, which no other
+        value of the event can contain, and the JSON is cut at the markers."""
+        marker = f"{uuid.uuid4().hex}:"
+        data = {**event.data, **{name: marker + name for name in self.fields[1:]}}
+        rest = event.model_copy(update={"aggregate_id": marker + "aggregate_id", "data": data}).model_dump_json()
+        params = {"outbox_topic": topic, "outbox_headers": orjson.dumps(event.headers()).decode()}
+        for n, name in enumerate(self.fields):
+            params[f"outbox_{n}"], rest = rest.split(f'"{marker}{name}"', 1)
+        params[f"outbox_{len(self.fields)}"] = rest
+        return params
 
 
 def create_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:

@@ -26,6 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinstack_contracts.events import Event
+from pinstack_kit import outbox
+from pinstack_kit.envelope import rfc3339_sql
 from pinstack_posts.models import Author, Post, PostMedia, PostTag, Tag
 
 posts = Post.__table__  # type: ignore[attr-defined]
@@ -189,14 +192,20 @@ linked AS (
     RETURNING tag_id
 )"""
 
-# A post by a known author, with its tags, in one statement (with the write's other round trips,
-# four in all). The author is locked like UserDirectory.require(lock=True) locks them: a deletion
+# The event of a new post, written by the statement that makes it: its id and time are the insert's.
+_CREATED = outbox.EventRow(
+    "target", aggregate_id="target.id", data={"id": "target.id", "created_at": rfc3339_sql("target.created_at")}
+)
+
+# A post by a known author, with its tags and its event, in one statement (with BEGIN and COMMIT,
+# three round trips in all). The author is locked like UserDirectory.require(lock=True) locks them: a deletion
 # of the author waits, then removes the post too. No row: the projection has no such author.
 _CREATE = text(
     "WITH author AS (SELECT * FROM authors WHERE id = :author_id FOR KEY SHARE),"  # noqa: S608 - constants
     " target AS (INSERT INTO posts (author_id, title, content) SELECT id, :title, :content FROM author"
     " RETURNING id, title, content, created_at, updated_at),"
-    f" {_TAGGED}"
+    f" {_TAGGED},"
+    f" {_CREATED.cte}"
     " SELECT target.*, author.id AS author_id, author.username AS author_username, author.email AS author_email,"
     " author.full_name AS author_full_name, author.bio AS author_bio, author.avatar_url AS author_avatar_url,"
     " (SELECT count(*) FROM linked) AS linked"
@@ -220,11 +229,18 @@ async def _link_missed(session: AsyncSession, post_id: int, names: Sequence[str]
 
 
 async def create_post(
-    session: AsyncSession, author_id: int, title: str, content: str | None, names: Sequence[str]
+    session: AsyncSession,
+    author_id: int,
+    title: str,
+    content: str | None,
+    names: Sequence[str],
+    event: tuple[str, Event],
 ) -> Row | None:
-    """The new post with its `author_*` columns, linked to the tags `names`; None when the
-    projection has not seen the author."""
+    """The new post with its `author_*` columns, linked to the tags `names`, and `event` (topic,
+    event) in the outbox with the post's id and `created_at` filled in; None when the projection
+    has not seen the author."""
     params = {"author_id": author_id, "title": title, "content": content, "names": list(names)}
+    params |= _CREATED.params(*event)
     row = (await session.execute(_CREATE, params)).first()
     if row is not None:
         await _link_missed(session, row.id, names, row.linked)

@@ -201,7 +201,10 @@ class PostService:
 
     async def create(self, body: CreatePost, users: ServiceClient) -> dict[str, Any]:
         tags = body.tags or []
-        args = (self.session, body.author_id, body.title, body.content or None, tags)
+        # id and created_at are the insert's: the statement fills them into the event
+        created = PostCreated(id=0, author_id=body.author_id, title=body.title, created_at="", tags=tags)
+        event = (self.topic, post_event(created))
+        args = (self.session, body.author_id, body.title, body.content or None, tags, event)
         row = await repository.create_post(*args)
         if row is None:  # an author the events have not brought yet: looked up once, and locked
             await UserDirectory(self.session, users).require(body.author_id, lock=True)
@@ -210,10 +213,6 @@ class PostService:
             raise UserNotFound()
         items = [item.model_dump() for item in body.media_items or ()]
         media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))
-        created = PostCreated(
-            id=row.id, author_id=row.author_id, title=row.title, created_at=rfc3339(row.created_at), tags=tags
-        )
-        await enqueue_event(self.session, self.topic, post_event(created))
         return to_created_wire(row, media, tags)
 
     async def update(self, post_id: int, body: UpdatePost) -> dict[str, Any]:
