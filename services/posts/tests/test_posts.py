@@ -111,12 +111,18 @@ class TestCreate:
             await create(client, author["id"], tags=[name])
         assert await sql(app, "SELECT count(*) FROM tags WHERE name = :n", n=name) == [(1,)]
 
-    async def test_a_post_with_tags_is_one_statement_and_its_event(
+    async def test_a_post_with_media_and_tags_is_one_statement_with_its_event(
         self, client: httpx.AsyncClient, author: dict[str, Any], app: FastAPI
     ) -> None:
+        video = {"url": "https://cdn.example.com/v.mp4", "type": "video", "position": 1}
         with sql_statements(app.state.engine) as seen:
-            await create(client, author["id"], tags=["a", uuid.uuid4().hex])
-        assert [statement.split()[0] for statement in seen] == ["WITH"]  # the post, its tags and its event
+            post = await create(client, author["id"], tags=["a", uuid.uuid4().hex], media_items=[IMAGE, video])
+        assert [statement.split()[0] for statement in seen] == ["WITH"]
+        assert [(m["url"], m["position"]) for m in post["media"]] == [(IMAGE["url"], 1), (video["url"], 1)]
+        assert (
+            post["media"][0]["id"] < post["media"][1]["id"]
+            and post["media"] == (await read(client, post["id"]))["media"]
+        )
 
     @pytest.mark.parametrize("write", ["create", "update"])
     async def test_a_tag_another_post_commits_meanwhile_is_linked_too(

@@ -4,7 +4,7 @@ tags, whatever the page size."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,6 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
-    insert,
     select,
     text,
     tuple_,
@@ -163,11 +162,26 @@ async def delete_by_author(session: AsyncSession, author_id: int) -> list[int]:
     return list((await session.scalars(stmt)).all())
 
 
-async def add_media(session: AsyncSession, post_id: int, items: Sequence[dict[str, Any]]) -> list[Row]:
-    if not items:
-        return []
-    stmt = insert(media).values([{**item, "post_id": post_id} for item in items]).returning(*MEDIA)
-    return list((await session.execute(stmt)).all())
+# A post's media items from three arrays, in one statement whatever their number.
+_MEDIA_ITEMS = (
+    "unnest(CAST(:urls AS text[]), CAST(:types AS text[]), CAST(:positions AS smallint[])) AS item(url, type, position)"
+)
+_ADD_MEDIA = text(
+    "INSERT INTO post_media (post_id, url, type, position)"  # noqa: S608 - constants
+    f" SELECT :post_id, item.url, item.type, item.position FROM {_MEDIA_ITEMS}"
+)
+
+
+def _media_params(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {
+        column: [item[field] for item in items]
+        for column, field in (("urls", "url"), ("types", "type"), ("positions", "position"))
+    }
+
+
+async def add_media(session: AsyncSession, post_id: int, items: Sequence[Mapping[str, Any]]) -> None:
+    if items:
+        await session.execute(_ADD_MEDIA, {"post_id": post_id, **_media_params(items)})
 
 
 async def clear_media(session: AsyncSession, post_id: int) -> None:
@@ -197,18 +211,24 @@ _CREATED = outbox.EventRow(
     "target", aggregate_id="target.id", data={"id": "target.id", "created_at": rfc3339_sql("target.created_at")}
 )
 
-# A post by a known author, with its tags and its event, in one statement (with BEGIN and COMMIT,
-# three round trips in all). The author is locked like UserDirectory.require(lock=True) locks them: a deletion
-# of the author waits, then removes the post too. No row: the projection has no such author.
+# A post by a known author, with its media, its tags and its event, in one statement (with BEGIN
+# and COMMIT, three round trips in all). The author is locked like UserDirectory.require(lock=True)
+# locks them: a deletion of the author waits, then removes the post too. No row: the projection
+# has no such author. `media` is the wire's list of items (json_agg of the rows: id, url, type,
+# position), or None.
 _CREATE = text(
     "WITH author AS (SELECT * FROM authors WHERE id = :author_id FOR KEY SHARE),"  # noqa: S608 - constants
     " target AS (INSERT INTO posts (author_id, title, content) SELECT id, :title, :content FROM author"
     " RETURNING id, title, content, created_at, updated_at),"
+    " items AS (INSERT INTO post_media (post_id, url, type, position)"
+    f" SELECT target.id, item.url, item.type, item.position FROM target, {_MEDIA_ITEMS}"
+    " RETURNING id, url, type, position),"
     f" {_TAGGED},"
     f" {_CREATED.cte}"
     " SELECT target.*, author.id AS author_id, author.username AS author_username, author.email AS author_email,"
     " author.full_name AS author_full_name, author.bio AS author_bio, author.avatar_url AS author_avatar_url,"
-    " (SELECT count(*) FROM linked) AS linked"
+    " (SELECT count(*) FROM linked) AS linked,"
+    " (SELECT json_agg(items ORDER BY items.position, items.id) FROM items) AS media"
     " FROM target, author"
 )
 _SET_TAGS = text(
@@ -234,12 +254,14 @@ async def create_post(
     title: str,
     content: str | None,
     names: Sequence[str],
+    items: Sequence[Mapping[str, Any]],
     event: tuple[str, Event],
 ) -> Row | None:
-    """The new post with its `author_*` columns, linked to the tags `names`, and `event` (topic,
-    event) in the outbox with the post's id and `created_at` filled in; None when the projection
-    has not seen the author."""
+    """The new post with its `author_*` columns and its `media`, linked to the tags `names`, and
+    `event` (topic, event) in the outbox with the post's id and `created_at` filled in; None when
+    the projection has not seen the author."""
     params = {"author_id": author_id, "title": title, "content": content, "names": list(names)}
+    params |= _media_params(items)
     params |= _CREATED.params(*event)
     row = (await session.execute(_CREATE, params)).first()
     if row is not None:

@@ -46,15 +46,15 @@ def _tag_items(names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"id": 0, "name": name} for name in names]  # tag ids are always 0 on the wire
 
 
-def _with_media_and_tags(post: dict[str, Any], media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+def _with_media_and_tags(post: dict[str, Any], media: Sequence[dict[str, Any]], tags: Sequence[str]) -> dict[str, Any]:
     if media:
-        post["media"] = [_media_item(item) for item in media]
+        post["media"] = media
     if tags:
         post["tags"] = _tag_items(tags)
     return post
 
 
-def to_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+def to_wire(row: Row, media: Sequence[dict[str, Any]], tags: Sequence[str]) -> dict[str, Any]:
     """The contract's post (routes 14, 15, 17): nested author, empty parts omitted."""
     if row.author_username is None:
         author = dict(PLACEHOLDER_AUTHOR)
@@ -72,7 +72,7 @@ def to_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, An
     return _with_media_and_tags(post, media, tags)
 
 
-def to_created_wire(row: Row, media: Sequence[Row], tags: Sequence[str]) -> dict[str, Any]:
+def to_created_wire(row: Row, media: Sequence[dict[str, Any]], tags: Sequence[str]) -> dict[str, Any]:
     """The contract's create answer (route 16): the author flattened into `author_*` fields."""
     post: dict[str, Any] = {"id": row.id, "title": row.title}
     if row.content:
@@ -146,9 +146,9 @@ class PostService:
         if not rows:
             return []
         ids = [row.id for row in rows]
-        media: dict[int, list[Row]] = defaultdict(list)
+        media: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for item in await repository.media_of(self.session, ids):
-            media[item.post_id].append(item)
+            media[item.post_id].append(_media_item(item))
         tags: dict[int, list[str]] = defaultdict(list)
         for link in await repository.tags_of(self.session, ids):
             tags[link.post_id].append(link.name)
@@ -204,16 +204,15 @@ class PostService:
         # id and created_at are the insert's: the statement fills them into the event
         created = PostCreated(id=0, author_id=body.author_id, title=body.title, created_at="", tags=tags)
         event = (self.topic, post_event(created))
-        args = (self.session, body.author_id, body.title, body.content or None, tags, event)
+        items = [item.model_dump() for item in body.media_items or ()]
+        args = (self.session, body.author_id, body.title, body.content or None, tags, items, event)
         row = await repository.create_post(*args)
         if row is None:  # an author the events have not brought yet: looked up once, and locked
             await UserDirectory(self.session, users).require(body.author_id, lock=True)
             row = await repository.create_post(*args)
         if row is None:  # not while require's lock holds; a clear 404 rather than a 500 if ever
             raise UserNotFound()
-        items = [item.model_dump() for item in body.media_items or ()]
-        media = sorted(await repository.add_media(self.session, row.id, items), key=lambda m: (m.position, m.id))
-        return to_created_wire(row, media, tags)
+        return to_created_wire(row, row.media or [], tags)
 
     async def update(self, post_id: int, body: UpdatePost) -> dict[str, Any]:
         values = {name: getattr(body, name) for name in ("title", "content") if getattr(body, name)}
