@@ -164,6 +164,7 @@ def defer(
 
 
 def seal(session: AsyncSession, name: str) -> None:
+    """Close the batch queued under `name`: items queued from now on form the next one."""
     session.info.pop(name, None)
 
 

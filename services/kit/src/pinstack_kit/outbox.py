@@ -3,9 +3,9 @@
 A change and its event commit together (`enqueue` in the request's session, or `EventRow` in
 the very statement that makes the change). The relay publishes unsent rows in id order with an
 idempotent producer (acks=all) and marks them sent in the same database transaction that locked
-them, so a crash before the mark only causes a redelivery, which consumers deduplicate. Several replicas are safe: a transaction-level advisory lock lets one relay
-publish at a time per database, so events of one key keep their order; the others take over at
-once when it stops.
+them, so a crash before the mark only causes a redelivery, which consumers deduplicate. Several
+replicas are safe: a transaction-level advisory lock lets one relay publish at a time per
+database, so events of one key keep their order; the others take over at once when it stops.
 The relay sleeps on Postgres `LISTEN outbox` and polls only as a fallback.
 
 `stop()` (SIGTERM) lets the relay finish the batch it holds (publish, mark sent, commit), take
@@ -88,7 +88,8 @@ class EventRow:
     of `data` from its expression, JSON-encoded by `to_json`. The rest of the event is serialised in
     Python, as `enqueue_event` does, so the value is byte for byte the one it would write.
 
-    `data` lists the fields in the payload's wire order (the order they are spliced in)."""
+    `data` lists the fields in the payload's wire order (the order they are spliced in). The CTE
+    is named `outbox_row`: one event row per statement."""
 
     def __init__(self, source: str, aggregate_id: str, data: Mapping[str, str]) -> None:
         self.fields = ["aggregate_id", *data]
